@@ -1,0 +1,150 @@
+//! Configuration shared by the binaries, read from flags or the environment (and `.env`).
+//!
+//! Each binary flattens the groups it needs into its own `clap` parser, so `--help` documents
+//! every setting with its environment variable and default. Values are validated here, at the
+//! boundary: past this module a lease TTL is a positive `Duration`, never a string.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL, e.g. postgres://user:password@127.0.0.1:5432/autoloader.
+    /// `make run` and `make test` start a local cluster and set it when it is unset.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections this process opens.
+    #[arg(long, env = "AUTOLOADER_DB_MAX_CONNECTIONS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+}
+
+/// How the scheduler fires ticks and runs them (the names of the product spec's settings).
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerConfig {
+    /// Most runs one worker process executes at once.
+    #[arg(long, env = "SCHEDULER_MAX_WORKERS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_workers: u32,
+
+    /// Seconds a tick may be late (e.g. while every process was down) and still produce a run.
+    /// Ticks missed by more are recorded as one MISSED run per schedule.
+    #[arg(long, env = "SCHEDULER_MISFIRE_GRACE_TIME", default_value = "300",
+          value_parser = parse_seconds)]
+    pub misfire_grace_time: Duration,
+
+    /// When several ticks of one schedule are late but within the grace time, run once for all
+    /// of them (true) or once for each (false).
+    #[arg(long, env = "SCHEDULER_COALESCE", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub coalesce: bool,
+
+    /// Seconds a worker's lease on a run lasts without a heartbeat; after that the run is
+    /// considered lost and is requeued.
+    #[arg(long, env = "SCHEDULER_LEASE_TTL", default_value = "30", value_parser = parse_seconds)]
+    pub lease_ttl: Duration,
+
+    /// Seconds between lease heartbeats; must be well under the lease TTL (a third is usual).
+    #[arg(long, env = "SCHEDULER_HEARTBEAT_INTERVAL", default_value = "10",
+          value_parser = parse_seconds)]
+    pub heartbeat_interval: Duration,
+}
+
+impl SchedulerConfig {
+    /// Checks the settings against each other; each message names the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_interval * 2 > self.lease_ttl {
+            return Err(format!(
+                "SCHEDULER_HEARTBEAT_INTERVAL ({}s) must be at most half of SCHEDULER_LEASE_TTL ({}s), \
+                 or a busy worker loses its lease between two heartbeats",
+                self.heartbeat_interval.as_secs_f64(),
+                self.lease_ttl.as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a positive number of seconds, fractions allowed ("0.5").
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 31_536_000.0 {
+        return Err(format!(
+            "'{s}' must be a positive number of seconds up to one year"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Reads `.env` from the working directory if there is one. Variables already set win.
+pub fn load_dotenv() {
+    // A missing file is the normal case; a malformed one is worth saying out loud.
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(e) if e.not_found() => {}
+        Err(e) => eprintln!("warning: ignoring .env: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        scheduler: SchedulerConfig,
+    }
+
+    #[test]
+    fn seconds_accept_fractions_and_reject_nonsense() {
+        assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["", "abc", "0", "-1", "NaN", "inf", "1e9"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_specs() {
+        let cli = Cli::try_parse_from(["x"]).expect("defaults parse");
+        let s = cli.scheduler;
+        assert_eq!(s.max_workers, 10);
+        assert_eq!(s.misfire_grace_time, Duration::from_secs(300));
+        assert!(s.coalesce);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn coalesce_takes_the_usual_spellings() {
+        for (arg, want) in [
+            ("false", false),
+            ("0", false),
+            ("no", false),
+            ("true", true),
+            ("1", true),
+        ] {
+            let cli = Cli::try_parse_from(["x", "--coalesce", arg]).expect("parses");
+            assert_eq!(cli.scheduler.coalesce, want, "{arg}");
+        }
+        assert!(Cli::try_parse_from(["x", "--coalesce", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn heartbeat_must_fit_in_the_lease() {
+        let cli = Cli::try_parse_from(["x", "--lease-ttl", "10", "--heartbeat-interval", "6"])
+            .expect("parses");
+        let err = cli
+            .scheduler
+            .validate()
+            .expect_err("6s heartbeats cannot keep a 10s lease");
+        assert!(err.contains("SCHEDULER_HEARTBEAT_INTERVAL"), "{err}");
+    }
+}
