@@ -1,0 +1,67 @@
+# Autoloader. `make` or `make help` lists the targets.
+# Targets that need PostgreSQL use $DATABASE_URL when it is set, otherwise a private cluster
+# under .local/pg that scripts/pg.sh initialises once and starts on a free loopback port.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# Builds use the committed .sqlx/ query data, so they never need a live database.
+export SQLX_OFFLINE ?= true
+
+# Prefix for recipes that need a database: use $DATABASE_URL or start the local cluster.
+WITH_DB = DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh start)}"
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run Autoloader locally (starts PostgreSQL when DATABASE_URL is unset)
+	$(CARGO) build --release --bin autoloader-api --bin autoloader-worker
+	@$(WITH_DB); export DATABASE_URL; \
+	  echo "DATABASE_URL=$$DATABASE_URL"; \
+	  exec target/release/autoloader-api
+
+.PHONY: test
+test: ## Run every test against a real PostgreSQL
+	$(CARGO) build --workspace --all-targets
+	@mkdir -p .local
+	@$(WITH_DB); export DATABASE_URL; \
+	  $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .local/test.log; \
+	  scripts/test-summary.sh .local/test.log
+
+.PHONY: migrate
+migrate: ## Apply pending database migrations
+	$(CARGO) build --release --bin autoloader-api
+	@$(WITH_DB); export DATABASE_URL; target/release/autoloader-api --migrate-only
+
+.PHONY: db
+db: ## Start the local PostgreSQL and print its DATABASE_URL
+	@scripts/pg.sh start
+
+.PHONY: db-stop
+db-stop: ## Stop the local PostgreSQL (its data stays in .local/pg)
+	@scripts/pg.sh stop
+
+.PHONY: psql
+psql: ## Open psql on the database
+	@$(WITH_DB); psql "$$DATABASE_URL"
+
+.PHONY: lint
+lint: ## Check formatting and clippy (warnings are errors)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: sqlx-prepare
+sqlx-prepare: ## Refresh .sqlx/ after changing a query (needs cargo install sqlx-cli)
+	@$(WITH_DB); export DATABASE_URL; SQLX_OFFLINE=false $(CARGO) sqlx prepare --workspace -- --all-targets
+
+.PHONY: bench
+bench: ## Run the benchmarks (see BENCHMARKS.md)
+	@echo "No benchmarks yet: they arrive with the scheduling engine (see BENCHMARKS.md)."
