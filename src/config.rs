@@ -51,6 +51,36 @@ pub struct SchedulerConfig {
     #[arg(long, env = "SCHEDULER_HEARTBEAT_INTERVAL", default_value = "10",
           value_parser = parse_seconds)]
     pub heartbeat_interval: Duration,
+
+    /// Seconds a stopping worker waits for its running runs before giving their leases back
+    /// (requeued for another worker).
+    #[arg(long, env = "SCHEDULER_SHUTDOWN_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// Claims a run may use: after this many lost leases it fails with reason `worker lost`.
+    #[arg(long, env = "SCHEDULER_MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(i32).range(1..=100))]
+    pub max_attempts: i32,
+
+    /// Automatic retries of a run whose executor reports a transient error. The spec's default
+    /// is none: a failed run waits for its next tick or a manual trigger.
+    #[arg(long, env = "SCHEDULER_RETRIES", default_value_t = 0,
+          value_parser = clap::value_parser!(i32).range(0..=100))]
+    pub retries: i32,
+
+    /// Seconds before the first retry; each further retry waits twice as long.
+    #[arg(long, env = "SCHEDULER_RETRY_BACKOFF", default_value = "30", value_parser = parse_seconds)]
+    pub retry_backoff: Duration,
+
+    /// Most due ticks one ticker transaction materialises.
+    #[arg(long, env = "SCHEDULER_TICK_BATCH_SIZE", default_value_t = 500,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub tick_batch_size: i64,
+
+    /// Seconds between safety looks at the tick table and the run queue, in case a
+    /// notification was lost. Wake-ups are otherwise by notification and the next tick's time.
+    #[arg(long, env = "SCHEDULER_POLL_INTERVAL", default_value = "30", value_parser = parse_seconds)]
+    pub poll_interval: Duration,
 }
 
 impl SchedulerConfig {
@@ -66,6 +96,45 @@ impl SchedulerConfig {
         }
         Ok(())
     }
+
+    pub fn ticker(&self) -> crate::ticker::TickerConfig {
+        crate::ticker::TickerConfig {
+            batch_size: self.tick_batch_size,
+            misfire_grace: self.misfire_grace_time,
+            coalesce: self.coalesce,
+            safety_poll: self.poll_interval,
+        }
+    }
+
+    pub fn worker(&self, worker_id: String) -> crate::worker::WorkerConfig {
+        crate::worker::WorkerConfig {
+            worker_id,
+            max_concurrent: self.max_workers as usize,
+            lease_ttl: self.lease_ttl,
+            heartbeat_interval: self.heartbeat_interval,
+            shutdown_timeout: self.shutdown_timeout,
+            max_attempts: self.max_attempts,
+            retries: self.retries,
+            retry_backoff: self.retry_backoff,
+            poll_interval: self.poll_interval,
+        }
+    }
+}
+
+/// Which loops a worker process runs.
+#[derive(Debug, Clone, Args)]
+pub struct RoleConfig {
+    /// Name of this process in `runs.worker_id` (default: host:pid:random).
+    #[arg(long, env = "AUTOLOADER_WORKER_ID")]
+    pub worker_id: Option<String>,
+
+    /// Run only the ticker (materialise due ticks), executing no runs.
+    #[arg(long, env = "AUTOLOADER_TICKER_ONLY", conflicts_with = "no_ticker")]
+    pub ticker_only: bool,
+
+    /// Run no ticker in this process, only workers (other processes must tick).
+    #[arg(long, env = "AUTOLOADER_NO_TICKER")]
+    pub no_ticker: bool,
 }
 
 /// Parses a positive number of seconds, fractions allowed ("0.5").

@@ -1,9 +1,15 @@
-//! Autoloader's core library: configuration, the schedule model, the run state machine and
-//! database access. The binaries (`autoloader-api`, `autoloader-worker`) are thin shells over it.
+//! Autoloader's core library: configuration, the schedule model, the run state machine, database
+//! access, the ticker and the worker runtime. The binaries (`autoloader-api`,
+//! `autoloader-worker`) are thin shells over it.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod db;
+pub mod executor;
+pub mod process;
 pub mod run;
 pub mod schedule;
 pub mod telemetry;
+pub mod ticker;
+pub mod wake;
+pub mod worker;

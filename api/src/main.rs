@@ -57,8 +57,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
     let app = autoloader_api::app(autoloader_api::AppState { pool });
+    let shutdown = autoloader::process::shutdown_on_signals();
     axum::serve(listener, app)
-        .with_graceful_shutdown(autoloader_api::shutdown_signal())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     tracing::info!("autoloader-api stopped");
     Ok(())

@@ -1,9 +1,17 @@
-//! Test harness: serves the real API router on an ephemeral port against a test's own database.
+//! Test harness: the real API router on an ephemeral port, real worker processes, and fixtures,
+//! each against a test's own database (`#[sqlx::test]` makes a fresh one per test).
 #![forbid(unsafe_code)]
 
+use std::fs::File;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 /// A running API on 127.0.0.1:<random port>, stopped when dropped.
 pub struct TestApi {
@@ -37,5 +45,176 @@ impl TestApi {
 impl Drop for TestApi {
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+/// The URL of the database behind `pool` (a `#[sqlx::test]` database), for child processes.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests");
+    let name = pool
+        .connect_options()
+        .get_database()
+        .expect("pool names its database")
+        .to_owned();
+    let (without_query, query) = match base.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (base.as_str(), String::new()),
+    };
+    let root = without_query
+        .rsplit_once('/')
+        .map_or(without_query, |(r, _)| r);
+    format!("{root}/{name}{query}")
+}
+
+pub async fn tenant(pool: &PgPool, name: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query("insert into tenants (id, name) values ($1, $2)")
+        .bind(id)
+        .bind(name)
+        .execute(pool)
+        .await
+        .expect("insert tenant");
+    id
+}
+
+/// An ingestion with a custom cron schedule in `tz`, enabled, with test-executor `options`.
+pub async fn scheduled_ingestion(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    name: &str,
+    cron: &str,
+    options: Value,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into ingestions (id, tenant_id, name, source_type, source_path, format_type,
+                                 destination_table, options, schedule_frequency, schedule_cron,
+                                 schedule_timezone, schedule_enabled)
+         values ($1, $2, $3, 'local', 'file:///data/in/', 'json', 'analytics.events', $4,
+                 'custom', $5, 'UTC', true)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(name)
+    .bind(options)
+    .bind(cron)
+    .execute(pool)
+    .await
+    .expect("insert ingestion");
+    id
+}
+
+/// Queues a manual run, as the API's trigger does.
+pub async fn manual_run(pool: &PgPool, ingestion_id: Uuid) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by)
+         select $1, id, tenant_id, 'manual' from ingestions where id = $2",
+    )
+    .bind(id)
+    .bind(ingestion_id)
+    .execute(pool)
+    .await
+    .expect("queue manual run");
+    id
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`. Waiting for a
+/// condition, not sleeping for a guess: the test goes on the moment the condition holds.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A worker process (a real binary), killed when dropped. Its log goes to a file the test reads.
+pub struct WorkerProcess {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    /// Starts `bin` (e.g. `env!("CARGO_BIN_EXE_test-worker")`) against `database_url` with the
+    /// worker id `name`, fast leases, and the extra `env`.
+    pub fn spawn(bin: &str, database_url: &str, name: &str, env: &[(&str, &str)]) -> WorkerProcess {
+        let log = std::env::temp_dir().join(format!("autoloader-{name}-{}.log", Uuid::now_v7()));
+        let file = File::create(&log).expect("create log file");
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("AUTOLOADER_WORKER_ID", name)
+            .env("AUTOLOADER_LOG_FORMAT", "json")
+            .env("AUTOLOADER_DB_MAX_CONNECTIONS", "8")
+            .env("SCHEDULER_LEASE_TTL", "2")
+            .env("SCHEDULER_HEARTBEAT_INTERVAL", "0.5")
+            .env("SCHEDULER_POLL_INTERVAL", "60")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn worker");
+        WorkerProcess {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (TERM, KILL, STOP, CONT).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{sig} {}", self.pid());
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit and returns its exit code (None if killed by a signal).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let name = self.name.clone();
+        let child = &mut self.child;
+        wait_for(&format!("{name} to exit"), timeout, || {
+            let status = child.try_wait().expect("try_wait");
+            async move { status }
+        })
+        .await
+        .code()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- log of {} ----\n{}", self.name, self.log());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }

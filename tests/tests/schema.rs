@@ -319,15 +319,16 @@ async fn schedules_must_be_complete_when_enabled(pool: PgPool) {
 async fn deleting_an_ingestion_removes_its_tick(pool: PgPool) {
     let t = tenant(&pool, "acme").await;
     let i = ingestion(&pool, t, "events").await;
-    sqlx::query(
-        "insert into schedule_ticks (ingestion_id, tenant_id, next_fire_at) values ($1, $2, $3)",
-    )
-    .bind(i)
-    .bind(t)
-    .bind(at("2025-11-06T02:00:00Z"))
-    .execute(&pool)
-    .await
-    .expect("tick");
+    let ticks: i64 =
+        sqlx::query_scalar("select count(*) from schedule_ticks where ingestion_id = $1")
+            .bind(i)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        ticks, 1,
+        "an enabled schedule of an ACTIVE ingestion has its tick row"
+    );
     sqlx::query("delete from ingestions where id = $1")
         .bind(i)
         .execute(&pool)
@@ -376,10 +377,9 @@ async fn psql_views_show_names_lateness_and_local_times(pool: PgPool) {
 
     // 2025-07-01T01:00Z is 02:00 BST in London.
     sqlx::query(
-        "insert into schedule_ticks (ingestion_id, tenant_id, next_fire_at) values ($1, $2, $3)",
+        "update schedule_ticks set next_fire_at = $2, recompute = false where ingestion_id = $1",
     )
     .bind(i)
-    .bind(t)
     .bind(at("2025-07-01T01:00:00Z"))
     .execute(&pool)
     .await

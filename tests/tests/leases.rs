@@ -1,0 +1,266 @@
+//! Claiming and leases against real PostgreSQL: one claimer per run however many race, late
+//! writes of a lost lease change nothing, and lost runs are requeued, then failed.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use autoloader::executor::RunOutput;
+use autoloader::worker::lease::{self, Lease};
+use autoloader_tests::{manual_run, scheduled_ingestion, tenant};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
+const TTL: Duration = Duration::from_secs(30);
+
+async fn expire_leases(pool: &PgPool) {
+    sqlx::query(
+        "update runs set lease_expires_at = now() - interval '1 second' where status = 'RUNNING'",
+    )
+    .execute(pool)
+    .await
+    .expect("expire");
+}
+
+#[derive(Debug, sqlx::FromRow, PartialEq)]
+struct Row {
+    status: String,
+    attempt: i32,
+    worker_id: Option<String>,
+    rows_ingested: i64,
+    reason: Option<String>,
+    error: Option<String>,
+}
+
+async fn row(pool: &PgPool, run: Uuid) -> Row {
+    sqlx::query_as(
+        "select status, attempt, worker_id, rows_ingested, reason, error from runs where id = $1",
+    )
+    .bind(run)
+    .fetch_one(pool)
+    .await
+    .expect("run")
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn racing_claimers_each_get_different_runs(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let mut queued = HashSet::new();
+    for n in 0..60 {
+        let i = scheduled_ingestion(&pool, t, &format!("e{n}"), "0 0 * * *", json!({})).await;
+        queued.insert(manual_run(&pool, i).await);
+    }
+    let claimers = (0..12).map(|w| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = lease::claim_many(&pool, &format!("w{w}"), 3, TTL)
+                    .await
+                    .expect("claim");
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|c| c.run_id));
+            }
+        })
+    });
+    let mut claimed = Vec::new();
+    for c in claimers {
+        claimed.extend(c.await.expect("claimer"));
+    }
+    let distinct: HashSet<Uuid> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), 60, "every run claimed once");
+    assert_eq!(distinct, queued);
+    let running: i64 =
+        sqlx::query_scalar("select count(*) from runs where status = 'RUNNING' and attempt = 1")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(running, 60);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn claims_take_the_oldest_tick_first_and_no_more_than_asked(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let mut runs = Vec::new();
+    for n in 0..5 {
+        let i = scheduled_ingestion(&pool, t, &format!("e{n}"), "0 0 * * *", json!({})).await;
+        let run = Uuid::now_v7();
+        // Ticks queued in reverse order of their scheduled time.
+        sqlx::query(
+            "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for)
+             values ($1, $2, $3, 'scheduler', now() - make_interval(mins => $4))",
+        )
+        .bind(run)
+        .bind(i)
+        .bind(t)
+        .bind(n)
+        .execute(&pool)
+        .await
+        .expect("queue");
+        runs.push(run);
+    }
+    let got = lease::claim_many(&pool, "w", 2, TTL).await.expect("claim");
+    let ids: Vec<Uuid> = got.iter().map(|c| c.run_id).collect();
+    assert_eq!(ids, vec![runs[4], runs[3]]);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
+    let run = manual_run(&pool, i).await;
+
+    let a = lease::claim_many(&pool, "worker-a", 1, TTL)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(a.attempt, 1);
+    // worker-a freezes; its lease runs out and another process rescues the run.
+    expire_leases(&pool).await;
+    let rescued = lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued[0].status, "QUEUED");
+    let b = lease::claim_many(&pool, "worker-b", 1, TTL)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!((b.run_id, b.attempt), (run, 2));
+
+    // worker-a wakes up: every write it tries is refused.
+    let stale = Lease {
+        run_id: run,
+        attempt: 1,
+    };
+    let out = RunOutput {
+        files_processed: 9,
+        rows_ingested: 999,
+        bytes_read: 9,
+    };
+    assert!(!lease::heartbeat(&pool, "worker-a", stale, TTL)
+        .await
+        .expect("hb"));
+    assert!(!lease::succeed(&pool, "worker-a", stale, out)
+        .await
+        .expect("succeed"));
+    assert!(!lease::fail(&pool, "worker-a", stale, "boom")
+        .await
+        .expect("fail"));
+    assert!(
+        !lease::requeue(&pool, "worker-a", stale, Duration::ZERO, "x", None)
+            .await
+            .expect("requeue")
+    );
+    // Even with the right attempt number, another worker's name does not pass the fence.
+    assert!(!lease::succeed(&pool, "worker-a", b.lease(), out)
+        .await
+        .expect("succeed"));
+
+    let done = RunOutput {
+        files_processed: 1,
+        rows_ingested: 10,
+        bytes_read: 100,
+    };
+    assert!(lease::heartbeat(&pool, "worker-b", b.lease(), TTL)
+        .await
+        .expect("hb"));
+    assert!(lease::succeed(&pool, "worker-b", b.lease(), done)
+        .await
+        .expect("succeed"));
+    let r = row(&pool, run).await;
+    assert_eq!(
+        (
+            r.status.as_str(),
+            r.attempt,
+            r.worker_id.as_deref(),
+            r.rows_ingested
+        ),
+        ("SUCCESS", 2, Some("worker-b"), 10)
+    );
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("requeued: worker worker-a lost its lease at "),
+        "{r:?}"
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_run_that_keeps_losing_its_worker_fails_as_worker_lost(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
+    let run = manual_run(&pool, i).await;
+    for attempt in 1..=3 {
+        let c = lease::claim_many(&pool, &format!("w{attempt}"), 1, TTL)
+            .await
+            .expect("claim");
+        assert_eq!(c.len(), 1);
+        expire_leases(&pool).await;
+        lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
+    }
+    let r = row(&pool, run).await;
+    assert_eq!(
+        (r.status.as_str(), r.attempt, r.reason.as_deref()),
+        ("FAILED", 3, Some("worker lost"))
+    );
+    assert_eq!(
+        r.error.as_deref(),
+        Some("worker lost: w3 stopped renewing its lease (attempt 3 of 3)")
+    );
+    assert!(lease::claim_many(&pool, "w4", 1, TTL)
+        .await
+        .expect("claim")
+        .is_empty());
+    // A live lease is never rescued.
+    let again = manual_run(&pool, i).await;
+    lease::claim_many(&pool, "w5", 1, TTL).await.expect("claim");
+    assert!(lease::rescue_expired(&pool, 3, 100)
+        .await
+        .expect("rescue")
+        .is_empty());
+    assert_eq!(row(&pool, again).await.status, "RUNNING");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_retry_waits_out_its_back_off(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
+    let run = manual_run(&pool, i).await;
+    let c = lease::claim_many(&pool, "w", 1, TTL)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert!(lease::requeue(
+        &pool,
+        "w",
+        c.lease(),
+        Duration::from_secs(3600),
+        "retry 1 of 1",
+        Some("flaky")
+    )
+    .await
+    .expect("requeue"));
+    assert!(
+        lease::claim_many(&pool, "w", 1, TTL)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not before its back-off"
+    );
+    sqlx::query("update runs set not_before = now() - interval '1 second' where id = $1")
+        .bind(run)
+        .execute(&pool)
+        .await
+        .expect("time passes");
+    let again = lease::claim_many(&pool, "w", 1, TTL).await.expect("claim");
+    assert_eq!(
+        again
+            .iter()
+            .map(|c| (c.run_id, c.attempt))
+            .collect::<Vec<_>>(),
+        vec![(run, 2)]
+    );
+}
