@@ -19,10 +19,8 @@ help: ## List the targets
 
 .PHONY: run
 run: ## Run Autoloader locally (starts PostgreSQL when DATABASE_URL is unset)
-	$(CARGO) build --release --bin autoloader-api --bin autoloader-worker
-	@$(WITH_DB); export DATABASE_URL; \
-	  echo "DATABASE_URL=$$DATABASE_URL"; \
-	  exec target/release/autoloader-api
+	$(CARGO) build --release -p autoloader-api -p autoloader-worker
+	@$(WITH_DB); export DATABASE_URL; exec scripts/run.sh
 
 .PHONY: test
 test: ## Run every test against a real PostgreSQL
@@ -34,7 +32,7 @@ test: ## Run every test against a real PostgreSQL
 
 .PHONY: migrate
 migrate: ## Apply pending database migrations
-	$(CARGO) build --release --bin autoloader-api
+	$(CARGO) build --release -p autoloader-api
 	@$(WITH_DB); export DATABASE_URL; target/release/autoloader-api --migrate-only
 
 .PHONY: db

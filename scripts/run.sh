@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make run`: migrate, then the API and one worker in the foreground against $DATABASE_URL.
+# Ctrl-C stops both gracefully (the worker finishes or gives back its runs).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$root/target/release"
+: "${DATABASE_URL:?DATABASE_URL must be set (make run sets it)}"
+export DATABASE_URL
+
+"$bin/autoloader-api" --migrate-only
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait || true
+}
+trap stop INT TERM EXIT
+
+"$bin/autoloader-api" --skip-migrations &
+pids+=($!)
+"$bin/autoloader-worker" &
+pids+=($!)
+echo "Autoloader: API on http://${AUTOLOADER_API_ADDR:-127.0.0.1:8080}, one worker; Ctrl-C stops both." >&2
+# Either process exiting (or Ctrl-C) stops the other.
+wait -n "${pids[@]}"
