@@ -57,8 +57,12 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 .PHONY: sqlx-prepare
-sqlx-prepare: ## Refresh .sqlx/ after changing a query (needs cargo install sqlx-cli)
-	@$(WITH_DB); export DATABASE_URL; SQLX_OFFLINE=false $(CARGO) sqlx prepare --workspace -- --all-targets
+sqlx-prepare: ## Refresh .sqlx/ (the checked queries' data) after changing a query
+	@$(WITH_DB); export DATABASE_URL; \
+	  rm -rf .sqlx && mkdir .sqlx && \
+	  $(CARGO) clean -p autoloader -p autoloader-api -p autoloader-worker -p autoloader-tests && \
+	  SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$(CURDIR)/.sqlx" $(CARGO) check --workspace --all-targets
+	@echo "$$(ls .sqlx | wc -l) queries in .sqlx/"
 
 .PHONY: bench
 bench: ## Run the benchmarks (see BENCHMARKS.md)

@@ -8,6 +8,13 @@ bin="$root/target/release"
 export DATABASE_URL
 
 "$bin/autoloader-api" --migrate-only
+# A development tenant and a fresh token for it, printed for curl.
+"$bin/autoloader-api" create-token --tenant dev --label "make run"
+if [ -z "${AUTOLOADER_ADMIN_TOKEN:-}" ]; then
+    AUTOLOADER_ADMIN_TOKEN="dev-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    echo "AUTOLOADER_ADMIN_TOKEN=$AUTOLOADER_ADMIN_TOKEN (generated for this session)"
+fi
+export AUTOLOADER_ADMIN_TOKEN
 
 pids=()
 stop() {

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod executor;
+pub mod ingestion;
 pub mod process;
 pub mod run;
 pub mod schedule;

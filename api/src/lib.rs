@@ -2,17 +2,69 @@
 //! exactly what the `autoloader-api` binary serves.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
 pub mod health;
+pub mod ingestions;
+pub mod metrics;
+pub mod model;
+pub mod openapi;
+pub mod runs;
+pub mod schedules;
 
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, Request};
 use axum::Router;
 use sqlx::PgPool;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// SHA-256 of `AUTOLOADER_ADMIN_TOKEN`; `None` disables tenant administration.
+    pub admin_token_sha256: Option<[u8; 32]>,
 }
 
+impl AppState {
+    pub fn new(pool: PgPool, admin_token: Option<&str>) -> AppState {
+        AppState {
+            pool,
+            admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
+        }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 pub fn app(state: AppState) -> Router {
-    Router::new().merge(health::router()).with_state(state)
+    Router::new()
+        .merge(health::router())
+        .merge(ingestions::router())
+        .merge(runs::router())
+        .merge(schedules::router())
+        .merge(admin::router())
+        .merge(metrics::router())
+        .merge(openapi::router())
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::NotFound(if uri.path().starts_with("/api/") { "resource" } else { "page" })
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed on this resource"))
+        })
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
 }

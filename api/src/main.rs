@@ -1,15 +1,34 @@
-//! `autoloader-api`: serves the admin API. Applies pending migrations at start unless told not to.
+//! `autoloader-api`: serves the admin API (the default), or runs one administrative command.
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use autoloader::config::DatabaseConfig;
-use clap::Parser;
+use autoloader::ingestion::ScheduleFields;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
 
 /// Autoloader's admin API: ingestions, schedules, runs and health checks over HTTP.
+///
+/// With no command it serves the API. Commands: `preview` prints a schedule's upcoming runs
+/// without a database; `create-token` creates a tenant (if needed) and prints a new token.
 #[derive(Debug, Parser)]
-#[command(name = "autoloader-api", version)]
+#[command(
+    name = "autoloader-api",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
     #[command(flatten)]
     database: DatabaseConfig,
 
@@ -18,7 +37,7 @@ struct Cli {
     addr: SocketAddr,
 
     /// Token that authorises the tenant administration endpoints (/api/v1/admin/...).
-    /// Unset: those endpoints are refused.
+    /// Unset: those endpoints answer 403.
     #[arg(long, env = "AUTOLOADER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
 
@@ -34,12 +53,132 @@ struct Cli {
     migrate_only: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a schedule's upcoming runs (UTC and local time), validated as the API validates it.
+    Preview(PreviewArgs),
+    /// Create a tenant if it does not exist and print a new API token for it.
+    CreateToken(CreateTokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct PreviewArgs {
+    /// hourly, daily, weekly or custom.
+    #[arg(long)]
+    frequency: String,
+    /// HH:MM, for daily and weekly.
+    #[arg(long)]
+    time: Option<String>,
+    /// IANA time zone.
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+    /// 5-field cron expression, for custom.
+    #[arg(long)]
+    cron: Option<String>,
+    /// RFC 3339 instant to start from (default: now).
+    #[arg(long)]
+    from: Option<DateTime<Utc>>,
+    /// How many runs to print (1 to 1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    count: u16,
+}
+
+#[derive(Debug, Args)]
+struct CreateTokenArgs {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    /// The tenant's name.
+    #[arg(long, default_value = "dev")]
+    tenant: String,
+    /// What the token is for.
+    #[arg(long, default_value = "created from the command line")]
+    label: String,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     autoloader::config::load_dotenv();
     let cli = Cli::parse();
-    autoloader::telemetry::init("info");
+    match cli.command {
+        Some(Command::Preview(args)) => preview(args),
+        Some(Command::CreateToken(args)) => create_token(args).await,
+        None => serve(cli.serve).await,
+    }
+}
 
+fn preview(args: PreviewArgs) -> anyhow::Result<()> {
+    let fields = ScheduleFields {
+        frequency: Some(args.frequency),
+        time: args.time,
+        timezone: Some(args.timezone),
+        cron: args.cron,
+        enabled: true,
+    };
+    let schedule = match fields.validate() {
+        Ok(Some(s)) => s,
+        Ok(None) => bail!("no schedule given"),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            bail!("invalid schedule");
+        }
+    };
+    let from = args.from.unwrap_or_else(Utc::now);
+    println!(
+        "cron: {}  timezone: {}",
+        schedule.cron_expression(),
+        schedule.timezone().name()
+    );
+    for fire in schedule.upcoming_detailed(from, usize::from(args.count)) {
+        let mut note = String::new();
+        if fire.shifted_by_dst_gap {
+            note = format!(
+                "  (shifted by a DST gap from {})",
+                fire.nominal_local.format("%H:%M")
+            );
+        }
+        if fire.repeated_in_dst_overlap {
+            note = "  (second occurrence: the clock fell back)".to_owned();
+        }
+        println!(
+            "{}  {}{note}",
+            fire.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            fire.local.format("%Y-%m-%d %H:%M %Z")
+        );
+    }
+    Ok(())
+}
+
+async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
+    autoloader::telemetry::init("warn");
+    let pool = autoloader::db::connect(&args.database, "autoloader-api").await?;
+    let existing: Option<uuid::Uuid> = sqlx::query_scalar("select id from tenants where name = $1")
+        .bind(&args.tenant)
+        .fetch_optional(&pool)
+        .await?;
+    let (tenant_id, token) = match existing {
+        Some(id) => {
+            let token = autoloader_api::admin::issue_token(&pool, id, &args.label)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (id, token)
+        }
+        None => {
+            let created =
+                autoloader_api::admin::create_tenant_with_token(&pool, &args.tenant, &args.label)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (created.tenant_id, created.token)
+        }
+    };
+    println!("tenant {} ({tenant_id})", args.tenant);
+    println!("AUTOLOADER_TOKEN={token}");
+    Ok(())
+}
+
+async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
+    autoloader::telemetry::init("info");
     let pool = autoloader::db::connect(&cli.database, "autoloader-api").await?;
     if !cli.skip_migrations {
         autoloader::db::migrate(&pool).await?;
@@ -51,12 +190,14 @@ async fn main() -> anyhow::Result<()> {
     if cli.admin_token.is_none() {
         tracing::warn!("AUTOLOADER_ADMIN_TOKEN is unset: tenant administration is disabled");
     }
-
     let listener = tokio::net::TcpListener::bind(cli.addr)
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
-    let app = autoloader_api::app(autoloader_api::AppState { pool });
+    let app = autoloader_api::app(autoloader_api::AppState::new(
+        pool,
+        cli.admin_token.as_deref(),
+    ));
     let shutdown = autoloader::process::shutdown_on_signals();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

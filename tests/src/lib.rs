@@ -13,6 +13,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// The admin token test APIs are started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// A running API on 127.0.0.1:<random port>, stopped when dropped.
 pub struct TestApi {
     pub addr: SocketAddr,
@@ -26,7 +29,7 @@ impl TestApi {
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local addr");
-        let app = autoloader_api::app(autoloader_api::AppState { pool });
+        let app = autoloader_api::app(autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
@@ -39,6 +42,59 @@ impl TestApi {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Creates a tenant through the admin API; returns (tenant id, token).
+    pub async fn tenant(&self, name: &str) -> (Uuid, String) {
+        let res = self
+            .client
+            .post(self.url("/api/v1/admin/tenants"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("create tenant");
+        assert_eq!(res.status(), 201, "create tenant");
+        let body: Value = res.json().await.expect("json");
+        let id = body["tenant_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("tenant_id");
+        (id, body["token"].as_str().expect("token").to_owned())
+    }
+
+    /// Sends `method path` with `token` and an optional JSON body; returns (status, content
+    /// type, body as JSON, or as a JSON string when it is not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, ctype, body)
     }
 }
 

@@ -1,0 +1,226 @@
+//! Tenant administration, authorised by `AUTOLOADER_ADMIN_TOKEN`: create tenants (with a first
+//! token, shown once), issue and revoke tokens.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{digest, new_token, Admin};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/admin/tenants",
+            post(create_tenant).get(list_tenants),
+        )
+        .route(
+            "/api/v1/admin/tenants/{tenant_id}/tokens",
+            post(create_token),
+        )
+        .route("/api/v1/admin/tokens/{token_id}", delete(revoke_token))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantCreate {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantCreated {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub token_id: Uuid,
+    /// The tenant's first API token. It is shown this once; only its hash is stored.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct TenantResponse {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    pub items: Vec<TenantResponse>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    /// What the token is for, e.g. "airflow".
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreated {
+    pub token_id: Uuid,
+    pub tenant_id: Uuid,
+    /// Shown this once; only its hash is stored.
+    pub token: String,
+}
+
+/// Creates a tenant and its first token in one transaction.
+pub async fn create_tenant_with_token(
+    pool: &sqlx::PgPool,
+    name: &str,
+    label: &str,
+) -> ApiResult<TenantCreated> {
+    let tenant_id = Uuid::now_v7();
+    let token_id = Uuid::now_v7();
+    let token = new_token();
+    let mut tx = pool.begin().await?;
+    sqlx::query("insert into tenants (id, name) values ($1, $2)")
+        .bind(tenant_id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::Conflict {
+                detail: format!("a tenant named '{name}' already exists"),
+                field: Some("name"),
+                active_run_id: None,
+            },
+            _ => e.into(),
+        })?;
+    insert_token(&mut tx, token_id, tenant_id, &token, Some(label)).await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, name, "tenant created");
+    Ok(TenantCreated {
+        tenant_id,
+        name: name.to_owned(),
+        token_id,
+        token,
+    })
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    token_id: Uuid,
+    tenant_id: Uuid,
+    token: &str,
+    label: Option<&str>,
+) -> ApiResult<()> {
+    sqlx::query(
+        "insert into api_tokens (id, tenant_id, token_sha256, label) values ($1, $2, $3, $4)",
+    )
+    .bind(token_id)
+    .bind(tenant_id)
+    .bind(&digest(token)[..])
+    .bind(label)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/tenants", tag = "admin", request_body = TenantCreate,
+    responses((status = 201, body = TenantCreated), (status = 401, body = Problem), (status = 409, body = Problem)),
+    security(("admin" = [])))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(body): ApiJson<TenantCreate>,
+) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
+    let name = body
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let Some(name) = name else {
+        return Err(ApiError::field("name", "name is required"));
+    };
+    if name.chars().count() > 200 {
+        return Err(ApiError::field(
+            "name",
+            "name must be at most 200 characters",
+        ));
+    }
+    let created = create_tenant_with_token(&state.pool, &name, "first token").await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "admin",
+    responses((status = 200, body = TenantList), (status = 401, body = Problem)), security(("admin" = [])))]
+pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> ApiResult<Json<TenantList>> {
+    let items = sqlx::query_as::<_, TenantResponse>(
+        "select id as tenant_id, name, created_at from tenants order by created_at, id",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(TenantList { items }))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/tenants/{tenant_id}/tokens", tag = "admin",
+    params(("tenant_id" = Uuid, Path)), request_body(content = Option<TokenCreate>),
+    responses((status = 201, body = TokenCreated), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    // The body is optional: no body means no label.
+    let label = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        crate::extract::parse_json::<TokenCreate>(&body)?.label
+    };
+    let exists: Option<i32> = sqlx::query_scalar("select 1 from tenants where id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&state.pool)
+        .await?;
+    exists.ok_or(ApiError::NotFound("tenant"))?;
+    let created = issue(&state.pool, tenant_id, label.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn issue(
+    pool: &sqlx::PgPool,
+    tenant_id: Uuid,
+    label: Option<&str>,
+) -> ApiResult<TokenCreated> {
+    let token_id = Uuid::now_v7();
+    let token = new_token();
+    let mut tx = pool.begin().await?;
+    insert_token(&mut tx, token_id, tenant_id, &token, label).await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, %token_id, "token issued");
+    Ok(TokenCreated {
+        token_id,
+        tenant_id,
+        token,
+    })
+}
+
+/// Issues a new token for an existing tenant and returns it (for the command line).
+pub async fn issue_token(pool: &sqlx::PgPool, tenant_id: Uuid, label: &str) -> ApiResult<String> {
+    Ok(issue(pool, tenant_id, Some(label)).await?.token)
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/tokens/{token_id}", tag = "admin", params(("token_id" = Uuid, Path)),
+    responses((status = 204, description = "revoked"), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(token_id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let done =
+        sqlx::query("update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1")
+            .bind(token_id)
+            .execute(&state.pool)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::NotFound("token"));
+    }
+    tracing::info!(%token_id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,104 @@
+//! Bearer tokens. A tenant's token decides which tenant a request acts for; the admin token
+//! (`AUTOLOADER_ADMIN_TOKEN`) authorises tenant administration. Only SHA-256 digests of tokens
+//! are stored, and compared in constant time.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The tenant a request acts for.
+#[derive(Debug, Clone, Copy)]
+pub struct Tenant(pub Uuid);
+
+/// A request carrying the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new token: `al_` and 64 hex digits from two v4 UUIDs (244 random bits).
+pub fn new_token() -> String {
+    format!("al_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized(
+            "missing Authorization header (Authorization: Bearer <token>)",
+        ))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized(
+            "the Authorization header must be 'Bearer <token>'",
+        ))
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let hash = digest(bearer(parts)?);
+        // The lookup also notes when the token was last used, at most every five minutes.
+        let tenant = sqlx::query_scalar!(
+            r#"
+            with t as (
+                select id, tenant_id, last_used_at from api_tokens
+                where token_sha256 = $1 and revoked_at is null
+            ), touched as (
+                update api_tokens a set last_used_at = now()
+                from t
+                where a.id = t.id and (t.last_used_at is null or t.last_used_at < now() - interval '5 minutes')
+            )
+            select tenant_id as "tenant_id!" from t
+            "#,
+            &hash[..]
+        )
+        .fetch_optional(&state.pool)
+        .await?;
+        tenant
+            .map(Tenant)
+            .ok_or(ApiError::Unauthorized("unknown or revoked token"))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.admin_token_sha256 else {
+            return Err(ApiError::Forbidden(
+                "tenant administration is disabled: AUTOLOADER_ADMIN_TOKEN is not set",
+            ));
+        };
+        if constant_time_eq(&digest(bearer(parts)?), &expected) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized(
+                "this endpoint needs the admin token",
+            ))
+        }
+    }
+}

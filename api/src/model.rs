@@ -1,0 +1,299 @@
+//! The API's request and response bodies (field names are the product spec's), and the mapping
+//! from stored rows to them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use autoloader::ingestion::redact_options;
+
+/// Distinguishes a field sent as `null` (Some(None)) from one not sent (None), for PATCH.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// Body of `POST /api/v1/ingestions` and `PUT /api/v1/ingestions/{id}`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestionCreate {
+    #[schema(example = "Daily AWS CloudTrail Ingestion")]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `s3` or `local`.
+    #[schema(example = "s3")]
+    pub source_type: Option<String>,
+    /// `s3://bucket/prefix/` (or `s3a://`) for s3, `file:///dir/` for local.
+    #[schema(example = "s3a://my-logs-bucket/cloudtrail/")]
+    pub source_path: Option<String>,
+    /// `json` (JSON lines), `csv` or `parquet`.
+    #[schema(example = "json")]
+    pub format_type: Option<String>,
+    /// `namespace.table`.
+    #[schema(example = "security.cloudtrail_logs")]
+    pub destination_table: Option<String>,
+    /// Source and format options (a JSON object); secret values are never returned.
+    pub options: Option<Value>,
+    /// `hourly`, `daily`, `weekly` or `custom`.
+    #[schema(example = "daily")]
+    pub schedule_frequency: Option<String>,
+    /// `HH:MM`, required for daily and weekly.
+    #[schema(example = "02:00")]
+    pub schedule_time: Option<String>,
+    /// IANA time zone; `UTC` when omitted.
+    #[schema(example = "UTC")]
+    pub schedule_timezone: Option<String>,
+    /// 5-field cron expression, required for custom.
+    pub schedule_cron: Option<String>,
+    #[serde(default)]
+    pub schedule_enabled: Option<bool>,
+    /// `ACTIVE` (default) or `PAUSED`.
+    pub status: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/ingestions/{id}`: only the fields sent change; `null` clears a
+/// nullable field.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestionPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub source_type: Option<String>,
+    pub source_path: Option<String>,
+    pub format_type: Option<String>,
+    pub destination_table: Option<String>,
+    pub options: Option<Value>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub schedule_frequency: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub schedule_time: Option<Option<String>>,
+    pub schedule_timezone: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub schedule_cron: Option<Option<String>>,
+    pub schedule_enabled: Option<bool>,
+    pub status: Option<String>,
+}
+
+/// An ingestion as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IngestionRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: String,
+    pub source_type: String,
+    pub source_path: String,
+    pub format_type: String,
+    pub destination_table: String,
+    pub options: Value,
+    pub schedule_frequency: Option<String>,
+    pub schedule_time: Option<String>,
+    pub schedule_timezone: String,
+    pub schedule_cron: Option<String>,
+    pub schedule_enabled: bool,
+    pub next_run_time: Option<DateTime<Utc>>,
+    pub last_scheduled_run: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestionResponse {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    /// `ACTIVE` or `PAUSED`.
+    pub status: String,
+    pub source_type: String,
+    pub source_path: String,
+    pub format_type: String,
+    pub destination_table: String,
+    pub options: Value,
+    pub schedule_frequency: Option<String>,
+    pub schedule_time: Option<String>,
+    pub schedule_timezone: String,
+    pub schedule_cron: Option<String>,
+    pub schedule_enabled: bool,
+    /// When the next scheduled run is due; null when the schedule is off.
+    pub next_run_time: Option<DateTime<Utc>>,
+    /// The tick of the most recent scheduled run.
+    pub last_scheduled_run: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<IngestionRow> for IngestionResponse {
+    fn from(r: IngestionRow) -> Self {
+        IngestionResponse {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            description: r.description,
+            status: r.status,
+            source_type: r.source_type,
+            source_path: r.source_path,
+            format_type: r.format_type,
+            destination_table: r.destination_table,
+            options: redact_options(&r.options),
+            schedule_frequency: r.schedule_frequency,
+            schedule_time: r.schedule_time,
+            schedule_timezone: r.schedule_timezone,
+            schedule_cron: r.schedule_cron,
+            schedule_enabled: r.schedule_enabled,
+            next_run_time: r.next_run_time,
+            last_scheduled_run: r.last_scheduled_run,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub ingestion_id: Uuid,
+    pub triggered_by: String,
+    pub status: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub attempt: i32,
+    pub worker_id: Option<String>,
+    pub error: Option<String>,
+    pub reason: Option<String>,
+    pub files_processed: i64,
+    pub rows_ingested: i64,
+    pub bytes_read: i64,
+}
+
+pub const RUN_COLUMNS: &str = "id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start, \
+     queued_at, started_at, finished_at, attempt, worker_id, error, reason, files_processed, rows_ingested, bytes_read";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunResponse {
+    pub id: Uuid,
+    pub ingestion_id: Uuid,
+    /// `scheduler`, `manual`, `retry` or `backfill`.
+    pub triggered_by: String,
+    /// `QUEUED`, `RUNNING`, `SUCCESS`, `FAILED`, `SKIPPED`, `MISSED` or `CANCELLED`.
+    pub status: String,
+    /// The tick this run is for; null for manual runs.
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// finished_at − started_at.
+    pub duration_seconds: Option<f64>,
+    /// started_at − scheduled_for.
+    pub lateness_seconds: Option<f64>,
+    pub attempt: i32,
+    pub worker_id: Option<String>,
+    pub error: Option<String>,
+    /// Why the run was SKIPPED, MISSED, coalesced or requeued.
+    pub reason: Option<String>,
+    pub files_processed: i64,
+    pub rows_ingested: i64,
+    pub bytes_read: i64,
+}
+
+fn seconds(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
+    Some((to? - from?).num_microseconds()? as f64 / 1e6)
+}
+
+impl From<RunRow> for RunResponse {
+    fn from(r: RunRow) -> Self {
+        RunResponse {
+            duration_seconds: seconds(r.started_at, r.finished_at),
+            lateness_seconds: seconds(r.scheduled_for, r.started_at),
+            id: r.id,
+            ingestion_id: r.ingestion_id,
+            triggered_by: r.triggered_by,
+            status: r.status,
+            scheduled_for: r.scheduled_for,
+            data_interval_start: r.data_interval_start,
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            attempt: r.attempt,
+            worker_id: r.worker_id,
+            error: r.error,
+            reason: r.reason,
+            files_processed: r.files_processed,
+            rows_ingested: r.rows_ingested,
+            bytes_read: r.bytes_read,
+        }
+    }
+}
+
+/// One upcoming fire, with its local wall time and DST flags.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpcomingRun {
+    pub at: DateTime<Utc>,
+    /// The wall time it fires at in the schedule's zone, with its offset.
+    pub local: String,
+    /// The wall time the schedule named; differs from `local` when a DST gap shifted it.
+    pub nominal_local: String,
+    pub shifted_by_dst_gap: bool,
+    pub repeated_in_dst_overlap: bool,
+}
+
+/// `GET /api/v1/ingestions/{id}/schedule` (the spec's ScheduleInfoResponse, plus local detail).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleInfoResponse {
+    pub enabled: bool,
+    pub frequency: Option<String>,
+    pub cron_expression: Option<String>,
+    pub timezone: String,
+    pub next_run_time: Option<DateTime<Utc>>,
+    pub upcoming_runs: Vec<DateTime<Utc>>,
+    pub upcoming_runs_local: Vec<UpcomingRun>,
+}
+
+/// Body of `POST /api/v1/schedules/preview`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePreviewRequest {
+    pub schedule_frequency: Option<String>,
+    pub schedule_time: Option<String>,
+    pub schedule_timezone: Option<String>,
+    pub schedule_cron: Option<String>,
+    /// RFC 3339 instant to start from; now when omitted.
+    pub from: Option<String>,
+    /// How many upcoming runs, 1 to 100 (default 5).
+    pub count: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchedulePreviewResponse {
+    pub frequency: String,
+    pub cron_expression: String,
+    pub timezone: String,
+    pub from: DateTime<Utc>,
+    pub upcoming_runs: Vec<DateTime<Utc>>,
+    pub upcoming_runs_local: Vec<UpcomingRun>,
+}

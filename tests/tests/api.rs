@@ -1,0 +1,663 @@
+//! The admin API over real HTTP and real PostgreSQL: the product spec's examples (section 13),
+//! validation, tenancy, manual runs.
+
+use autoloader_tests::TestApi;
+use chrono::{DateTime, Duration, Timelike, Utc};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
+
+fn instant(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an instant: {v}"))
+}
+
+fn instants(v: &Value) -> Vec<DateTime<Utc>> {
+    v.as_array().expect("array").iter().map(instant).collect()
+}
+
+/// The spec's 13.1 request.
+fn cloudtrail() -> Value {
+    json!({
+        "name": "Daily AWS CloudTrail Ingestion",
+        "source_type": "s3",
+        "source_path": "s3a://my-logs-bucket/cloudtrail/",
+        "format_type": "json",
+        "destination_table": "security.cloudtrail_logs",
+        "schedule_frequency": "daily",
+        "schedule_time": "02:00",
+        "schedule_timezone": "UTC",
+        "schedule_enabled": true
+    })
+}
+
+/// The first 02:00 UTC strictly after `now`.
+fn next_two_am(now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now
+        .date_naive()
+        .and_hms_opt(2, 0, 0)
+        .expect("time")
+        .and_utc();
+    if today > now {
+        today
+    } else {
+        today + Duration::days(1)
+    }
+}
+
+async fn create(api: &TestApi, token: &str, body: Value) -> Value {
+    let (status, _, created) = api
+        .call("POST", "/api/v1/ingestions", token, Some(body))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn spec_13_1_daily_at_two_utc(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (tenant, token) = api.tenant("acme").await;
+    let before = Utc::now();
+    let (status, ctype, body) = api
+        .call("POST", "/api/v1/ingestions", &token, Some(cloudtrail()))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(ctype.starts_with("application/json"));
+    for (field, want) in [
+        ("name", "Daily AWS CloudTrail Ingestion"),
+        ("status", "ACTIVE"),
+        ("schedule_frequency", "daily"),
+        ("schedule_time", "02:00"),
+        ("schedule_timezone", "UTC"),
+        ("source_type", "s3"),
+        ("source_path", "s3a://my-logs-bucket/cloudtrail/"),
+        ("format_type", "json"),
+        ("destination_table", "security.cloudtrail_logs"),
+    ] {
+        assert_eq!(body[field], want, "{field}");
+    }
+    assert_eq!(body["schedule_enabled"], true);
+    assert_eq!(body["tenant_id"], tenant.to_string());
+    assert!(body["id"]
+        .as_str()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .is_some());
+    assert_eq!(instant(&body["next_run_time"]), next_two_am(before));
+    assert!(body["last_scheduled_run"].is_null());
+    let created = instant(&body["created_at"]);
+    assert!((created - before).num_seconds().abs() < 60);
+
+    // Reading it back gives the same.
+    let id = body["id"].as_str().expect("id");
+    let (status, _, read) = api
+        .call("GET", &format!("/api/v1/ingestions/{id}"), &token, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(read, body);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn spec_13_2_and_13_3_hourly_and_every_six_hours(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (_, token) = api.tenant("acme").await;
+    let hourly = create(&api, &token, json!({
+        "name": "Hourly Metrics Ingestion", "source_type": "s3", "source_path": "s3a://metrics-bucket/",
+        "format_type": "parquet", "destination_table": "analytics.hourly_metrics",
+        "schedule_frequency": "hourly", "schedule_timezone": "UTC", "schedule_enabled": true
+    }))
+    .await;
+    let next = instant(&hourly["next_run_time"]);
+    assert_eq!((next.minute(), next.second()), (0, 0), "top of the hour");
+    assert!(next > Utc::now() && next - Utc::now() <= Duration::hours(1));
+    let id = hourly["id"].as_str().expect("id");
+    let (_, _, info) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/schedule"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(info["cron_expression"], "0 * * * *");
+
+    let six = create(&api, &token, json!({
+        "name": "6-Hour Batch Ingestion", "source_type": "s3", "source_path": "s3a://data-lake/batch/",
+        "format_type": "csv", "destination_table": "warehouse.batch_data",
+        "schedule_frequency": "custom", "schedule_cron": "0 */6 * * *", "schedule_timezone": "UTC",
+        "schedule_enabled": true
+    }))
+    .await;
+    let id = six["id"].as_str().expect("id");
+    let (_, _, info) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/schedule?count=8"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(info["cron_expression"], "0 */6 * * *");
+    let hours: Vec<u32> = instants(&info["upcoming_runs"])
+        .iter()
+        .map(|t| t.hour())
+        .collect();
+    assert_eq!(hours.len(), 8);
+    assert!(
+        hours.iter().all(|h| [0, 6, 12, 18].contains(h)),
+        "{hours:?}"
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn spec_13_4_nine_in_london_across_the_clock_change(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (_, token) = api.tenant("acme").await;
+    create(&api, &token, json!({
+        "name": "Morning Report Ingestion", "source_type": "s3", "source_path": "s3a://reports-bucket/",
+        "format_type": "json", "destination_table": "reporting.daily_reports",
+        "schedule_frequency": "daily", "schedule_time": "09:00", "schedule_timezone": "Europe/London",
+        "schedule_enabled": true
+    }))
+    .await;
+    // BST ends on 2025-10-26: 09:00 London is 08:00 UTC before and 09:00 UTC after.
+    let (status, _, preview) = api
+        .call("POST", "/api/v1/schedules/preview", &token, Some(json!({
+            "schedule_frequency": "daily", "schedule_time": "09:00", "schedule_timezone": "Europe/London",
+            "from": "2025-10-24T00:00:00Z", "count": 4
+        })))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let want: Vec<DateTime<Utc>> = [
+        "2025-10-24T08:00:00Z",
+        "2025-10-25T08:00:00Z",
+        "2025-10-26T09:00:00Z",
+        "2025-10-27T09:00:00Z",
+    ]
+    .iter()
+    .map(|s| s.parse().expect("instant"))
+    .collect();
+    assert_eq!(instants(&preview["upcoming_runs"]), want);
+    let locals: Vec<&str> = preview["upcoming_runs_local"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|u| u["local"].as_str().expect("local"))
+        .collect();
+    assert_eq!(
+        locals,
+        [
+            "2025-10-24T09:00:00+01:00",
+            "2025-10-25T09:00:00+01:00",
+            "2025-10-26T09:00:00+00:00",
+            "2025-10-27T09:00:00+00:00"
+        ]
+    );
+    assert_eq!(preview["cron_expression"], "0 9 * * *");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn spec_13_5_schedule_information(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (_, token) = api.tenant("acme").await;
+    let before = Utc::now();
+    let body = create(&api, &token, cloudtrail()).await;
+    let id = body["id"].as_str().expect("id");
+    let (status, _, info) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/schedule"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(info["enabled"], true);
+    assert_eq!(info["frequency"], "daily");
+    assert_eq!(info["cron_expression"], "0 2 * * *");
+    assert_eq!(info["timezone"], "UTC");
+    let first = next_two_am(before);
+    assert_eq!(instant(&info["next_run_time"]), first);
+    let want: Vec<DateTime<Utc>> = (0..5).map(|d| first + Duration::days(d)).collect();
+    assert_eq!(instants(&info["upcoming_runs"]), want);
+
+    let (status, _, many) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/schedule?count=100"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, many["upcoming_runs"].as_array().map(Vec::len)),
+        (200, Some(100))
+    );
+    let (status, ctype, problem) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/schedule?count=101"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!((status, ctype.as_str()), (422, "application/problem+json"));
+    assert_eq!(problem["errors"][0]["field"], "count");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn spec_13_6_disable_keeps_the_ingestion_and_manual_runs(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let body = create(&api, &token, cloudtrail()).await;
+    let id = body["id"].as_str().expect("id");
+    let (status, _, off) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/schedule/disable"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            off["schedule_enabled"].clone(),
+            off["next_run_time"].clone(),
+            off["status"].clone()
+        ),
+        (json!(false), Value::Null, json!("ACTIVE"))
+    );
+    let ticks: i64 = sqlx::query_scalar("select count(*) from schedule_ticks")
+        .fetch_one(&pool)
+        .await
+        .expect("n");
+    assert_eq!(ticks, 0, "no tick left for a ticker to fire");
+
+    let (status, _, run) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/run"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, run["triggered_by"].as_str(), run["status"].as_str()),
+        (202, Some("manual"), Some("QUEUED"))
+    );
+
+    let (status, _, on) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/schedule/enable"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(on["schedule_enabled"], true);
+    assert_eq!(
+        on["schedule_time"], "02:00",
+        "re-enabled without reconfiguring"
+    );
+    assert_eq!(
+        instant(&on["next_run_time"]),
+        next_two_am(Utc::now() - Duration::seconds(5))
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn manual_trigger_conflicts_while_a_run_is_active(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = create(&api, &token, cloudtrail()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _, first) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/run"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, ctype, conflict) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/run"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!((status, ctype.as_str()), (409, "application/problem+json"));
+    assert_eq!(conflict["active_run_id"], first["id"]);
+    assert_eq!(conflict["type"], "/problems/conflict");
+
+    sqlx::query("update runs set status = 'SUCCESS', worker_id = 'w', started_at = now(), finished_at = now() where id = $1")
+        .bind(first["id"].as_str().and_then(|s| s.parse::<uuid::Uuid>().ok()).expect("uuid"))
+        .execute(&pool)
+        .await
+        .expect("finish");
+    let (status, _, second) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/run"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    // History newest first, filterable by status; a queued run can be cancelled, once.
+    let (_, _, runs) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/runs"),
+            &token,
+            None,
+        )
+        .await;
+    let ids: Vec<&Value> = runs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(ids, vec![&second["id"], &first["id"]]);
+    assert_eq!(runs["total"], 2);
+    let (_, _, done) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{id}/runs?status=SUCCESS"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(done["items"].as_array().map(Vec::len), Some(1));
+    assert!(done["items"][0]["duration_seconds"].is_number());
+    let run_id = second["id"].as_str().expect("id");
+    let (status, _, cancelled) = api
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run_id}/cancel"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("CANCELLED"))
+    );
+    let (status, _, again) = api
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run_id}/cancel"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    let (status, _, one) = api
+        .call("GET", &format!("/api/v1/runs/{run_id}"), &token, None)
+        .await;
+    assert_eq!((status, one["status"].as_str()), (200, Some("CANCELLED")));
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn patch_changes_only_what_is_sent_and_recomputes_the_schedule(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = create(&api, &token, cloudtrail()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _, patched) = api
+        .call("PATCH", &format!("/api/v1/ingestions/{id}"), &token, Some(json!({
+            "schedule_time": "14:30", "schedule_timezone": "Asia/Kathmandu", "description": "moved"
+        })))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["name"], "Daily AWS CloudTrail Ingestion");
+    assert_eq!(patched["description"], "moved");
+    // 14:30 in Kathmandu (+05:45) is 08:45 UTC.
+    let next = instant(&patched["next_run_time"]);
+    assert_eq!((next.hour(), next.minute()), (8, 45));
+
+    // Switching to custom without a cron is refused, and nothing changes.
+    let (status, _, problem) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/ingestions/{id}"),
+            &token,
+            Some(json!({"schedule_frequency": "custom"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["field"], "schedule_cron");
+    let (_, _, still) = api
+        .call("GET", &format!("/api/v1/ingestions/{id}"), &token, None)
+        .await;
+    assert_eq!(still["schedule_frequency"], "daily");
+
+    // A second ingestion cannot take the first one's name.
+    let mut other = cloudtrail();
+    other["name"] = json!("Another");
+    let other_id = create(&api, &token, other).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _, problem) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/ingestions/{other_id}"),
+            &token,
+            Some(json!({"name": "Daily AWS CloudTrail Ingestion"})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (409, Some("name"))
+    );
+
+    let (status, _, _) = api
+        .call("DELETE", &format!("/api/v1/ingestions/{id}"), &token, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = api
+        .call("GET", &format!("/api/v1/ingestions/{id}"), &token, None)
+        .await;
+    assert_eq!(status, 404);
+    let (_, _, list) = api
+        .call(
+            "GET",
+            "/api/v1/ingestions?page=1&page_size=10",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            list["total"].as_i64(),
+            list["page"].as_i64(),
+            list["page_size"].as_i64()
+        ),
+        (Some(1), Some(1), Some(10))
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn tenants_never_see_each_other(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (_, a) = api.tenant("a").await;
+    let (_, b) = api.tenant("b").await;
+    let id = create(&api, &b, cloudtrail()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, _, run) = api
+        .call("POST", &format!("/api/v1/ingestions/{id}/run"), &b, None)
+        .await;
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/ingestions/{id}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/ingestions/{id}"),
+            Some(json!({"description": "mine now"})),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/ingestions/{id}"),
+            Some(cloudtrail()),
+        ),
+        ("DELETE", format!("/api/v1/ingestions/{id}"), None),
+        ("GET", format!("/api/v1/ingestions/{id}/schedule"), None),
+        (
+            "POST",
+            format!("/api/v1/ingestions/{id}/schedule/disable"),
+            None,
+        ),
+        ("POST", format!("/api/v1/ingestions/{id}/run"), None),
+        ("GET", format!("/api/v1/ingestions/{id}/runs"), None),
+        ("GET", format!("/api/v1/runs/{run_id}"), None),
+        ("POST", format!("/api/v1/runs/{run_id}/cancel"), None),
+    ] {
+        let (status, ctype, _) = api.call(method, &path, &a, body).await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (404, "application/problem+json"),
+            "{method} {path}"
+        );
+    }
+    let (_, _, list) = api.call("GET", "/api/v1/ingestions", &a, None).await;
+    assert_eq!(list["total"], 0);
+    // B still has everything.
+    let (status, _, _) = api
+        .call("GET", &format!("/api/v1/runs/{run_id}"), &b, None)
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn tokens_are_required_and_revocable(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (tenant, token) = api.tenant("acme").await;
+    let res = api
+        .client
+        .get(api.url("/api/v1/ingestions"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let (status, _, _) = api
+        .call("GET", "/api/v1/ingestions", "not-a-token", None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = api
+        .call(
+            "POST",
+            "/api/v1/admin/tenants",
+            &token,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(status, 401, "a tenant token is not the admin token");
+
+    let (status, _, second) = api
+        .call(
+            "POST",
+            &format!("/api/v1/admin/tenants/{tenant}/tokens"),
+            autoloader_tests::ADMIN_TOKEN,
+            Some(json!({"label": "ci"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let second_token = second["token"].as_str().expect("token");
+    let (status, _, _) = api
+        .call("GET", "/api/v1/ingestions", second_token, None)
+        .await;
+    assert_eq!(status, 200);
+    let token_id = second["token_id"].as_str().expect("token id");
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/admin/tokens/{token_id}"),
+            autoloader_tests::ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, problem) = api
+        .call("GET", "/api/v1/ingestions", second_token, None)
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (401, Some("unknown or revoked token"))
+    );
+    let (status, _, _) = api.call("GET", "/api/v1/ingestions", &token, None).await;
+    assert_eq!(status, 200, "other tokens of the tenant still work");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn operations_endpoints(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let (_, token) = api.tenant("acme").await;
+    create(&api, &token, cloudtrail()).await;
+    let metrics = api
+        .client
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "autoloader_scheduled_jobs_total 1",
+        "# TYPE autoloader_scheduled_executions_total counter",
+        "autoloader_queue_depth 0",
+        "autoloader_active_leases 0",
+        "autoloader_run_lateness_seconds_count 0",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+    let doc: Value = api
+        .client
+        .get(api.url("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3.1"));
+    for path in [
+        "/api/v1/ingestions",
+        "/api/v1/ingestions/{id}/schedule",
+        "/api/v1/schedules/preview",
+        "/api/v1/ingestions/{id}/run",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} not documented");
+    }
+    let docs = api.client.get(api.url("/docs")).send().await.expect("docs");
+    assert_eq!(docs.status(), 200);
+    let res = api
+        .client
+        .get(api.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "every response carries a request id"
+    );
+}
