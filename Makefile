@@ -47,6 +47,11 @@ db-stop: ## Stop the local PostgreSQL (its data stays in .local/pg)
 psql: ## Open psql on the database
 	@$(WITH_DB); psql "$$DATABASE_URL"
 
+.PHONY: fuzz
+fuzz: ## Fuzz the running API with schemathesis against its OpenAPI document
+	$(CARGO) build --release -p autoloader-api
+	@$(WITH_DB); export DATABASE_URL; scripts/fuzz.sh
+
 .PHONY: lint
 lint: ## Check formatting and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
@@ -66,4 +71,6 @@ sqlx-prepare: ## Refresh .sqlx/ (the checked queries' data) after changing a que
 
 .PHONY: bench
 bench: ## Run the benchmarks (see BENCHMARKS.md)
-	@echo "No benchmarks yet: they arrive with the scheduling engine (see BENCHMARKS.md)."
+	cd bench && $(CARGO) build --release
+	@mkdir -p bench/results
+	@$(WITH_DB); export DATABASE_URL; bench/target/release/bench-scheduler all 2>&1 | tee bench/results/bench.log

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make fuzz`: schemathesis (property-based API testing from PyPI, in a venv under .local) against
+# /openapi.json of a running autoloader-api, with a tenant token and the admin token. Reports every
+# 5xx, schema violation and other failed check; exits non-zero when there is any.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+: "${DATABASE_URL:?DATABASE_URL must be set (make fuzz sets it)}"
+venv="$root/.local/fuzz-venv"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "schemathesis==4.*"
+fi
+
+port=18181
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+admin="fuzz-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+bin="$root/target/release/autoloader-api"
+"$bin" --migrate-only
+token="$("$bin" create-token --tenant fuzz --label "make fuzz" | sed -n 's/^AUTOLOADER_TOKEN=//p')"
+
+AUTOLOADER_API_ADDR="127.0.0.1:$port" AUTOLOADER_ADMIN_TOKEN="$admin" AUTOLOADER_LOG_FORMAT=json \
+    RUST_LOG=warn "$bin" --skip-migrations 2>"$root/.local/fuzz-api.log" &
+api=$!
+trap 'kill $api 2>/dev/null || true; wait $api 2>/dev/null || true' EXIT
+
+report="$root/.local/fuzz-report"
+mkdir -p "$report"
+status=0
+# The tenant's endpoints with its token, then the admin endpoints with the admin token.
+"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" --wait-for-schema 30 \
+    --header "Authorization: Bearer $token" --exclude-path-regex '^/api/v1/admin' \
+    --checks all --max-examples "${FUZZ_EXAMPLES:-50}" --seed 1 --workers 2 \
+    --report ndjson --report-ndjson-path "$report/tenant.ndjson" || status=$?
+"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" --wait-for-schema 30 \
+    --header "Authorization: Bearer $admin" --include-path-regex '^/api/v1/admin' \
+    --checks all --max-examples "${FUZZ_EXAMPLES:-50}" --seed 1 --workers 2 \
+    --report ndjson --report-ndjson-path "$report/admin.ndjson" || status=$?
+if grep -q '"status": *5[0-9][0-9]' "$root/.local/fuzz-api.log" 2>/dev/null; then
+    echo "the API logged 5xx responses; see .local/fuzz-api.log" >&2
+    status=1
+fi
+exit "$status"
