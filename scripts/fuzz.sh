@@ -2,6 +2,13 @@
 # `make fuzz`: schemathesis (property-based API testing from PyPI, in a venv under .local) against
 # /openapi.json of a running autoloader-api, with a tenant token and the admin token. Reports every
 # 5xx, schema violation and other failed check; exits non-zero when there is any.
+#
+# One check is left out: `positive_data_acceptance` expects every schema-valid request to succeed,
+# but some rules tie fields together (a source_path that fits its source_type, schedule_time for
+# daily schedules, a cron that can fire) and OpenAPI cannot express them; the server answers those
+# with a documented 422 naming the field, which is the behaviour we want. The stateful phase is left
+# out too: schemathesis 4 infers links from our Location headers onto the wrong operations and
+# stops with "Invalid OpenAPI Links Definition".
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -30,11 +37,11 @@ status=0
 # The tenant's endpoints with its token, then the admin endpoints with the admin token.
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" --wait-for-schema 30 \
     --header "Authorization: Bearer $token" --exclude-path-regex '^/api/v1/admin' \
-    --checks all --max-examples "${FUZZ_EXAMPLES:-50}" --seed 1 --workers 2 \
+    --phases examples,coverage,fuzzing --checks all --exclude-checks positive_data_acceptance --max-examples "${FUZZ_EXAMPLES:-50}" --seed 1 --workers 2 \
     --report ndjson --report-ndjson-path "$report/tenant.ndjson" || status=$?
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" --wait-for-schema 30 \
     --header "Authorization: Bearer $admin" --include-path-regex '^/api/v1/admin' \
-    --checks all --max-examples "${FUZZ_EXAMPLES:-50}" --seed 1 --workers 2 \
+    --phases examples,coverage,fuzzing --checks all --exclude-checks positive_data_acceptance --max-examples "${FUZZ_EXAMPLES:-50}" --seed 1 --workers 2 \
     --report ndjson --report-ndjson-path "$report/admin.ndjson" || status=$?
 if grep -q '"status": *5[0-9][0-9]' "$root/.local/fuzz-api.log" 2>/dev/null; then
     echo "the API logged 5xx responses; see .local/fuzz-api.log" >&2

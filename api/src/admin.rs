@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantCreate {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200)]
     pub name: Option<String>,
 }
 
@@ -168,11 +169,11 @@ pub async fn create_token(
     ApiPath(tenant_id): ApiPath<Uuid>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    // The body is optional: no body means no label.
+    // The body is optional: no body (or `null`) means no label.
     let label = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        crate::extract::parse_json::<TokenCreate>(&body)?.label
+        crate::extract::parse_json::<Option<TokenCreate>>(&body)?.and_then(|b| b.label)
     };
     let exists: Option<i32> = sqlx::query_scalar("select 1 from tenants where id = $1")
         .bind(tenant_id)

@@ -456,7 +456,7 @@ async fn overwrite(
 
 #[utoipa::path(put, path = "/api/v1/ingestions/{id}", tag = "ingestions", params(("id" = Uuid, Path)),
     request_body = IngestionCreate,
-    responses((status = 200, body = IngestionResponse), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = IngestionResponse), (status = 404, body = Problem), (status = 409, body = Problem, description = "the new name is taken"), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -493,7 +493,7 @@ fn as_body(r: &IngestionRow) -> IngestionCreate {
 
 #[utoipa::path(patch, path = "/api/v1/ingestions/{id}", tag = "ingestions", params(("id" = Uuid, Path)),
     request_body = IngestionPatch,
-    responses((status = 200, body = IngestionResponse), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = IngestionResponse), (status = 404, body = Problem), (status = 409, body = Problem, description = "the new name is taken"), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,

@@ -18,32 +18,77 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
-/// Body of `POST /api/v1/ingestions` and `PUT /api/v1/ingestions/{id}`.
+/// The values of `source_type`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SourceTypeName {
+    S3,
+    Local,
+}
+
+/// The values of `format_type`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum FormatTypeName {
+    Json,
+    Csv,
+    Parquet,
+}
+
+/// The values of `schedule_frequency`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum FrequencyName {
+    Hourly,
+    Daily,
+    Weekly,
+    Custom,
+}
+
+/// The values of an ingestion's `status`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub enum IngestionStatusName {
+    Active,
+    Paused,
+}
+
+/// Body of `POST /api/v1/ingestions` and `PUT /api/v1/ingestions/{id}`. The document marks what
+/// every request needs; rules that tie fields together (a `source_path` that fits its
+/// `source_type`, `schedule_time` for daily schedules) are checked by the server and reported
+/// per field.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestionCreate {
-    #[schema(example = "Daily AWS CloudTrail Ingestion")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200,
+             example = "Daily AWS CloudTrail Ingestion")]
     pub name: Option<String>,
     pub description: Option<String>,
     /// `s3` or `local`.
-    #[schema(example = "s3")]
+    #[schema(required = true, value_type = SourceTypeName, example = "s3")]
     pub source_type: Option<String>,
     /// `s3://bucket/prefix/` (or `s3a://`) for s3, `file:///dir/` for local.
-    #[schema(example = "s3a://my-logs-bucket/cloudtrail/")]
+    #[schema(required = true, value_type = String, example = "s3a://my-logs-bucket/cloudtrail/")]
     pub source_path: Option<String>,
     /// `json` (JSON lines), `csv` or `parquet`.
-    #[schema(example = "json")]
+    #[schema(required = true, value_type = FormatTypeName, example = "json")]
     pub format_type: Option<String>,
     /// `namespace.table`.
-    #[schema(example = "security.cloudtrail_logs")]
+    #[schema(required = true, value_type = String, pattern = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+             example = "security.cloudtrail_logs")]
     pub destination_table: Option<String>,
     /// Source and format options (a JSON object); secret values are never returned.
+    #[schema(value_type = Option<Object>)]
     pub options: Option<Value>,
     /// `hourly`, `daily`, `weekly` or `custom`.
-    #[schema(example = "daily")]
+    #[schema(value_type = Option<FrequencyName>, example = "daily")]
     pub schedule_frequency: Option<String>,
-    /// `HH:MM`, required for daily and weekly.
-    #[schema(example = "02:00")]
+    /// `HH:MM`, required for daily and weekly (an empty string means not set).
+    #[schema(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$", example = "02:00")]
     pub schedule_time: Option<String>,
     /// IANA time zone; `UTC` when omitted.
     #[schema(example = "UTC")]
@@ -53,6 +98,7 @@ pub struct IngestionCreate {
     #[serde(default)]
     pub schedule_enabled: Option<bool>,
     /// `ACTIVE` (default) or `PAUSED`.
+    #[schema(value_type = Option<IngestionStatusName>)]
     pub status: Option<String>,
 }
 
@@ -65,13 +111,16 @@ pub struct IngestionPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    #[schema(value_type = Option<SourceTypeName>)]
     pub source_type: Option<String>,
     pub source_path: Option<String>,
+    #[schema(value_type = Option<FormatTypeName>)]
     pub format_type: Option<String>,
     pub destination_table: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub options: Option<Value>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<FrequencyName>)]
     pub schedule_frequency: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -81,6 +130,7 @@ pub struct IngestionPatch {
     #[schema(value_type = Option<String>)]
     pub schedule_cron: Option<Option<String>>,
     pub schedule_enabled: Option<bool>,
+    #[schema(value_type = Option<IngestionStatusName>)]
     pub status: Option<String>,
 }
 
@@ -278,13 +328,16 @@ pub struct ScheduleInfoResponse {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulePreviewRequest {
+    #[schema(required = true, value_type = FrequencyName)]
     pub schedule_frequency: Option<String>,
     pub schedule_time: Option<String>,
     pub schedule_timezone: Option<String>,
     pub schedule_cron: Option<String>,
     /// RFC 3339 instant to start from; now when omitted.
+    #[schema(format = DateTime)]
     pub from: Option<String>,
     /// How many upcoming runs, 1 to 100 (default 5).
+    #[schema(minimum = 1, maximum = 100)]
     pub count: Option<i64>,
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use autoloader::ingestion::ScheduleFields;
 use autoloader::schedule::Schedule;
 
+use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
 use crate::model::{SchedulePreviewRequest, SchedulePreviewResponse, UpcomingRun};
@@ -67,6 +68,7 @@ pub fn upcoming(
 #[utoipa::path(post, path = "/api/v1/schedules/preview", tag = "schedules", request_body = SchedulePreviewRequest,
     responses((status = 200, body = SchedulePreviewResponse), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn preview(
+    _tenant: Tenant,
     ApiJson(req): ApiJson<SchedulePreviewRequest>,
 ) -> ApiResult<Json<SchedulePreviewResponse>> {
     let mut errors = Vec::new();

@@ -559,6 +559,18 @@ async fn tokens_are_required_and_revocable(pool: PgPool) {
         .call("GET", "/api/v1/ingestions", "not-a-token", None)
         .await;
     assert_eq!(status, 401);
+    let preview = api
+        .client
+        .post(api.url("/api/v1/schedules/preview"))
+        .json(&json!({"schedule_frequency": "hourly"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        preview.status(),
+        401,
+        "every /api/v1 endpoint needs a token, the preview too"
+    );
     let (status, _, _) = api
         .call(
             "POST",
