@@ -214,14 +214,16 @@ pub async fn revoke_token(
     _: Admin,
     ApiPath(token_id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let done =
-        sqlx::query("update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1")
-            .bind(token_id)
-            .execute(&state.pool)
-            .await?;
-    if done.rows_affected() == 0 {
+    let revoked: Option<Vec<u8>> = sqlx::query_scalar(
+        "update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1 returning token_sha256",
+    )
+    .bind(token_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(hash) = revoked else {
         return Err(ApiError::NotFound("token"));
-    }
+    };
+    state.tokens.evict(&hash);
     tracing::info!(%token_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

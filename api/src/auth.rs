@@ -2,6 +2,10 @@
 //! (`AUTOLOADER_ADMIN_TOKEN`) authorises tenant administration. Only SHA-256 digests of tokens
 //! are stored, and compared in constant time.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -58,6 +62,9 @@ impl FromRequestParts<AppState> for Tenant {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let hash = digest(bearer(parts)?);
+        if let Some(tenant) = state.tokens.get(&hash) {
+            return Ok(Tenant(tenant));
+        }
         // The lookup also notes when the token was last used, at most every five minutes.
         let tenant = sqlx::query_scalar!(
             r#"
@@ -75,9 +82,51 @@ impl FromRequestParts<AppState> for Tenant {
         )
         .fetch_optional(&state.pool)
         .await?;
-        tenant
-            .map(Tenant)
-            .ok_or(ApiError::Unauthorized("unknown or revoked token"))
+        let tenant = tenant.ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        state.tokens.insert(hash, tenant);
+        Ok(Tenant(tenant))
+    }
+}
+
+/// Recently verified tokens, so a busy client costs one query per `TOKEN_CACHE_TTL` rather than
+/// one per request. Revoking a token evicts it here at once; other API processes stop accepting
+/// it within the TTL.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<[u8; 32], (Uuid, Instant)>>,
+}
+
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, hash: &[u8; 32]) -> Option<Uuid> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(tenant, _)| *tenant)
+    }
+
+    fn insert(&self, hash: [u8; 32], tenant: Uuid) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= TOKEN_CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+            if entries.len() >= TOKEN_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (tenant, Instant::now()));
+    }
+
+    /// Forgets a revoked token.
+    pub fn evict(&self, hash: &[u8]) {
+        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+            self.entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&hash);
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub struct AppState {
     pub pool: PgPool,
     /// SHA-256 of `AUTOLOADER_ADMIN_TOKEN`; `None` disables tenant administration.
     pub admin_token_sha256: Option<[u8; 32]>,
+    pub tokens: std::sync::Arc<auth::TokenCache>,
 }
 
 impl AppState {
@@ -36,6 +37,7 @@ impl AppState {
         AppState {
             pool,
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
+            tokens: Default::default(),
         }
     }
 }
