@@ -189,6 +189,69 @@ pub async fn fail(
     Ok(done.rows_affected() == 1)
 }
 
+/// The outcome of one run, for [`complete_many`].
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Success(RunOutput),
+    Failure(String),
+}
+
+/// Records many outcomes in one statement (one commit), each fenced by its own lease exactly as
+/// [`succeed`] and [`fail`] are. Returns the runs whose lease still held; the others were not
+/// touched.
+pub async fn complete_many(
+    pool: &PgPool,
+    worker_id: &str,
+    outcomes: &[(Lease, Outcome)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut attempts = Vec::with_capacity(outcomes.len());
+    let mut statuses = Vec::with_capacity(outcomes.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(outcomes.len());
+    let (mut files, mut rows, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    for (lease, outcome) in outcomes {
+        ids.push(lease.run_id);
+        attempts.push(lease.attempt);
+        let out = match outcome {
+            Outcome::Success(out) => {
+                statuses.push("SUCCESS".to_owned());
+                errors.push(None);
+                *out
+            }
+            Outcome::Failure(e) => {
+                statuses.push("FAILED".to_owned());
+                errors.push(Some(e.clone()));
+                RunOutput::default()
+            }
+        };
+        files.push(out.files_processed);
+        rows.push(out.rows_ingested);
+        bytes.push(out.bytes_read);
+    }
+    let applied = sqlx::query_scalar!(
+        r#"
+        update runs r
+        set status = o.status, finished_at = now(), lease_expires_at = null, error = o.error,
+            files_processed = o.files, rows_ingested = o.rows_ingested, bytes_read = o.bytes
+        from unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[])
+            as o(id, attempt, status, error, files, rows_ingested, bytes)
+        where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
+        returning r.id
+        "#,
+        worker_id,
+        &ids,
+        &attempts,
+        &statuses,
+        &errors as &[Option<String>],
+        &files,
+        &rows,
+        &bytes,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(applied)
+}
+
 /// Puts the run back in the queue, claimable after `delay` (a retry back-off, or zero when a
 /// worker gives its runs back at shutdown).
 pub async fn requeue(

@@ -9,6 +9,7 @@
 //! * at shutdown it stops claiming, waits up to `shutdown_timeout` for in-flight runs, then gives
 //!   the leases of the rest back (QUEUED again, for another worker) before it returns.
 
+mod completer;
 pub mod lease;
 
 use std::sync::Arc;
@@ -21,7 +22,8 @@ use tracing::Instrument;
 
 use crate::executor::{ExecError, Executor, RunContext};
 use crate::wake::{Waker, RUNS_CHANNEL};
-use lease::{Claimed, Lease};
+use completer::Completer;
+use lease::{Claimed, Lease, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -86,6 +88,8 @@ impl Worker {
         tracing::info!(worker_id = %cfg.worker_id, max_concurrent = cfg.max_concurrent,
                        lease_ttl_s = cfg.lease_ttl.as_secs_f64(), "worker started");
         let give_back = CancellationToken::new();
+        let (completer, completer_task) =
+            Completer::start(self.pool.clone(), cfg.worker_id.clone());
         let mut in_flight: JoinSet<Ended> = JoinSet::new();
         let mut waker = Waker::new(self.pool.clone(), RUNS_CHANNEL);
         let rescue_every = (cfg.lease_ttl / 2).min(cfg.poll_interval);
@@ -97,6 +101,9 @@ impl Worker {
                 self.rescue().await;
                 last_rescue = Some(Instant::now());
             }
+            // Runs often finish together (their outcomes commit in one batch): count every
+            // finished one, so the next claim takes all the free slots at once.
+            while in_flight.try_join_next().is_some() {}
             let free = cfg.max_concurrent.saturating_sub(in_flight.len());
             let mut claimed_all = false;
             if free > 0 {
@@ -106,7 +113,12 @@ impl Worker {
                     Ok(runs) => {
                         claimed_all = runs.len() == free;
                         for run in runs {
-                            self.spawn_run(&mut in_flight, run, give_back.child_token());
+                            self.spawn_run(
+                                &mut in_flight,
+                                run,
+                                &completer,
+                                give_back.child_token(),
+                            );
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "claiming runs failed; retrying"),
@@ -136,6 +148,10 @@ impl Worker {
             give_back.cancel();
             while in_flight.join_next().await.is_some() {}
         }
+        drop(completer);
+        if let Err(e) = completer_task.await {
+            tracing::error!(error = %e, "the outcome writer failed");
+        }
         tracing::info!(worker_id = %cfg.worker_id, "worker stopped");
     }
 
@@ -154,13 +170,20 @@ impl Worker {
         }
     }
 
-    fn spawn_run(&self, set: &mut JoinSet<Ended>, run: Claimed, give_back: CancellationToken) {
+    fn spawn_run(
+        &self,
+        set: &mut JoinSet<Ended>,
+        run: Claimed,
+        completer: &Completer,
+        give_back: CancellationToken,
+    ) {
         let span = tracing::info_span!("run", run_id = %run.run_id, ingestion_id = %run.ingestion.id,
                                        tenant_id = %run.ingestion.tenant_id, attempt = run.attempt);
         let pool = self.pool.clone();
         let config = self.config.clone();
         let executor = Arc::clone(&self.executor);
-        set.spawn(execute(pool, config, executor, run, give_back).instrument(span));
+        let completer = completer.clone();
+        set.spawn(execute(pool, config, executor, completer, run, give_back).instrument(span));
     }
 }
 
@@ -169,6 +192,7 @@ async fn execute(
     pool: PgPool,
     cfg: WorkerConfig,
     executor: Arc<dyn Executor>,
+    completer: Completer,
     run: Claimed,
     give_back: CancellationToken,
 ) -> Ended {
@@ -227,12 +251,13 @@ async fn execute(
     };
     let secs = started.elapsed().as_secs_f64();
     metrics::histogram!("autoloader_run_duration_seconds").record(secs);
-    record(&pool, &cfg, &run, lease, result, secs).await
+    record(&pool, &cfg, &completer, &run, lease, result, secs).await
 }
 
 async fn record(
     pool: &PgPool,
     cfg: &WorkerConfig,
+    completer: &Completer,
     run: &Claimed,
     lease: Lease,
     result: Result<crate::executor::RunOutput, ExecError>,
@@ -240,7 +265,10 @@ async fn record(
 ) -> Ended {
     let worker = cfg.worker_id.as_str();
     let (written, status) = match &result {
-        Ok(out) => (lease::succeed(pool, worker, lease, *out).await, "success"),
+        Ok(out) => (
+            completer.complete(lease, Outcome::Success(*out)).await,
+            "success",
+        ),
         Err(ExecError::Transient(msg)) if run.attempt <= cfg.retries => {
             let delay = cfg
                 .retry_backoff
@@ -252,12 +280,16 @@ async fn record(
                 delay.as_secs()
             );
             (
-                lease::requeue(pool, worker, lease, delay, &reason, Some(msg)).await,
+                lease::requeue(pool, worker, lease, delay, &reason, Some(msg))
+                    .await
+                    .map_err(|e| e.to_string()),
                 "retrying",
             )
         }
         Err(e) => (
-            lease::fail(pool, worker, lease, &e.to_string()).await,
+            completer
+                .complete(lease, Outcome::Failure(e.to_string()))
+                .await,
             "failed",
         ),
     };

@@ -264,3 +264,78 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
         vec![(run, 2)]
     );
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
+    use autoloader::worker::lease::Outcome;
+    let t = tenant(&pool, "acme").await;
+    let mut runs = Vec::new();
+    for n in 0..3 {
+        let i = scheduled_ingestion(&pool, t, &format!("e{n}"), "0 0 * * *", json!({})).await;
+        runs.push(manual_run(&pool, i).await);
+    }
+    let claimed = lease::claim_many(&pool, "worker-a", 3, TTL)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3);
+    // The first run's lease is lost and the run claimed again by worker-b.
+    let lost = claimed
+        .iter()
+        .find(|c| c.run_id == runs[0])
+        .expect("run 0")
+        .lease();
+    sqlx::query("update runs set lease_expires_at = now() - interval '1 second' where id = $1")
+        .bind(runs[0])
+        .execute(&pool)
+        .await
+        .expect("expire");
+    lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
+    let b = lease::claim_many(&pool, "worker-b", 1, TTL)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(b.run_id, runs[0]);
+
+    let out = RunOutput {
+        files_processed: 2,
+        rows_ingested: 20,
+        bytes_read: 200,
+    };
+    let batch: Vec<(Lease, Outcome)> = claimed
+        .iter()
+        .map(|c| {
+            let outcome = if c.run_id == runs[2] {
+                Outcome::Failure("boom".into())
+            } else {
+                Outcome::Success(out)
+            };
+            (if c.run_id == runs[0] { lost } else { c.lease() }, outcome)
+        })
+        .collect();
+    let mut applied = lease::complete_many(&pool, "worker-a", &batch)
+        .await
+        .expect("complete");
+    applied.sort();
+    let mut want = vec![runs[1], runs[2]];
+    want.sort();
+    assert_eq!(
+        applied, want,
+        "the stale lease's outcome is dropped, the others written"
+    );
+    let r0 = row(&pool, runs[0]).await;
+    assert_eq!(
+        (
+            r0.status.as_str(),
+            r0.worker_id.as_deref(),
+            r0.rows_ingested
+        ),
+        ("RUNNING", Some("worker-b"), 0)
+    );
+    let r1 = row(&pool, runs[1]).await;
+    assert_eq!((r1.status.as_str(), r1.rows_ingested), ("SUCCESS", 20));
+    let r2 = row(&pool, runs[2]).await;
+    assert_eq!(
+        (r2.status.as_str(), r2.error.as_deref()),
+        ("FAILED", Some("boom"))
+    );
+}
