@@ -305,6 +305,12 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, plan: Plan) -> Result<Ti
     .await?;
     report.queued = inserted.len();
     let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().map(|r| r.id).collect();
+    // The tick of each ingestion's newest queued run, for `ingestions.last_scheduled_run`.
+    let mut last_queued: std::collections::HashMap<Uuid, DateTime<Utc>> = Default::default();
+    for p in plan.runs.iter().filter(|p| inserted.contains(&p.id)) {
+        let e = last_queued.entry(p.ingestion_id).or_insert(p.scheduled_for);
+        *e = (*e).max(p.scheduled_for);
+    }
 
     // What did not go in collided with an active run (or its tick already has a row, which the
     // insert below also leaves alone): record the tick as SKIPPED, naming the run in the way.
@@ -379,11 +385,16 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, plan: Plan) -> Result<Ti
         let ids: Vec<Uuid> = plan.advance.iter().map(|a| a.0).collect();
         let next: Vec<DateTime<Utc>> = plan.advance.iter().map(|a| a.1).collect();
         let last: Vec<Option<DateTime<Utc>>> = plan.advance.iter().map(|a| a.2).collect();
+        let queued: Vec<Option<DateTime<Utc>>> = plan
+            .advance
+            .iter()
+            .map(|a| last_queued.get(&a.0).copied())
+            .collect();
         sqlx::query!(
             r#"
             with a as (
-                select * from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
-                    as a(ingestion_id, next_fire_at, last_fire_at)
+                select * from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
+                    as a(ingestion_id, next_fire_at, last_fire_at, last_queued)
             ), t as (
                 update schedule_ticks s
                 set next_fire_at = a.next_fire_at, last_fire_at = a.last_fire_at,
@@ -392,16 +403,13 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, plan: Plan) -> Result<Ti
             )
             update ingestions i
             set next_run_time = a.next_fire_at,
-                last_scheduled_run = coalesce(
-                    (select max(r.scheduled_for) from runs r
-                     where r.ingestion_id = i.id and r.triggered_by = 'scheduler'
-                       and r.status not in ('SKIPPED', 'MISSED')),
-                    i.last_scheduled_run)
+                last_scheduled_run = coalesce(a.last_queued, i.last_scheduled_run)
             from a where i.id = a.ingestion_id
             "#,
             &ids,
             &next,
             &last as &[Option<DateTime<Utc>>],
+            &queued as &[Option<DateTime<Utc>>],
         )
         .execute(&mut **tx)
         .await?;
