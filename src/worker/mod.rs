@@ -129,7 +129,11 @@ impl Worker {
                 rescue_every.saturating_sub(last_rescue.map_or(Duration::ZERO, |t| t.elapsed()));
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if claimed_all {
+                        gather_free_slots(&mut in_flight, cfg.max_concurrent).await;
+                    }
+                }
                 () = waker.wait(), if !claimed_all || in_flight.len() < cfg.max_concurrent => {}
                 () = tokio::time::sleep(wait) => {}
             }
@@ -184,6 +188,20 @@ impl Worker {
         let executor = Arc::clone(&self.executor);
         let completer = completer.clone();
         set.spawn(execute(pool, config, executor, completer, run, give_back).instrument(span));
+    }
+}
+
+/// After a run finished while the queue looked non-empty: lets more runs finish before the next
+/// claim, so one claim refills many slots (a claim costs about as much for one run as for fifty),
+/// until half the slots are free or `GATHER_FOR` has passed, whichever is first.
+async fn gather_free_slots(in_flight: &mut JoinSet<Ended>, max_concurrent: usize) {
+    const GATHER_FOR: Duration = Duration::from_millis(2);
+    let deadline = tokio::time::Instant::now() + GATHER_FOR;
+    while max_concurrent.saturating_sub(in_flight.len()) < max_concurrent.div_ceil(2) {
+        tokio::select! {
+            joined = in_flight.join_next() => if joined.is_none() { return },
+            () = tokio::time::sleep_until(deadline) => return,
+        }
     }
 }
 
