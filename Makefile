@@ -73,4 +73,12 @@ sqlx-prepare: ## Refresh .sqlx/ (the checked queries' data) after changing a que
 bench: ## Run the benchmarks (see BENCHMARKS.md)
 	cd bench && $(CARGO) build --release
 	@mkdir -p bench/results
-	@$(WITH_DB); export DATABASE_URL; bench/target/release/bench-scheduler all 2>&1 | tee bench/results/bench.log
+	@aps=""; \
+	  if { [ -x bench/.venv/bin/python ] || python3 -m venv bench/.venv; } \
+	     && bench/.venv/bin/pip install -q -r bench/apscheduler/requirements.txt; then \
+	    aps="--apscheduler-python $(CURDIR)/bench/.venv/bin/python"; \
+	  else echo "bench: no Python virtualenv with APScheduler; its comparison is skipped"; fi; \
+	  $(WITH_DB); export DATABASE_URL; \
+	  bench/target/release/bench-scheduler all $$aps 2>&1 | tee bench/results/bench.log
+	$(CARGO) build --release -p autoloader-api
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-api.sh | tee bench/results/api.md
