@@ -57,6 +57,31 @@ struct Valid {
     fields: ScheduleFields,
 }
 
+/// Binds a definition as `$1` id, `$2` tenant, then `$3..$15` in the column order that the insert
+/// and the update both use.
+fn bind_definition<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    tenant: Uuid,
+    v: &'q Valid,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    q.bind(id)
+        .bind(tenant)
+        .bind(&v.name)
+        .bind(&v.description)
+        .bind(v.status)
+        .bind(v.source_type.as_str())
+        .bind(v.source_path.as_str())
+        .bind(v.format_type.as_str())
+        .bind(v.destination_table.to_string())
+        .bind(&v.options)
+        .bind(&v.fields.frequency)
+        .bind(&v.fields.time)
+        .bind(&v.fields.timezone)
+        .bind(&v.fields.cron)
+        .bind(v.fields.enabled)
+}
+
 fn blank_to_none(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
@@ -244,30 +269,16 @@ pub async fn create(
     let v = validate(body)?;
     let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
-    sqlx::query(
+    let insert = sqlx::query(
         "insert into ingestions (id, tenant_id, name, description, status, source_type, source_path, format_type,
                                  destination_table, options, schedule_frequency, schedule_time, schedule_timezone,
                                  schedule_cron, schedule_enabled)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(id)
-    .bind(tenant)
-    .bind(&v.name)
-    .bind(&v.description)
-    .bind(v.status)
-    .bind(v.source_type.as_str())
-    .bind(v.source_path.as_str())
-    .bind(v.format_type.as_str())
-    .bind(v.destination_table.to_string())
-    .bind(&v.options)
-    .bind(&v.fields.frequency)
-    .bind(&v.fields.time)
-    .bind(&v.fields.timezone)
-    .bind(&v.fields.cron)
-    .bind(v.fields.enabled)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| conflict_on_name(e, &v.name))?;
+    );
+    bind_definition(insert, id, tenant, &v)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_name(e, &v.name))?;
     store_next_tick(
         &mut tx,
         id,
@@ -412,31 +423,17 @@ async fn overwrite(
         || before.schedule_enabled != v.fields.enabled
         || before.status != v.status;
     let mut tx = state.pool.begin().await?;
-    let updated = sqlx::query(
+    let update = sqlx::query(
         "update ingestions set name = $3, description = $4, status = $5, source_type = $6, source_path = $7,
                 format_type = $8, destination_table = $9, options = $10, schedule_frequency = $11,
                 schedule_time = $12, schedule_timezone = $13, schedule_cron = $14, schedule_enabled = $15,
                 updated_at = now()
          where id = $1 and tenant_id = $2",
-    )
-    .bind(id)
-    .bind(tenant)
-    .bind(&v.name)
-    .bind(&v.description)
-    .bind(v.status)
-    .bind(v.source_type.as_str())
-    .bind(v.source_path.as_str())
-    .bind(v.format_type.as_str())
-    .bind(v.destination_table.to_string())
-    .bind(&v.options)
-    .bind(&v.fields.frequency)
-    .bind(&v.fields.time)
-    .bind(&v.fields.timezone)
-    .bind(&v.fields.cron)
-    .bind(v.fields.enabled)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| conflict_on_name(e, &v.name))?;
+    );
+    let updated = bind_definition(update, id, tenant, &v)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_name(e, &v.name))?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::NotFound("ingestion"));
     }
