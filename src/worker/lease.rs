@@ -68,6 +68,14 @@ pub async fn claim_many(
     limit: i64,
     ttl: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
+    // A claim need not wait for its WAL flush: if PostgreSQL crashes before the flush, the claim
+    // is undone, the run is QUEUED again and this worker's later writes are fenced out, exactly as
+    // if the worker had died (runs are executed at least once either way). Outcomes stay durable,
+    // and their flush carries every earlier claim with it.
+    let mut tx = pool.begin().await?;
+    sqlx::query!("set local synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let rows = sqlx::query!(
         r#"
         with picked as (
@@ -91,8 +99,9 @@ pub async fn claim_many(
         worker_id,
         interval(ttl) as PgInterval,
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut claimed: Vec<Claimed> = rows
         .into_iter()
         .map(|r| Claimed {
