@@ -1,13 +1,13 @@
 //! What-if measurements for engine changes, run in this process (not the shipped worker loop):
 //! the same queued no-op runs as `claim`, drained by loops that use the engine's own lease SQL
-//! (`autoloader::worker::lease::claim_many` and `succeed`), changing only how often they talk to
+//! (`autoloader::worker::lease::claim_many` and `complete_many`, one run per call), changing only how often they talk to
 //! the database:
 //!
 //! * `batch-claim`: each loop claims up to its slots at once, runs them, then writes every
-//!   outcome with the engine's per-run `succeed` (concurrently), and claims again;
+//!   outcome with its own `complete_many` call (concurrently), and claims again;
 //! * `batch-claim+batch-outcome`: the same, with one fenced UPDATE for all outcomes of a batch
 //!   (`... from unnest(ids, attempts) where id, attempt, worker_id match and status = 'RUNNING'`,
-//!   the same fence `succeed` uses).
+//!   the same fence `complete_many` uses).
 //!
 //! These rows are evidence for suggested engine changes, not measurements of the engine.
 
@@ -112,7 +112,10 @@ async fn drain(
                     let mut set = tokio::task::JoinSet::new();
                     for r in &runs {
                         let (pool, worker, l) = (pool.clone(), worker.clone(), r.lease());
-                        set.spawn(async move { lease::succeed(&pool, &worker, l, out).await });
+                        set.spawn(async move {
+                            let batch = [(l, lease::Outcome::Success(out))];
+                            lease::complete_many(&pool, &worker, &batch).await.map(|a| !a.is_empty())
+                        });
                     }
                     while let Some(r) = set.join_next().await {
                         if r??.then_some(()).is_some() {

@@ -151,53 +151,6 @@ pub async fn heartbeat(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records success with the run's counters.
-pub async fn succeed(
-    pool: &PgPool,
-    worker_id: &str,
-    lease: Lease,
-    out: RunOutput,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        r#"
-        update runs set status = 'SUCCESS', finished_at = now(), lease_expires_at = null,
-                        files_processed = $4, rows_ingested = $5, bytes_read = $6
-        where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
-        "#,
-        lease.run_id,
-        lease.attempt,
-        worker_id,
-        out.files_processed,
-        out.rows_ingested,
-        out.bytes_read,
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Records failure. The schedule carries on regardless.
-pub async fn fail(
-    pool: &PgPool,
-    worker_id: &str,
-    lease: Lease,
-    error: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        r#"
-        update runs set status = 'FAILED', finished_at = now(), lease_expires_at = null, error = $4
-        where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
-        "#,
-        lease.run_id,
-        lease.attempt,
-        worker_id,
-        error,
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// The outcome of one run, for [`complete_many`].
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -205,8 +158,8 @@ pub enum Outcome {
     Failure(String),
 }
 
-/// Records many outcomes in one statement (one commit), each fenced by its own lease exactly as
-/// [`succeed`] and [`fail`] are. Returns the runs whose lease still held; the others were not
+/// Records outcomes (SUCCESS with counters, FAILED with the error) in one statement, one commit,
+/// each fenced by its own lease. Returns the runs whose lease still held; the others were not
 /// touched.
 pub async fn complete_many(
     pool: &PgPool,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use autoloader::executor::RunOutput;
-use autoloader::worker::lease::{self, Lease};
+use autoloader::worker::lease::{self, Lease, Outcome};
 use autoloader_tests::{manual_run, scheduled_ingestion, tenant};
 use serde_json::json;
 use sqlx::PgPool;
@@ -13,6 +13,14 @@ use uuid::Uuid;
 
 const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
 const TTL: Duration = Duration::from_secs(30);
+
+/// Records one outcome under `lease` as `worker`; true when the lease still held.
+async fn complete(pool: &PgPool, worker: &str, lease: Lease, outcome: Outcome) -> bool {
+    let applied = lease::complete_many(pool, worker, &[(lease, outcome)])
+        .await
+        .expect("complete");
+    applied == vec![lease.run_id]
+}
 
 async fn expire_leases(pool: &PgPool) {
     sqlx::query(
@@ -142,21 +150,15 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
     assert!(!lease::heartbeat(&pool, "worker-a", stale, TTL)
         .await
         .expect("hb"));
-    assert!(!lease::succeed(&pool, "worker-a", stale, out)
-        .await
-        .expect("succeed"));
-    assert!(!lease::fail(&pool, "worker-a", stale, "boom")
-        .await
-        .expect("fail"));
+    assert!(!complete(&pool, "worker-a", stale, Outcome::Success(out)).await);
+    assert!(!complete(&pool, "worker-a", stale, Outcome::Failure("boom".into())).await);
     assert!(
         !lease::requeue(&pool, "worker-a", stale, Duration::ZERO, "x", None)
             .await
             .expect("requeue")
     );
     // Even with the right attempt number, another worker's name does not pass the fence.
-    assert!(!lease::succeed(&pool, "worker-a", b.lease(), out)
-        .await
-        .expect("succeed"));
+    assert!(!complete(&pool, "worker-a", b.lease(), Outcome::Success(out)).await);
 
     let done = RunOutput {
         files_processed: 1,
@@ -166,9 +168,7 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
     assert!(lease::heartbeat(&pool, "worker-b", b.lease(), TTL)
         .await
         .expect("hb"));
-    assert!(lease::succeed(&pool, "worker-b", b.lease(), done)
-        .await
-        .expect("succeed"));
+    assert!(complete(&pool, "worker-b", b.lease(), Outcome::Success(done)).await);
     let r = row(&pool, run).await;
     assert_eq!(
         (
@@ -267,7 +267,6 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
-    use autoloader::worker::lease::Outcome;
     let t = tenant(&pool, "acme").await;
     let mut runs = Vec::new();
     for n in 0..3 {
