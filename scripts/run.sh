@@ -15,6 +15,14 @@ if [ -z "${AUTOLOADER_ADMIN_TOKEN:-}" ]; then
     echo "AUTOLOADER_ADMIN_TOKEN=$AUTOLOADER_ADMIN_TOKEN (generated for this session)"
 fi
 export AUTOLOADER_ADMIN_TOKEN
+# Local sources may read from .local/files unless told otherwise; tables go to .local/warehouse.
+if [ -z "${AUTOLOADER_FILE_ROOTS:-}" ]; then
+    AUTOLOADER_FILE_ROOTS="$root/.local/files"
+    mkdir -p "$AUTOLOADER_FILE_ROOTS"
+    echo "AUTOLOADER_FILE_ROOTS=$AUTOLOADER_FILE_ROOTS (file:// sources may read under it)"
+fi
+export AUTOLOADER_FILE_ROOTS
+export AUTOLOADER_WAREHOUSE="${AUTOLOADER_WAREHOUSE:-$root/.local/warehouse}"
 
 pids=()
 stop() {

@@ -137,6 +137,25 @@ pub struct RoleConfig {
     pub no_ticker: bool,
 }
 
+/// Where local sources may read from.
+#[derive(Debug, Clone, Args)]
+pub struct FileRootsConfig {
+    /// Directories `file://` sources may read from, colon-separated. A source outside them (after
+    /// following symlinks) is refused. Unset: local sources are refused.
+    #[arg(
+        long = "file-roots",
+        env = "AUTOLOADER_FILE_ROOTS",
+        value_delimiter = ':'
+    )]
+    pub file_roots: Vec<std::path::PathBuf>,
+}
+
+impl FileRootsConfig {
+    pub fn resolve(&self) -> Result<crate::source::FileRoots, String> {
+        crate::source::FileRoots::new(&self.file_roots)
+    }
+}
+
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use crate::run::TriggeredBy;
 
-/// The ingestion a run belongs to, as it was when the run was claimed.
-#[derive(Debug, Clone)]
+/// The ingestion a run belongs to, as it was when the run was claimed. Its `Debug` form shows
+/// the options with secrets hidden.
+#[derive(Clone)]
 pub struct IngestionSpec {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -28,12 +29,30 @@ pub struct IngestionSpec {
     pub options: Value,
 }
 
+impl std::fmt::Debug for IngestionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestionSpec")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("source_type", &self.source_type)
+            .field("source_path", &self.source_path)
+            .field("format_type", &self.format_type)
+            .field("destination_table", &self.destination_table)
+            .field("options", &crate::ingestion::redact_options(&self.options))
+            .finish()
+    }
+}
+
 /// Everything an executor knows about the run it executes.
 #[derive(Debug, Clone)]
 pub struct RunContext {
     pub run_id: Uuid,
     /// 1 for the first execution; higher after a lost lease or a retry.
     pub attempt: i32,
+    /// The worker holding the run's lease: with `run_id` and `attempt`, it fences every write
+    /// the executor makes on the run's behalf.
+    pub worker_id: String,
     pub triggered_by: TriggeredBy,
     /// The nominal tick; `None` for manual runs.
     pub scheduled_for: Option<DateTime<Utc>>,
@@ -51,6 +70,9 @@ pub struct RunOutput {
     pub files_processed: i64,
     pub rows_ingested: i64,
     pub bytes_read: i64,
+    pub bytes_written: i64,
+    /// The Iceberg snapshot the run committed; `None` when it loaded nothing.
+    pub snapshot_id: Option<i64>,
 }
 
 /// Why a run failed. Transient errors may be retried (when retries are configured); permanent

@@ -10,6 +10,7 @@ pub mod ingestion;
 pub mod process;
 pub mod run;
 pub mod schedule;
+pub mod source;
 pub mod telemetry;
 pub mod ticker;
 pub mod wake;

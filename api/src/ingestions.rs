@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use autoloader::ingestion::{DestinationTable, FormatType, ScheduleFields, SourcePath, SourceType};
 use autoloader::schedule::Schedule;
+use autoloader::source::{FileRoots, IngestOptions};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
@@ -87,7 +88,7 @@ fn blank_to_none(s: Option<String>) -> Option<String> {
 }
 
 /// Validates a complete definition, collecting every problem.
-fn validate(body: IngestionCreate) -> Result<Valid, ApiError> {
+fn validate(body: IngestionCreate, roots: &FileRoots) -> Result<Valid, ApiError> {
     let mut errors: Vec<FieldError> = Vec::new();
     let mut problem = |field: &str, message: String| {
         errors.push(FieldError {
@@ -148,6 +149,18 @@ fn validate(body: IngestionCreate) -> Result<Valid, ApiError> {
             Value::Null
         }
     };
+    if let (Some(t), Some(f), Value::Object(_)) = (source_type, format_type, &options) {
+        if let Err(problems) = IngestOptions::parse(&options, t, f) {
+            for p in problems {
+                problem(&p.field, p.message);
+            }
+        }
+    }
+    if let (Some(SourceType::Local), Some(p)) = (source_type, &source_path) {
+        if let Err(m) = roots.resolve(p) {
+            problem("source_path", m);
+        }
+    }
     let status = match body.status.as_deref().map(str::trim) {
         None | Some("ACTIVE") => "ACTIVE",
         Some("PAUSED") => "PAUSED",
@@ -266,7 +279,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Response> {
-    let v = validate(body)?;
+    let v = validate(body, &state.file_roots)?;
     let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
     let insert = sqlx::query(
@@ -462,7 +475,7 @@ pub async fn replace(
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Json<IngestionResponse>> {
     let before = fetch(&state.pool, tenant, id).await?;
-    let v = validate(body)?;
+    let v = validate(body, &state.file_roots)?;
     Ok(Json(
         overwrite(&state, tenant, id, &before, v).await?.into(),
     ))
@@ -530,7 +543,7 @@ pub async fn patch(
     if let Some(v) = p.schedule_cron {
         body.schedule_cron = v;
     }
-    let v = validate(body)?;
+    let v = validate(body, &state.file_roots)?;
     Ok(Json(
         overwrite(&state, tenant, id, &before, v).await?.into(),
     ))
@@ -612,7 +625,7 @@ async fn set_enabled(
     let before = fetch(&state.pool, tenant, id).await?;
     let mut body = as_body(&before);
     body.schedule_enabled = Some(enabled);
-    let v = validate(body)?;
+    let v = validate(body, &state.file_roots)?;
     overwrite(state, tenant, id, &before, v).await
 }
 

@@ -30,6 +30,8 @@ pub struct AppState {
     /// SHA-256 of `AUTOLOADER_ADMIN_TOKEN`; `None` disables tenant administration.
     pub admin_token_sha256: Option<[u8; 32]>,
     pub tokens: std::sync::Arc<auth::TokenCache>,
+    /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
+    pub file_roots: std::sync::Arc<autoloader::source::FileRoots>,
 }
 
 impl AppState {
@@ -38,7 +40,14 @@ impl AppState {
             pool,
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
             tokens: Default::default(),
+            file_roots: Default::default(),
         }
+    }
+
+    /// Allows local sources under `roots`.
+    pub fn with_file_roots(mut self, roots: autoloader::source::FileRoots) -> AppState {
+        self.file_roots = std::sync::Arc::new(roots);
+        self
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
-use autoloader::config::DatabaseConfig;
+use autoloader::config::{DatabaseConfig, FileRootsConfig};
 use autoloader::ingestion::ScheduleFields;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +47,9 @@ struct ServeArgs {
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     skip_migrations: bool,
+
+    #[command(flatten)]
+    file_roots: FileRootsConfig,
 
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
@@ -194,10 +197,10 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
-    let app = autoloader_api::app(autoloader_api::AppState::new(
-        pool,
-        cli.admin_token.as_deref(),
-    ));
+    let file_roots = cli.file_roots.resolve().map_err(anyhow::Error::msg)?;
+    let app = autoloader_api::app(
+        autoloader_api::AppState::new(pool, cli.admin_token.as_deref()).with_file_roots(file_roots),
+    );
     let shutdown = autoloader::process::shutdown_on_signals();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

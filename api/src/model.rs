@@ -238,10 +238,13 @@ pub struct RunRow {
     pub files_processed: i64,
     pub rows_ingested: i64,
     pub bytes_read: i64,
+    pub bytes_written: i64,
+    pub snapshot_id: Option<i64>,
 }
 
 pub const RUN_COLUMNS: &str = "id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start, \
-     queued_at, started_at, finished_at, attempt, worker_id, error, reason, files_processed, rows_ingested, bytes_read";
+     queued_at, started_at, finished_at, attempt, worker_id, error, reason, files_processed, rows_ingested, bytes_read, \
+     bytes_written, snapshot_id";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunResponse {
@@ -269,6 +272,10 @@ pub struct RunResponse {
     pub files_processed: i64,
     pub rows_ingested: i64,
     pub bytes_read: i64,
+    /// Bytes of Parquet written to the table.
+    pub bytes_written: i64,
+    /// The Iceberg snapshot this run committed; null when it loaded nothing.
+    pub snapshot_id: Option<i64>,
 }
 
 fn seconds(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
@@ -296,6 +303,8 @@ impl From<RunRow> for RunResponse {
             files_processed: r.files_processed,
             rows_ingested: r.rows_ingested,
             bytes_read: r.bytes_read,
+            bytes_written: r.bytes_written,
+            snapshot_id: r.snapshot_id,
         }
     }
 }

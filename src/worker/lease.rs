@@ -171,6 +171,7 @@ pub async fn complete_many(
     let mut statuses = Vec::with_capacity(outcomes.len());
     let mut errors: Vec<Option<String>> = Vec::with_capacity(outcomes.len());
     let (mut files, mut rows, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut written, mut snapshots): (Vec<i64>, Vec<Option<i64>>) = (Vec::new(), Vec::new());
     for (lease, outcome) in outcomes {
         ids.push(lease.run_id);
         attempts.push(lease.attempt);
@@ -189,14 +190,18 @@ pub async fn complete_many(
         files.push(out.files_processed);
         rows.push(out.rows_ingested);
         bytes.push(out.bytes_read);
+        written.push(out.bytes_written);
+        snapshots.push(out.snapshot_id);
     }
     let applied = sqlx::query_scalar!(
         r#"
         update runs r
         set status = o.status, finished_at = now(), lease_expires_at = null, error = o.error,
-            files_processed = o.files, rows_ingested = o.rows_ingested, bytes_read = o.bytes
-        from unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[])
-            as o(id, attempt, status, error, files, rows_ingested, bytes)
+            files_processed = o.files, rows_ingested = o.rows_ingested, bytes_read = o.bytes,
+            bytes_written = o.written, snapshot_id = o.snapshot_id
+        from unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                    $8::bigint[], $9::bigint[], $10::bigint[])
+            as o(id, attempt, status, error, files, rows_ingested, bytes, written, snapshot_id)
         where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
         returning r.id
         "#,
@@ -208,6 +213,8 @@ pub async fn complete_many(
         &files,
         &rows,
         &bytes,
+        &written,
+        &snapshots as &[Option<i64>],
     )
     .fetch_all(pool)
     .await?;

@@ -225,6 +225,7 @@ async fn execute(
     let ctx = RunContext {
         run_id: run.run_id,
         attempt: run.attempt,
+        worker_id: cfg.worker_id.clone(),
         triggered_by: run.triggered_by,
         scheduled_for: run.scheduled_for,
         data_interval_start: run.data_interval_start,

@@ -188,6 +188,41 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
             "not an identifier",
         ),
         (json!({"options": [1, 2]}), "options", "JSON object"),
+        (
+            json!({"options": {"colour": "red"}}),
+            "options.colour",
+            "unknown option 'colour'",
+        ),
+        (
+            json!({"options": {"s3_endpoint": "ftp://example.com"}}),
+            "options.s3_endpoint",
+            "http:// or https://",
+        ),
+        (
+            json!({"options": {"csv_delimiter": ";"}}),
+            "options.csv_delimiter",
+            "only applies to the csv format",
+        ),
+        (
+            json!({"format_type": "csv", "options": {"csv_delimiter": ";;"}}),
+            "options.csv_delimiter",
+            "single ASCII character",
+        ),
+        (
+            json!({"options": {"glob": "logs/{a,b"}}),
+            "options.glob",
+            "without a '}'",
+        ),
+        (
+            json!({"options": {"max_files_per_run": 0}}),
+            "options.max_files_per_run",
+            "from 1 to 100000",
+        ),
+        (
+            json!({"source_type": "local", "source_path": "file:///data/in/"}),
+            "source_path",
+            "AUTOLOADER_FILE_ROOTS",
+        ),
         (json!({"status": "RUNNING"}), "status", "ACTIVE or PAUSED"),
     ];
     for (change, field, needle) in cases {

@@ -146,6 +146,8 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
         files_processed: 9,
         rows_ingested: 999,
         bytes_read: 9,
+        bytes_written: 9,
+        snapshot_id: Some(9),
     };
     assert!(!lease::heartbeat(&pool, "worker-a", stale, TTL)
         .await
@@ -164,6 +166,8 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
         files_processed: 1,
         rows_ingested: 10,
         bytes_read: 100,
+        bytes_written: 50,
+        snapshot_id: Some(7),
     };
     assert!(lease::heartbeat(&pool, "worker-b", b.lease(), TTL)
         .await
@@ -299,6 +303,8 @@ async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
         files_processed: 2,
         rows_ingested: 20,
         bytes_read: 200,
+        bytes_written: 0,
+        snapshot_id: None,
     };
     let batch: Vec<(Lease, Outcome)> = claimed
         .iter()

@@ -46,7 +46,7 @@ impl Executor for OptionsExecutor {
                 _ => Ok(RunOutput {
                     files_processed: 1,
                     rows_ingested: opts["test_rows"].as_i64().unwrap_or(0),
-                    bytes_read: 0,
+                    ..RunOutput::default()
                 }),
             }
         })
