@@ -1,6 +1,7 @@
 # Autoloader. `make` or `make help` lists the targets.
 # Targets that need PostgreSQL use $DATABASE_URL when it is set, otherwise a private cluster
 # under .local/pg that scripts/pg.sh initialises once and starts on a free loopback port.
+# `make test` likewise uses $AUTOLOADER_TEST_S3_ENDPOINT, or the S3 server of scripts/s3.sh.
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
@@ -12,6 +13,9 @@ export SQLX_OFFLINE ?= true
 
 # Prefix for recipes that need a database: use $DATABASE_URL or start the local cluster.
 WITH_DB = DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh start)}"
+# Prefix for recipes that need S3: use $AUTOLOADER_TEST_S3_ENDPOINT or start the local server
+# (moto, from the Python venv scripts/pyenv.sh builds under .local/py).
+WITH_S3 = AUTOLOADER_TEST_S3_ENDPOINT="$${AUTOLOADER_TEST_S3_ENDPOINT:-$$(scripts/s3.sh start)}"
 
 .PHONY: help
 help: ## List the targets
@@ -23,10 +27,10 @@ run: ## Run Autoloader locally (starts PostgreSQL when DATABASE_URL is unset)
 	@$(WITH_DB); export DATABASE_URL; exec scripts/run.sh
 
 .PHONY: test
-test: ## Run every test against a real PostgreSQL
+test: ## Run every test against a real PostgreSQL and a local S3 server
 	$(CARGO) build --workspace --all-targets
 	@mkdir -p .local
-	@$(WITH_DB); export DATABASE_URL; \
+	@$(WITH_DB); export DATABASE_URL; $(WITH_S3); export AUTOLOADER_TEST_S3_ENDPOINT; \
 	  $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .local/test.log; \
 	  scripts/test-summary.sh .local/test.log
 
