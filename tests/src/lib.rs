@@ -2,6 +2,9 @@
 //! each against a test's own database (`#[sqlx::test]` makes a fresh one per test).
 #![forbid(unsafe_code)]
 
+pub mod s3;
+pub mod table;
+
 use std::fs::File;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,11 +28,24 @@ pub struct TestApi {
 
 impl TestApi {
     pub async fn spawn(pool: PgPool) -> TestApi {
+        TestApi::spawn_with_state(autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN))).await
+    }
+
+    /// An API that accepts local sources under `roots`.
+    pub async fn spawn_with_roots(pool: PgPool, roots: &[PathBuf]) -> TestApi {
+        let roots = autoloader::source::FileRoots::new(roots).expect("file roots");
+        TestApi::spawn_with_state(
+            autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)).with_file_roots(roots),
+        )
+        .await
+    }
+
+    async fn spawn_with_state(state: autoloader_api::AppState) -> TestApi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local addr");
-        let app = autoloader_api::app(autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)));
+        let app = autoloader_api::app(state);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
@@ -193,6 +209,30 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The shipped `autoloader-worker` binary, built beside the test executables (`cargo test
+/// --workspace` builds it).
+pub fn worker_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let bin = dir.join("autoloader-worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p autoloader-worker`",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh directory under the system temp dir, for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("autoloader-{name}-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir.canonicalize().expect("canonical temp dir")
 }
 
 /// A worker process (a real binary), killed when dropped. Its log goes to a file the test reads.

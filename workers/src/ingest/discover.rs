@@ -1,0 +1,198 @@
+//! Finding the files a run loads: list the source prefix, drop what the ledger says is loaded,
+//! oldest first, bounded per run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use autoloader::ingestion::{SourcePath, SourceType};
+use autoloader::source::{FileRoots, IngestOptions};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::IngestError;
+
+/// Where an ingestion's files live: a store and the prefix inside it.
+pub struct Source {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// For local sources: the resolved directory, to re-check each file against the roots.
+    local_dir: Option<PathBuf>,
+}
+
+/// A file found under the prefix that the ingestion has not loaded.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub location: Path,
+    /// The path below the prefix, as the ledger and the glob see it.
+    pub relative: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+impl Source {
+    pub fn open(
+        source_type: SourceType,
+        source_path: &str,
+        options: &IngestOptions,
+        roots: &FileRoots,
+    ) -> Result<Source, IngestError> {
+        let path = SourcePath::parse(source_type, source_path).map_err(IngestError::Config)?;
+        match source_type {
+            SourceType::Local => {
+                let dir = roots.resolve(&path).map_err(IngestError::Config)?;
+                if !dir.is_dir() {
+                    return Err(IngestError::Config(format!(
+                        "source directory {} does not exist",
+                        dir.display()
+                    )));
+                }
+                let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| {
+                    IngestError::Config(format!("cannot open {}: {e}", dir.display()))
+                })?;
+                Ok(Source {
+                    store: Arc::new(store),
+                    prefix: Path::default(),
+                    local_dir: Some(dir),
+                })
+            }
+            SourceType::S3 => {
+                let rest = source_path
+                    .strip_prefix("s3://")
+                    .or_else(|| source_path.strip_prefix("s3a://"))
+                    .unwrap_or(source_path);
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let s3 = &options.s3;
+                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if std::env::var_os("AWS_REGION").is_none()
+                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                {
+                    b = b.with_region("us-east-1");
+                }
+                if let Some(e) = &s3.endpoint {
+                    b = b.with_endpoint(e);
+                    b = b.with_virtual_hosted_style_request(!s3.path_style.unwrap_or(true));
+                } else if let Some(p) = s3.path_style {
+                    b = b.with_virtual_hosted_style_request(!p);
+                }
+                if let Some(r) = &s3.region {
+                    b = b.with_region(r);
+                }
+                if let Some(k) = &s3.access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(k) = &s3.secret_access_key {
+                    b = b.with_secret_access_key(k);
+                }
+                if let Some(h) = s3.allow_http {
+                    b = b.with_allow_http(h);
+                }
+                let store = b
+                    .build()
+                    .map_err(|e| IngestError::Config(format!("cannot open {source_path}: {e}")))?;
+                Ok(Source {
+                    store: Arc::new(store),
+                    prefix: Path::from(prefix.trim_end_matches('/')),
+                    local_dir: None,
+                })
+            }
+        }
+    }
+
+    /// The files under the prefix that `options` selects and the ledger does not hold, oldest
+    /// first, cut to the run's bounds (at least one file, however big).
+    pub async fn new_files(
+        &self,
+        pool: &PgPool,
+        ingestion_id: Uuid,
+        options: &IngestOptions,
+    ) -> Result<Vec<Candidate>, IngestError> {
+        let listed: Vec<ObjectMeta> = self
+            .store
+            .list(if self.prefix.as_ref().is_empty() {
+                None
+            } else {
+                Some(&self.prefix)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| IngestError::store(self.prefix.as_ref(), e))?;
+        let mut found: Vec<Candidate> = listed
+            .into_iter()
+            .filter_map(|m| {
+                let relative = m.location.prefix_match(&self.prefix).map(|parts| {
+                    parts
+                        .map(|p| p.as_ref().to_owned())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })?;
+                let hidden = relative
+                    .split('/')
+                    .any(|seg| seg.starts_with('.') || seg.starts_with('_'));
+                let wanted = options.glob.as_ref().is_none_or(|g| g.matches(&relative));
+                (!hidden && wanted && !relative.is_empty()).then_some(Candidate {
+                    location: m.location,
+                    relative,
+                    size: m.size,
+                    etag: m.e_tag,
+                    last_modified: m.last_modified,
+                })
+            })
+            .collect();
+        let paths: Vec<String> = found.iter().map(|c| c.relative.clone()).collect();
+        let mut loaded = std::collections::HashSet::new();
+        for chunk in paths.chunks(10_000) {
+            let rows = sqlx::query_scalar!(
+                "select path from loaded_files where ingestion_id = $1 and path = any($2)",
+                ingestion_id,
+                chunk
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(IngestError::Db)?;
+            loaded.extend(rows);
+        }
+        found.retain(|c| !loaded.contains(&c.relative));
+        found.sort_by(|a, b| (a.last_modified, &a.relative).cmp(&(b.last_modified, &b.relative)));
+        let mut bytes = 0u64;
+        let mut out = Vec::new();
+        for c in found {
+            if out.len() as u64 >= options.max_files_per_run
+                || (!out.is_empty() && bytes + c.size > options.max_bytes_per_run)
+            {
+                break;
+            }
+            bytes += c.size;
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Refuses a local file that a symlink leads out of the allowed directories.
+    pub fn check_contained(&self, c: &Candidate, roots: &FileRoots) -> Result<(), IngestError> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let path = dir.join(&c.relative);
+        let real = path
+            .canonicalize()
+            .map_err(|e| IngestError::file(&c.relative, format!("cannot resolve: {e}")))?;
+        if roots.roots().iter().any(|r| real.starts_with(r)) {
+            Ok(())
+        } else {
+            Err(IngestError::file(
+                &c.relative,
+                format!(
+                    "leads to {} outside the allowed directories (AUTOLOADER_FILE_ROOTS)",
+                    real.display()
+                ),
+            ))
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The ingestion executor: one run loads the ingestion's new files into its Iceberg table.
+//!
+//! A run, in order:
+//! 1. If an earlier attempt of this run already committed (its run id is in a snapshot summary),
+//!    it only reports what that commit loaded: nothing is read or written again.
+//! 2. Lists the source prefix and keeps the files the ledger (`loaded_files`) does not hold,
+//!    oldest first, up to the run's bounds.
+//! 3. Creates the table from the first file's schema if it does not exist.
+//! 4. Reads every file with the table's schema into Parquet data files. A file that does not fit
+//!    fails the run, naming the file and the column, before anything is committed.
+//! 5. Commits one snapshot (summary: run id, attempt, counters) together with the ledger rows and
+//!    a lease check, in one PostgreSQL transaction (see [`table`]).
+
+pub mod discover;
+pub mod read;
+pub mod table;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use autoloader::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
+use autoloader::ingestion::{DestinationTable, FormatType, SourceType};
+use autoloader::source::{FileRoots, IngestOptions};
+use iceberg::spec::DataFile;
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg_catalog_sql::SqlCatalog;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sqlx::PgPool;
+
+use self::discover::Source;
+use self::read::{BatchSink, SourceFile};
+use self::table::{Fence, LoadedFile};
+
+/// Why a run could not load its files.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The ingestion's definition cannot work (bad path, refused directory, bad options).
+    #[error("{0}")]
+    Config(String),
+    /// A file's content: unreadable, or does not fit the table.
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    /// Talking to the object store failed.
+    #[error("{what}: {message}")]
+    Store {
+        what: String,
+        message: String,
+        transient: bool,
+    },
+    #[error("iceberg: {0}")]
+    Catalog(String),
+    #[error("iceberg: {0}")]
+    CatalogTransient(String),
+    #[error("database: {0}")]
+    Db(#[source] sqlx::Error),
+    /// The run's lease passed to another worker; nothing was committed.
+    #[error("the run's lease was lost before the commit; nothing was committed")]
+    LeaseLost,
+}
+
+impl IngestError {
+    pub fn file(file: &str, message: String) -> IngestError {
+        IngestError::File {
+            file: file.to_owned(),
+            message,
+        }
+    }
+
+    pub fn column(file: &str, column: &str, problem: String) -> IngestError {
+        IngestError::File {
+            file: file.to_owned(),
+            message: format!("column '{column}' {problem}"),
+        }
+    }
+
+    pub fn store(what: &str, e: object_store::Error) -> IngestError {
+        let transient = !matches!(
+            e,
+            object_store::Error::NotFound { .. }
+                | object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+                | object_store::Error::InvalidPath { .. }
+        );
+        IngestError::Store {
+            what: what.to_owned(),
+            message: e.to_string(),
+            transient,
+        }
+    }
+
+    pub fn catalog(e: &iceberg::Error) -> IngestError {
+        if e.retryable() {
+            IngestError::CatalogTransient(e.to_string())
+        } else {
+            IngestError::Catalog(e.to_string())
+        }
+    }
+
+    fn into_exec(self) -> ExecError {
+        match self {
+            IngestError::Store {
+                transient: true, ..
+            }
+            | IngestError::CatalogTransient(_)
+            | IngestError::Db(_) => ExecError::Transient(self.to_string()),
+            _ => ExecError::Permanent(self.to_string()),
+        }
+    }
+}
+
+/// Where the executor keeps tables, and what it may read.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The database the Iceberg SQL catalog lives in (schema `iceberg_catalog`).
+    pub database_url: String,
+    /// Root of new tables' data and metadata: a local directory.
+    pub warehouse: PathBuf,
+    pub file_roots: FileRoots,
+    /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
+    pub failpoint_after_commit: bool,
+}
+
+/// The executor the worker binary runs.
+pub struct IngestExecutor {
+    pool: PgPool,
+    cfg: IngestConfig,
+    catalog: tokio::sync::OnceCell<SqlCatalog>,
+}
+
+impl IngestExecutor {
+    pub fn new(pool: PgPool, cfg: IngestConfig) -> IngestExecutor {
+        IngestExecutor {
+            pool,
+            cfg,
+            catalog: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn catalog(&self) -> Result<&SqlCatalog, IngestError> {
+        self.catalog
+            .get_or_try_init(|| async {
+                let warehouse = format!("file://{}", self.cfg.warehouse.display());
+                table::open_catalog(&self.cfg.database_url, &warehouse).await
+            })
+            .await
+    }
+
+    async fn run(&self, ctx: &RunContext) -> Result<RunOutput, IngestError> {
+        let ing = &ctx.ingestion;
+        let source_type = SourceType::parse(&ing.source_type).map_err(IngestError::Config)?;
+        let format = FormatType::parse(&ing.format_type).map_err(IngestError::Config)?;
+        let dest = DestinationTable::parse(&ing.destination_table).map_err(IngestError::Config)?;
+        let options = IngestOptions::parse(&ing.options, source_type, format).map_err(|ps| {
+            IngestError::Config(
+                ps.iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let catalog = self.catalog().await?;
+        let id = table::ident(&dest)?;
+        let existing = table::load(catalog, &id).await?;
+
+        if let Some(done) = existing
+            .as_ref()
+            .and_then(|t| table::committed_by(t, ctx.run_id))
+        {
+            tracing::info!(
+                snapshot_id = done.snapshot_id,
+                committed_by_attempt = done.attempt,
+                "an earlier attempt of this run committed; recording its outcome"
+            );
+            return Ok(RunOutput {
+                files_processed: done.files,
+                rows_ingested: done.rows,
+                bytes_read: done.bytes_read,
+                bytes_written: done.bytes_written,
+                snapshot_id: Some(done.snapshot_id),
+            });
+        }
+
+        let source = Source::open(
+            source_type,
+            &ing.source_path,
+            &options,
+            &self.cfg.file_roots,
+        )?;
+        let files = source.new_files(&self.pool, ing.id, &options).await?;
+        if files.is_empty() {
+            tracing::info!("no new files");
+            return Ok(RunOutput::default());
+        }
+        let base = ing.source_path.trim_end_matches('/');
+        let source_file = |c: &discover::Candidate| SourceFile {
+            location: c.location.clone(),
+            size: c.size,
+            name: format!("{base}/{}", c.relative),
+        };
+        for c in &files {
+            source.check_contained(c, &self.cfg.file_roots)?;
+        }
+
+        let table = match existing {
+            Some(t) => t,
+            None => {
+                let schema =
+                    read::infer_schema(&source.store, &source_file(&files[0]), format, options.csv)
+                        .await?;
+                let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
+                    .map_err(|e| {
+                        IngestError::file(
+                            &source_file(&files[0]).name,
+                            format!("its columns cannot be an Iceberg schema: {e}"),
+                        )
+                    })?;
+                tracing::info!(table = %dest, "creating the table from the first file's schema");
+                table::create(catalog, &id, schema).await?
+            }
+        };
+
+        let fence = Fence {
+            run_id: ctx.run_id,
+            attempt: ctx.attempt,
+            worker_id: ctx.worker_id.clone(),
+            ingestion_id: ing.id,
+        };
+        let mut sink = TableSink::open(&table, &fence).await?;
+        let mut loaded = Vec::with_capacity(files.len());
+        let mut bytes_read = 0u64;
+        for c in &files {
+            if ctx.cancel.is_cancelled() {
+                return Err(IngestError::LeaseLost);
+            }
+            let rows = read::read_file(
+                &source.store,
+                &source_file(c),
+                format,
+                options.csv,
+                &sink.target.clone(),
+                &mut sink,
+            )
+            .await?;
+            bytes_read += c.size;
+            tracing::debug!(file = %c.relative, rows, "file read");
+            loaded.push(LoadedFile {
+                path: c.relative.clone(),
+                size: c.size,
+                etag: c.etag.clone(),
+                last_modified: c.last_modified,
+                rows,
+            });
+        }
+        let data_files = sink.close().await?;
+        let rows: u64 = loaded.iter().map(|f| f.rows).sum();
+        let bytes_written: u64 = data_files.iter().map(DataFile::file_size_in_bytes).sum();
+        let summary = HashMap::from([
+            (table::SUMMARY_RUN_ID.to_owned(), ctx.run_id.to_string()),
+            (table::SUMMARY_ATTEMPT.to_owned(), ctx.attempt.to_string()),
+            (table::SUMMARY_INGESTION_ID.to_owned(), ing.id.to_string()),
+            (table::SUMMARY_FILES.to_owned(), loaded.len().to_string()),
+            (table::SUMMARY_ROWS.to_owned(), rows.to_string()),
+            (table::SUMMARY_BYTES_READ.to_owned(), bytes_read.to_string()),
+            (
+                table::SUMMARY_BYTES_WRITTEN.to_owned(),
+                bytes_written.to_string(),
+            ),
+        ]);
+        if ctx.cancel.is_cancelled() {
+            return Err(IngestError::LeaseLost);
+        }
+        let snapshot_id = table::commit(
+            catalog, &self.pool, &table, data_files, summary, &fence, &loaded,
+        )
+        .await?;
+        tracing::info!(snapshot_id, files = loaded.len(), rows, bytes_read, bytes_written,
+            table = %dest, "snapshot committed");
+        if self.cfg.failpoint_after_commit {
+            tracing::error!(
+                "failpoint after-commit: the snapshot is committed; stopping before the run's outcome is recorded"
+            );
+            std::future::pending::<()>().await;
+        }
+        Ok(RunOutput {
+            files_processed: loaded.len() as i64,
+            rows_ingested: rows as i64,
+            bytes_read: bytes_read as i64,
+            bytes_written: bytes_written as i64,
+            snapshot_id: Some(snapshot_id),
+        })
+    }
+}
+
+impl Executor for IngestExecutor {
+    fn execute(&self, ctx: RunContext) -> ExecFuture<'_> {
+        Box::pin(async move { self.run(&ctx).await.map_err(IngestError::into_exec) })
+    }
+}
+
+type Writer =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+/// Parquet data files of the table, written as batches arrive.
+struct TableSink {
+    writer: Writer,
+    target: SchemaRef,
+}
+
+impl TableSink {
+    async fn open(table: &iceberg::table::Table, fence: &Fence) -> Result<TableSink, IngestError> {
+        let schema = table.metadata().current_schema().clone();
+        let target: SchemaRef = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&schema)
+                .map_err(|e| IngestError::catalog(&e))?,
+        );
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let locations = DefaultLocationGenerator::new(table.metadata())
+            .map_err(|e| IngestError::catalog(&e))?;
+        let names = DefaultFileNameGenerator::new(
+            table::file_name_prefix(fence),
+            None,
+            table::DATA_FILE_FORMAT,
+        );
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            ParquetWriterBuilder::new(props, schema),
+            table.file_io().clone(),
+            locations,
+            names,
+        );
+        let writer = DataFileWriterBuilder::new(rolling)
+            .build(None)
+            .await
+            .map_err(|e| IngestError::catalog(&e))?;
+        Ok(TableSink { writer, target })
+    }
+
+    async fn close(mut self) -> Result<Vec<DataFile>, IngestError> {
+        self.writer
+            .close()
+            .await
+            .map_err(|e| IngestError::catalog(&e))
+    }
+}
+
+impl BatchSink for TableSink {
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError> {
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| IngestError::catalog(&e))
+    }
+}

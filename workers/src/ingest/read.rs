@@ -1,0 +1,580 @@
+//! Reading source files into Arrow record batches: JSON lines (or one JSON array), CSV and
+//! Parquet, streamed from the object store so memory stays bounded by a batch, not a file.
+//!
+//! Two uses: inferring a new table's schema from the first file, and reading every file with
+//! the table's schema, where a value that does not fit fails with the file and column named.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
+use arrow_cast::{cast_with_options, CastOptions};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use autoloader::ingestion::FormatType;
+use autoloader::source::CsvOptions;
+use bytes::{Buf, Bytes};
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+
+use super::IngestError;
+
+/// Rows per record batch handed to the table writer.
+pub const BATCH_ROWS: usize = 8_192;
+/// Records the schema of a new table is inferred from (JSON and CSV).
+const INFER_RECORDS: usize = 10_000;
+
+/// A file to read: where it is and how big.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub location: Path,
+    pub size: u64,
+    /// How errors name the file: its full source URL.
+    pub name: String,
+}
+
+/// Infers the schema a new table gets from `file`, normalised to what Iceberg accepts.
+pub async fn infer_schema(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+    format: FormatType,
+    csv: CsvOptions,
+) -> Result<Schema, IngestError> {
+    let name = file.name.as_str();
+    let schema = match format {
+        FormatType::Parquet => {
+            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
+                .with_file_size(file.size);
+            let builder = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(|e| {
+                    IngestError::file(name, format!("not a readable Parquet file: {e}"))
+                })?;
+            builder.schema().as_ref().clone()
+        }
+        FormatType::Json => {
+            let head = read_head(store, file).await?;
+            let text = head.as_ref();
+            let schema = if is_json_array(text) {
+                let values: Vec<serde_json::Value> = serde_json::from_slice(text)
+                    .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
+                arrow_json::reader::infer_json_schema_from_iterator(
+                    values.into_iter().take(INFER_RECORDS).map(Ok),
+                )
+            } else {
+                arrow_json::reader::infer_json_schema(Cursor::new(text), Some(INFER_RECORDS))
+                    .map(|(s, _)| s)
+            };
+            schema.map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?
+        }
+        FormatType::Csv => {
+            let head = read_head(store, file).await?;
+            csv_format(csv)
+                .infer_schema(Cursor::new(head.as_ref()), Some(INFER_RECORDS))
+                .map(|(s, _)| s)
+                .map_err(|e| IngestError::file(name, format!("invalid CSV: {e}")))?
+        }
+    };
+    if schema.fields().is_empty() {
+        return Err(IngestError::file(name, "has no columns to load".into()));
+    }
+    Ok(normalise_schema(&schema))
+}
+
+/// The first part of a file, enough to infer a schema from (the whole file when it is small).
+async fn read_head(store: &Arc<dyn ObjectStore>, file: &SourceFile) -> Result<Bytes, IngestError> {
+    const HEAD: u64 = 16 << 20;
+    let name = file.name.as_str();
+    let bytes = if file.size <= HEAD {
+        store
+            .get(&file.location)
+            .await
+            .map_err(|e| IngestError::store(name, e))?
+            .bytes()
+            .await
+    } else {
+        store.get_range(&file.location, 0..HEAD).await
+    }
+    .map_err(|e| IngestError::store(name, e))?;
+    // Cut a partial last line off a truncated head.
+    if (bytes.len() as u64) < file.size {
+        if let Some(end) = bytes.iter().rposition(|b| *b == b'\n') {
+            return Ok(bytes.slice(..end + 1));
+        }
+    }
+    Ok(bytes)
+}
+
+fn is_json_array(text: &[u8]) -> bool {
+    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
+    arrow_csv::reader::Format::default()
+        .with_header(csv.header)
+        .with_delimiter(csv.delimiter)
+        .with_quote(csv.quote)
+}
+
+/// Maps types Iceberg cannot store to ones it can: timestamps to microseconds, all-null columns
+/// to strings, small and unsigned integers to wider signed ones, large and view variants to
+/// their plain forms, dictionaries to their values.
+pub fn normalise_schema(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| normalise_field(f))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn normalise_field(f: &Field) -> Field {
+    Field::new(f.name(), normalise_type(f.data_type()), true)
+}
+
+fn normalise_type(t: &DataType) -> DataType {
+    use DataType::*;
+    match t {
+        Null | Utf8View | LargeUtf8 => Utf8,
+        Int8 | Int16 | UInt8 | UInt16 => Int32,
+        UInt32 | UInt64 => Int64,
+        Float16 => Float32,
+        BinaryView | LargeBinary => Binary,
+        Date64 => Date32,
+        Timestamp(_, tz) => Timestamp(TimeUnit::Microsecond, tz.clone()),
+        Time32(_) | Time64(_) => Time64(TimeUnit::Microsecond),
+        Dictionary(_, v) => normalise_type(v),
+        List(f) | LargeList(f) | ListView(f) | LargeListView(f) | FixedSizeList(f, _) => {
+            List(Arc::new(normalise_field(f)))
+        }
+        Struct(fields) => Struct(
+            fields
+                .iter()
+                .map(|f| normalise_field(f))
+                .collect::<Fields>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Reads `file` with the table's schema, handing each batch (already in `target`'s shape) to
+/// `sink`. Returns the rows read.
+pub async fn read_file<S>(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+    format: FormatType,
+    csv: CsvOptions,
+    target: &SchemaRef,
+    sink: &mut S,
+) -> Result<u64, IngestError>
+where
+    S: BatchSink,
+{
+    let name = file.name.as_str();
+    let mut rows = 0u64;
+    match format {
+        FormatType::Parquet => {
+            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
+                .with_file_size(file.size);
+            let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(|e| IngestError::file(name, format!("not a readable Parquet file: {e}")))?
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| {
+                    IngestError::file(name, format!("not a readable Parquet file: {e}"))
+                })?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| {
+                    IngestError::file(name, format!("unreadable Parquet data: {e}"))
+                })?;
+                let batch = conform(&batch, target, name)?;
+                rows += batch.num_rows() as u64;
+                sink.write(batch).await?;
+            }
+        }
+        FormatType::Json => {
+            let decoder = arrow_json::ReaderBuilder::new(strip_metadata(target))
+                .with_batch_size(BATCH_ROWS)
+                .with_strict_mode(true)
+                .build_decoder()
+                .map_err(|e| IngestError::file(name, e.to_string()))?;
+            let mut chunks = byte_stream(store, file).await?;
+            let first = chunks.next().await.transpose()?.unwrap_or_default();
+            let mut dec = JsonDecoder { decoder };
+            if is_json_array(&first) {
+                // One JSON document holding an array of records: read it whole.
+                let mut all = first.to_vec();
+                while let Some(chunk) = chunks.next().await.transpose()? {
+                    all.extend_from_slice(&chunk);
+                }
+                let values: Vec<serde_json::Value> = serde_json::from_slice(&all)
+                    .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
+                for part in values.chunks(BATCH_ROWS) {
+                    dec.decoder
+                        .serialize(part)
+                        .map_err(|e| IngestError::file(name, describe_json_error(e)))?;
+                    if let Some(batch) = dec.flush(name)? {
+                        rows += emit(batch, target, name, sink).await?;
+                    }
+                }
+            } else {
+                let rest = futures::stream::iter([Ok(first)]).chain(chunks);
+                rows += decode_stream(rest, &mut dec, target, name, sink).await?;
+            }
+        }
+        FormatType::Csv => {
+            let mut chunks = byte_stream(store, file).await?;
+            // The header names the columns: gather bytes up to the first line end to read it.
+            let mut head = Vec::new();
+            while !head.contains(&b'\n') {
+                match chunks.next().await.transpose()? {
+                    Some(chunk) => head.extend_from_slice(&chunk),
+                    None => break,
+                }
+            }
+            let read_schema = csv_read_schema(&head, csv, target, name)?;
+            let decoder = arrow_csv::ReaderBuilder::new(read_schema)
+                .with_format(csv_format(csv))
+                .with_batch_size(BATCH_ROWS)
+                .build_decoder();
+            let mut dec = CsvDecoder { decoder };
+            let rest = futures::stream::iter([Ok(Bytes::from(head))]).chain(chunks);
+            rows += decode_stream(rest, &mut dec, target, name, sink).await?;
+        }
+    }
+    Ok(rows)
+}
+
+/// Where read batches go.
+#[allow(async_fn_in_trait)]
+pub trait BatchSink {
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError>;
+}
+
+async fn byte_stream(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+) -> Result<impl Stream<Item = Result<Bytes, IngestError>> + Unpin, IngestError> {
+    let name = file.name.clone();
+    let stream = store
+        .get(&file.location)
+        .await
+        .map_err(|e| IngestError::store(&name, e))?
+        .into_stream();
+    Ok(stream.map_err(move |e| IngestError::store(&name, e)))
+}
+
+/// A push decoder of bytes into record batches (arrow's JSON and CSV decoders).
+trait PushDecoder {
+    fn decode(&mut self, buf: &[u8], file: &str) -> Result<usize, IngestError>;
+    fn flush(&mut self, file: &str) -> Result<Option<RecordBatch>, IngestError>;
+}
+
+struct JsonDecoder {
+    decoder: arrow_json::reader::Decoder,
+}
+
+impl PushDecoder for JsonDecoder {
+    fn decode(&mut self, buf: &[u8], file: &str) -> Result<usize, IngestError> {
+        self.decoder
+            .decode(buf)
+            .map_err(|e| IngestError::file(file, describe_json_error(e)))
+    }
+    fn flush(&mut self, file: &str) -> Result<Option<RecordBatch>, IngestError> {
+        self.decoder
+            .flush()
+            .map_err(|e| IngestError::file(file, describe_json_error(e)))
+    }
+}
+
+struct CsvDecoder {
+    decoder: arrow_csv::reader::Decoder,
+}
+
+impl PushDecoder for CsvDecoder {
+    fn decode(&mut self, buf: &[u8], file: &str) -> Result<usize, IngestError> {
+        self.decoder
+            .decode(buf)
+            .map_err(|e| IngestError::file(file, e.to_string()))
+    }
+    fn flush(&mut self, file: &str) -> Result<Option<RecordBatch>, IngestError> {
+        self.decoder
+            .flush()
+            .map_err(|e| IngestError::file(file, e.to_string()))
+    }
+}
+
+/// Feeds a byte stream through a push decoder, emitting a batch whenever the decoder fills.
+async fn decode_stream<D, S>(
+    mut chunks: impl Stream<Item = Result<Bytes, IngestError>> + Unpin,
+    dec: &mut D,
+    target: &SchemaRef,
+    name: &str,
+    sink: &mut S,
+) -> Result<u64, IngestError>
+where
+    D: PushDecoder,
+    S: BatchSink,
+{
+    let mut rows = 0;
+    let mut buf = Bytes::new();
+    loop {
+        if buf.is_empty() {
+            match chunks.next().await.transpose()? {
+                Some(b) => buf = b,
+                None => break,
+            }
+        }
+        let consumed = dec.decode(&buf, name)?;
+        let offered = buf.len();
+        buf.advance(consumed);
+        if consumed < offered {
+            // The decoder is full: hand over a batch before it takes more.
+            if let Some(batch) = dec.flush(name)? {
+                rows += emit(batch, target, name, sink).await?;
+            }
+        }
+    }
+    // End of input: an empty buffer tells the CSV decoder the last line is complete.
+    dec.decode(&[], name)?;
+    if let Some(batch) = dec.flush(name)? {
+        rows += emit(batch, target, name, sink).await?;
+    }
+    Ok(rows)
+}
+
+async fn emit<S: BatchSink>(
+    batch: RecordBatch,
+    target: &SchemaRef,
+    name: &str,
+    sink: &mut S,
+) -> Result<u64, IngestError> {
+    if batch.num_rows() == 0 {
+        return Ok(0);
+    }
+    let batch = conform(&batch, target, name)?;
+    let n = batch.num_rows() as u64;
+    sink.write(batch).await?;
+    Ok(n)
+}
+
+/// Arrow's JSON errors name the field; say it in the words the rest of the errors use.
+fn describe_json_error(e: arrow_schema::ArrowError) -> String {
+    let text = e.to_string();
+    let text = text
+        .strip_prefix("Json error: ")
+        .or_else(|| text.strip_prefix("Parser error: "))
+        .unwrap_or(&text);
+    if let Some(rest) = text.strip_prefix("column '") {
+        if let Some((col, tail)) = rest.split_once('\'') {
+            if tail.contains("missing from schema") {
+                return format!("column '{col}' is not in the table");
+            }
+        }
+    }
+    if let Some(rest) = text.strip_prefix("whilst decoding field '") {
+        if let Some((col, tail)) = rest.split_once("': ") {
+            return format!("column '{col}': {tail}");
+        }
+    }
+    text.to_owned()
+}
+
+/// The schema to decode a CSV file with: its columns in the file's order, each with the table's
+/// type for that name. A column the table lacks fails the file.
+fn csv_read_schema(
+    head: &[u8],
+    csv: CsvOptions,
+    target: &SchemaRef,
+    name: &str,
+) -> Result<SchemaRef, IngestError> {
+    if !csv.header {
+        return Ok(strip_metadata(target));
+    }
+    let (header, _) = csv_format(csv)
+        .infer_schema(Cursor::new(head), Some(0))
+        .map_err(|e| IngestError::file(name, format!("invalid CSV header: {e}")))?;
+    let mut fields = Vec::with_capacity(header.fields().len());
+    for col in header.fields() {
+        let Ok(t) = target.field_with_name(col.name()) else {
+            return Err(IngestError::column(
+                name,
+                col.name(),
+                format!("is not in the table (its columns: {})", column_list(target)),
+            ));
+        };
+        fields.push(Field::new(col.name(), t.data_type().clone(), true));
+    }
+    Ok(strip_metadata(&Arc::new(Schema::new(fields))))
+}
+
+fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn strip_metadata(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Puts `batch` into the table's shape: columns by name in the table's order, cast to the
+/// table's types (a value that does not convert fails, naming the column), missing nullable
+/// columns as nulls. A column the table does not have fails the file.
+pub fn conform(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    file: &str,
+) -> Result<RecordBatch, IngestError> {
+    let schema = batch.schema();
+    for f in schema.fields() {
+        if target.field_with_name(f.name()).is_err() {
+            return Err(IngestError::column(
+                file,
+                f.name(),
+                format!("is not in the table (its columns: {})", column_list(target)),
+            ));
+        }
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for t in target.fields() {
+        let col = match schema.index_of(t.name()) {
+            Ok(i) => {
+                let c = batch.column(i);
+                if c.data_type() == t.data_type() {
+                    c.clone()
+                } else {
+                    cast_with_options(c, t.data_type(), &strict).map_err(|e| {
+                        IngestError::column(
+                            file,
+                            t.name(),
+                            format!(
+                                "cannot be stored as {} ({})",
+                                t.data_type(),
+                                e.to_string().trim_start_matches("Cast error: ")
+                            ),
+                        )
+                    })?
+                }
+            }
+            Err(_) if t.is_nullable() => new_null_array(t.data_type(), batch.num_rows()),
+            Err(_) => {
+                return Err(IngestError::column(
+                    file,
+                    t.name(),
+                    "is missing, and the table requires it".into(),
+                ))
+            }
+        };
+        if !t.is_nullable() && col.null_count() > 0 {
+            return Err(IngestError::column(
+                file,
+                t.name(),
+                "has nulls, and the table requires a value".into(),
+            ));
+        }
+        columns.push(col);
+    }
+    RecordBatch::try_new(target.clone(), columns)
+        .map_err(|e| IngestError::file(file, format!("does not fit the table: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+
+    #[test]
+    fn normalising_makes_types_iceberg_can_store() {
+        let s = Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
+            Field::new("empty", DataType::Null, true),
+            Field::new("small", DataType::UInt8, true),
+            Field::new(
+                "nested",
+                DataType::Struct(Fields::from(vec![Field::new(
+                    "at",
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                    true,
+                )])),
+                true,
+            ),
+        ]);
+        let n = normalise_schema(&s);
+        assert_eq!(
+            n.field(0).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+        assert_eq!(n.field(1).data_type(), &DataType::Utf8);
+        assert_eq!(n.field(2).data_type(), &DataType::Int32);
+        let DataType::Struct(inner) = n.field(3).data_type() else {
+            panic!("struct stays a struct")
+        };
+        assert_eq!(
+            inner[0].data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+    }
+
+    fn target() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    }
+
+    #[test]
+    fn conform_orders_casts_and_fills() {
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(vec!["1", "2"]))],
+        )
+        .expect("batch");
+        let out = conform(&b, &target(), "f.csv").expect("conforms");
+        let ids = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int64");
+        assert_eq!(ids.values(), &[1, 2]);
+        assert_eq!(out.column(1).null_count(), 2, "missing column is null");
+    }
+
+    #[test]
+    fn conform_names_the_file_and_column_that_do_not_fit() {
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(vec!["1", "one"]))],
+        )
+        .expect("batch");
+        let e = conform(&b, &target(), "in/bad.csv").expect_err("'one' is no number");
+        let msg = e.to_string();
+        assert!(msg.contains("in/bad.csv") && msg.contains("'id'"), "{msg}");
+
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("extra", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(vec!["x"]))],
+        )
+        .expect("batch");
+        let msg = conform(&b, &target(), "f.json")
+            .expect_err("extra")
+            .to_string();
+        assert!(msg.contains("'extra' is not in the table"), "{msg}");
+    }
+}

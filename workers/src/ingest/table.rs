@@ -1,0 +1,385 @@
+//! The Iceberg side: the SQL catalog on the project's own PostgreSQL (schema `iceberg_catalog`),
+//! tables created from an inferred schema, Parquet data files, and the commit.
+//!
+//! The commit is where exactly-once is decided. [`FencedCommit`] is a catalog whose
+//! `update_table` swaps the table's metadata pointer in one PostgreSQL transaction with two
+//! other writes: a check that this worker still holds the run's lease (locking the run row, so
+//! lease recovery cannot requeue it meanwhile), and the ledger rows of the files loaded. Either
+//! all three happen or none: a file is in `loaded_files` exactly when its rows are in the table,
+//! and a worker that lost its lease cannot commit at all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use autoloader::ingestion::DestinationTable;
+use chrono::{DateTime, Utc};
+use iceberg::io::LocalFsStorageFactory;
+use iceberg::spec::{DataFile, DataFileFormat, Schema as IcebergSchema};
+use iceberg::table::Table;
+use iceberg::{
+    Catalog, CatalogBuilder, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent,
+    TableCommit, TableCreation, TableIdent,
+};
+use iceberg_catalog_sql::{SqlCatalog, SqlCatalogBuilder};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::IngestError;
+
+/// The catalog name rows in `iceberg_catalog.iceberg_tables` carry (pyiceberg and Spark readers
+/// use it to find the tables).
+pub const CATALOG_NAME: &str = "autoloader";
+
+/// Snapshot summary keys naming the run that committed a snapshot.
+pub const SUMMARY_RUN_ID: &str = "autoloader.run-id";
+pub const SUMMARY_ATTEMPT: &str = "autoloader.attempt";
+pub const SUMMARY_INGESTION_ID: &str = "autoloader.ingestion-id";
+pub const SUMMARY_FILES: &str = "autoloader.files";
+pub const SUMMARY_ROWS: &str = "autoloader.rows";
+pub const SUMMARY_BYTES_READ: &str = "autoloader.bytes-read";
+pub const SUMMARY_BYTES_WRITTEN: &str = "autoloader.bytes-written";
+
+/// Opens the SQL catalog in `database_url`'s database, schema `iceberg_catalog`, with tables
+/// under `warehouse` (a local directory).
+pub async fn open_catalog(database_url: &str, warehouse: &str) -> Result<SqlCatalog, IngestError> {
+    let sep = if database_url.contains('?') { '&' } else { '?' };
+    let uri = format!("{database_url}{sep}options=-c%20search_path%3Diceberg_catalog");
+    SqlCatalogBuilder::default()
+        .uri(uri)
+        .warehouse_location(warehouse)
+        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .load(
+            CATALOG_NAME,
+            HashMap::from([
+                ("pool.max-connections".to_owned(), "4".to_owned()),
+                ("pool.idle-timeout".to_owned(), "60".to_owned()),
+            ]),
+        )
+        .await
+        .map_err(|e| IngestError::Catalog(format!("cannot open the Iceberg catalog: {e}")))
+}
+
+pub fn ident(dest: &DestinationTable) -> Result<TableIdent, IngestError> {
+    let ns = NamespaceIdent::from_vec(dest.namespace.clone())
+        .map_err(|e| IngestError::Config(format!("destination_table {dest}: {e}")))?;
+    Ok(TableIdent::new(ns, dest.table.clone()))
+}
+
+/// Loads the table, or `None` when it does not exist yet.
+pub async fn load(catalog: &SqlCatalog, id: &TableIdent) -> Result<Option<Table>, IngestError> {
+    match catalog.load_table(id).await {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(None),
+        Err(e) => Err(IngestError::catalog(&e)),
+    }
+}
+
+/// Creates the table (and its namespace) with `schema`; when another run created it first,
+/// loads that one.
+pub async fn create(
+    catalog: &SqlCatalog,
+    id: &TableIdent,
+    schema: IcebergSchema,
+) -> Result<Table, IngestError> {
+    let ns = id.namespace();
+    if !catalog
+        .namespace_exists(ns)
+        .await
+        .map_err(|e| IngestError::catalog(&e))?
+    {
+        if let Err(e) = catalog.create_namespace(ns, HashMap::new()).await {
+            // Another run may have created it meanwhile.
+            if !catalog.namespace_exists(ns).await.unwrap_or(false) {
+                return Err(IngestError::catalog(&e));
+            }
+        }
+    }
+    let creation = TableCreation::builder()
+        .name(id.name().to_owned())
+        .schema(schema)
+        .properties([(
+            "write.parquet.compression-codec".to_owned(),
+            "zstd".to_owned(),
+        )])
+        .build();
+    match catalog.create_table(ns, creation).await {
+        Ok(t) => Ok(t),
+        Err(e) => match load(catalog, id).await? {
+            Some(t) => Ok(t),
+            None => Err(IngestError::catalog(&e)),
+        },
+    }
+}
+
+/// A snapshot some run committed, read from its summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub snapshot_id: i64,
+    pub attempt: i32,
+    pub files: i64,
+    pub rows: i64,
+    pub bytes_read: i64,
+    pub bytes_written: i64,
+}
+
+/// The snapshot `run_id` committed, if any (an earlier attempt may have committed and died
+/// before recording the run's outcome).
+pub fn committed_by(table: &Table, run_id: Uuid) -> Option<Committed> {
+    let run = run_id.to_string();
+    table.metadata().snapshots().find_map(|s| {
+        let p = &s.summary().additional_properties;
+        (p.get(SUMMARY_RUN_ID) == Some(&run)).then(|| {
+            let num = |k: &str| p.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+            Committed {
+                snapshot_id: s.snapshot_id(),
+                attempt: num(SUMMARY_ATTEMPT) as i32,
+                files: num(SUMMARY_FILES),
+                rows: num(SUMMARY_ROWS),
+                bytes_read: num(SUMMARY_BYTES_READ),
+                bytes_written: num(SUMMARY_BYTES_WRITTEN),
+            }
+        })
+    })
+}
+
+/// A file loaded by this run, for the ledger.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub path: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub rows: u64,
+}
+
+/// The lease every write of a run is fenced by.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub run_id: Uuid,
+    pub attempt: i32,
+    pub worker_id: String,
+    pub ingestion_id: Uuid,
+}
+
+/// Appends `data_files` in one snapshot whose summary names the run, and records `files` in the
+/// ledger in the same PostgreSQL transaction as the catalog pointer swap (see the module docs).
+/// Returns the new snapshot's id.
+pub async fn commit(
+    catalog: &SqlCatalog,
+    pool: &PgPool,
+    table: &Table,
+    data_files: Vec<DataFile>,
+    summary: HashMap<String, String>,
+    fence: &Fence,
+    files: &[LoadedFile],
+) -> Result<i64, IngestError> {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let fenced = FencedCommit {
+        inner: catalog,
+        pool,
+        fence,
+        files,
+        snapshot_id: Mutex::new(None),
+    };
+    let tx = Transaction::new(table);
+    let action = tx
+        .fast_append()
+        .add_data_files(data_files)
+        .set_snapshot_properties(summary);
+    let tx = action.apply(tx).map_err(|e| IngestError::catalog(&e))?;
+    match tx.commit(&fenced).await {
+        Ok(_) => {}
+        Err(e) if e.message().contains(LEASE_LOST) => return Err(IngestError::LeaseLost),
+        Err(e) => return Err(IngestError::catalog(&e)),
+    }
+    let id = fenced
+        .snapshot_id
+        .lock()
+        .map_err(|_| IngestError::Catalog("commit state poisoned".into()))?
+        .ok_or_else(|| IngestError::Catalog("the commit produced no snapshot".into()))?;
+    Ok(id)
+}
+
+const LEASE_LOST: &str = "the run's lease is no longer held by this worker";
+
+/// A catalog for one commit: reads go to the SQL catalog; `update_table` swaps the pointer in
+/// one transaction with the lease check and the ledger rows.
+struct FencedCommit<'a> {
+    inner: &'a SqlCatalog,
+    pool: &'a PgPool,
+    fence: &'a Fence,
+    files: &'a [LoadedFile],
+    snapshot_id: Mutex<Option<i64>>,
+}
+
+impl std::fmt::Debug for FencedCommit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FencedCommit")
+            .field("run_id", &self.fence.run_id)
+            .finish()
+    }
+}
+
+fn db_error(e: sqlx::Error) -> Error {
+    Error::new(ErrorKind::Unexpected, format!("database: {e}")).with_retryable(false)
+}
+
+#[async_trait]
+impl Catalog for FencedCommit<'_> {
+    async fn list_namespaces(
+        &self,
+        parent: Option<&NamespaceIdent>,
+    ) -> iceberg::Result<Vec<NamespaceIdent>> {
+        self.inner.list_namespaces(parent).await
+    }
+    async fn create_namespace(
+        &self,
+        namespace: &NamespaceIdent,
+        properties: HashMap<String, String>,
+    ) -> iceberg::Result<Namespace> {
+        self.inner.create_namespace(namespace, properties).await
+    }
+    async fn get_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<Namespace> {
+        self.inner.get_namespace(namespace).await
+    }
+    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> iceberg::Result<bool> {
+        self.inner.namespace_exists(namespace).await
+    }
+    async fn update_namespace(
+        &self,
+        namespace: &NamespaceIdent,
+        properties: HashMap<String, String>,
+    ) -> iceberg::Result<()> {
+        self.inner.update_namespace(namespace, properties).await
+    }
+    async fn drop_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<()> {
+        self.inner.drop_namespace(namespace).await
+    }
+    async fn list_tables(&self, namespace: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
+        self.inner.list_tables(namespace).await
+    }
+    async fn create_table(
+        &self,
+        namespace: &NamespaceIdent,
+        creation: TableCreation,
+    ) -> iceberg::Result<Table> {
+        self.inner.create_table(namespace, creation).await
+    }
+    async fn load_table(&self, table: &TableIdent) -> iceberg::Result<Table> {
+        self.inner.load_table(table).await
+    }
+    async fn drop_table(&self, table: &TableIdent) -> iceberg::Result<()> {
+        self.inner.drop_table(table).await
+    }
+    async fn purge_table(&self, table: &TableIdent) -> iceberg::Result<()> {
+        self.inner.purge_table(table).await
+    }
+    async fn table_exists(&self, table: &TableIdent) -> iceberg::Result<bool> {
+        self.inner.table_exists(table).await
+    }
+    async fn rename_table(&self, src: &TableIdent, dest: &TableIdent) -> iceberg::Result<()> {
+        self.inner.rename_table(src, dest).await
+    }
+    async fn register_table(
+        &self,
+        table: &TableIdent,
+        metadata_location: String,
+    ) -> iceberg::Result<Table> {
+        self.inner.register_table(table, metadata_location).await
+    }
+
+    async fn update_table(&self, commit: TableCommit) -> iceberg::Result<Table> {
+        let id = commit.identifier().clone();
+        let current = self.inner.load_table(&id).await?;
+        let current_location = current.metadata_location_result()?.to_string();
+        let staged = commit.apply(current)?;
+        let staged_location: MetadataLocation = staged.metadata_location_result()?.parse()?;
+        staged
+            .metadata()
+            .write_to(staged.file_io(), &staged_location)
+            .await?;
+        let snapshot_id = staged
+            .metadata()
+            .current_snapshot_id()
+            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "the staged table has no snapshot"))?;
+
+        let f = self.fence;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // The lease check locks the run row: recovery cannot requeue the run until this
+        // transaction ends, and after a requeue this worker's attempt no longer matches.
+        let held = sqlx::query_scalar!(
+            "update runs set heartbeat_at = now()
+             where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
+             returning id",
+            f.run_id,
+            f.attempt,
+            f.worker_id,
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if held.is_none() {
+            return Err(Error::new(ErrorKind::PreconditionFailed, LEASE_LOST));
+        }
+        let swapped = sqlx::query!(
+            "update iceberg_catalog.iceberg_tables
+             set metadata_location = $1, previous_metadata_location = $2
+             where catalog_name = $3 and table_namespace = $4 and table_name = $5
+               and metadata_location = $2",
+            staged_location.to_string(),
+            current_location,
+            CATALOG_NAME,
+            id.namespace().join("."),
+            id.name(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if swapped.rows_affected() == 0 {
+            return Err(Error::new(
+                ErrorKind::CatalogCommitConflicts,
+                format!("another writer committed to {id} first"),
+            )
+            .with_retryable(true));
+        }
+        let paths: Vec<String> = self.files.iter().map(|x| x.path.clone()).collect();
+        let sizes: Vec<i64> = self.files.iter().map(|x| x.size as i64).collect();
+        let etags: Vec<Option<String>> = self.files.iter().map(|x| x.etag.clone()).collect();
+        let modified: Vec<DateTime<Utc>> = self.files.iter().map(|x| x.last_modified).collect();
+        let rows: Vec<i64> = self.files.iter().map(|x| x.rows as i64).collect();
+        // A path already in the ledger violates its primary key and rolls the commit back: no
+        // file is ever appended twice.
+        sqlx::query!(
+            "insert into loaded_files (ingestion_id, path, size_bytes, etag, last_modified,
+                                       run_id, attempt, snapshot_id, rows_loaded)
+             select $1, f.path, f.size, f.etag, f.modified, $2, $3, $4, f.rows
+             from unnest($5::text[], $6::bigint[], $7::text[], $8::timestamptz[], $9::bigint[])
+                 as f(path, size, etag, modified, rows)",
+            f.ingestion_id,
+            f.run_id,
+            f.attempt,
+            snapshot_id,
+            &paths,
+            &sizes,
+            &etags as &[Option<String>],
+            &modified,
+            &rows,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        if let Ok(mut slot) = self.snapshot_id.lock() {
+            *slot = Some(snapshot_id);
+        }
+        Ok(staged)
+    }
+}
+
+/// Data file names: the run and attempt that wrote them, so a stray file is traceable.
+pub fn file_name_prefix(fence: &Fence) -> String {
+    format!("run-{}-a{}", fence.run_id, fence.attempt)
+}
+
+pub const DATA_FILE_FORMAT: DataFileFormat = DataFileFormat::Parquet;
