@@ -4,6 +4,8 @@
 //! ids do not leak. Writes validate the whole resulting definition before touching the database,
 //! and write the ingestion and its next tick in one transaction.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +20,8 @@ use uuid::Uuid;
 use autoloader::ingestion::{DestinationTable, FormatType, ScheduleFields, SourcePath, SourceType};
 use autoloader::schedule::Schedule;
 use autoloader::source::{FileRoots, IngestOptions};
+
+use crate::schedule_cache::ScheduleView;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
@@ -460,6 +464,8 @@ async fn overwrite(
         .await?;
     }
     tx.commit().await?;
+    // Before answering: the client's next read must see this write.
+    state.schedules.invalidate(id);
     tracing::info!(ingestion_id = %id, tenant_id = %tenant, schedule_changed, "ingestion updated");
     fetch(&state.pool, tenant, id).await
 }
@@ -563,6 +569,7 @@ pub async fn remove(
         .bind(tenant)
         .execute(&state.pool)
         .await?;
+    state.schedules.invalidate(id);
     if deleted.rows_affected() == 0 {
         return Err(ApiError::NotFound("ingestion"));
     }
@@ -570,7 +577,31 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn stored_schedule(r: &IngestionRow) -> Option<Schedule> {
+/// The columns the schedule view needs, whatever the tenant (the caller checks it).
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    tenant_id: Uuid,
+    schedule_frequency: Option<String>,
+    schedule_time: Option<String>,
+    schedule_timezone: String,
+    schedule_cron: Option<String>,
+    schedule_enabled: bool,
+    next_run_time: Option<chrono::DateTime<Utc>>,
+}
+
+async fn fetch_schedule(pool: &sqlx::PgPool, id: Uuid) -> ApiResult<ScheduleRow> {
+    sqlx::query_as::<_, ScheduleRow>(
+        "select tenant_id, schedule_frequency, schedule_time, schedule_timezone, schedule_cron,
+                schedule_enabled, next_run_time
+         from ingestions where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiError::NotFound("ingestion"))
+}
+
+fn stored_schedule(r: &ScheduleRow) -> Option<Schedule> {
     ScheduleFields {
         frequency: r.schedule_frequency.clone(),
         time: r.schedule_time.clone(),
@@ -599,18 +630,41 @@ pub async fn schedule_info(
     ApiQuery(q): ApiQuery<CountQuery>,
 ) -> ApiResult<Json<ScheduleInfoResponse>> {
     let count = parse_count(q.count.as_deref())?;
-    let row = fetch(&state.pool, tenant, id).await?;
-    let schedule = stored_schedule(&row);
-    let (upcoming_runs, upcoming_runs_local) = match &schedule {
-        Some(s) => upcoming(s, Utc::now(), count),
+    let now = Utc::now();
+    let view = match state.schedules.get(id, now) {
+        Some(v) => v,
+        None => {
+            let epoch = state.schedules.epoch();
+            let row = fetch_schedule(&state.pool, id).await?;
+            let view = Arc::new(ScheduleView {
+                tenant_id: row.tenant_id,
+                enabled: row.schedule_enabled,
+                schedule: stored_schedule(&row),
+                frequency: row.schedule_frequency,
+                timezone: row.schedule_timezone,
+                next_run_time: row.next_run_time,
+            });
+            state.schedules.put(id, view.clone(), epoch);
+            view
+        }
+    };
+    // Another tenant's ingestion is as absent as one that does not exist.
+    if view.tenant_id != tenant {
+        return Err(ApiError::NotFound("ingestion"));
+    }
+    let (upcoming_runs, upcoming_runs_local) = match &view.schedule {
+        Some(s) => upcoming(s, now, count),
         None => (Vec::new(), Vec::new()),
     };
     Ok(Json(ScheduleInfoResponse {
-        enabled: row.schedule_enabled,
-        frequency: row.schedule_frequency.clone(),
-        cron_expression: schedule.as_ref().map(|s| s.cron_expression().to_owned()),
-        timezone: row.schedule_timezone.clone(),
-        next_run_time: row.next_run_time,
+        enabled: view.enabled,
+        frequency: view.frequency.clone(),
+        cron_expression: view
+            .schedule
+            .as_ref()
+            .map(|s| s.cron_expression().to_owned()),
+        timezone: view.timezone.clone(),
+        next_run_time: view.next_run_time,
         upcoming_runs,
         upcoming_runs_local,
     }))

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod runs;
+pub mod schedule_cache;
 pub mod schedules;
 
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub tokens: std::sync::Arc<auth::TokenCache>,
     /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
     pub file_roots: std::sync::Arc<autoloader::source::FileRoots>,
+    /// Schedule views for `GET /{id}/schedule`; bypassed until [`AppState::listen`] runs.
+    pub schedules: std::sync::Arc<schedule_cache::ScheduleCache>,
 }
 
 impl AppState {
@@ -41,7 +44,14 @@ impl AppState {
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
             tokens: Default::default(),
             file_roots: Default::default(),
+            schedules: Default::default(),
         }
+    }
+
+    /// Starts the task that keeps the schedule cache true (see [`schedule_cache`]); without it
+    /// the cache is never used.
+    pub fn listen(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.schedules.clone().listen(self.pool.clone()))
     }
 
     /// Allows local sources under `roots`.

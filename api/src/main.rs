@@ -198,9 +198,10 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
     let file_roots = cli.file_roots.resolve().map_err(anyhow::Error::msg)?;
-    let app = autoloader_api::app(
-        autoloader_api::AppState::new(pool, cli.admin_token.as_deref()).with_file_roots(file_roots),
-    );
+    let state =
+        autoloader_api::AppState::new(pool, cli.admin_token.as_deref()).with_file_roots(file_roots);
+    state.listen();
+    let app = autoloader_api::app(state);
     let shutdown = autoloader::process::shutdown_on_signals();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -24,6 +24,7 @@ pub struct TestApi {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    listener_task: tokio::task::JoinHandle<()>,
 }
 
 impl TestApi {
@@ -41,6 +42,7 @@ impl TestApi {
     }
 
     async fn spawn_with_state(state: autoloader_api::AppState) -> TestApi {
+        let listener_task = state.listen();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -53,6 +55,7 @@ impl TestApi {
             addr,
             client: reqwest::Client::new(),
             server,
+            listener_task,
         }
     }
 
@@ -117,6 +120,7 @@ impl TestApi {
 impl Drop for TestApi {
     fn drop(&mut self) {
         self.server.abort();
+        self.listener_task.abort();
     }
 }
 

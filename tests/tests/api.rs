@@ -673,3 +673,75 @@ async fn operations_endpoints(pool: PgPool) {
         "every response carries a request id"
     );
 }
+
+/// `GET /{id}/schedule` answers from memory, but never with a stale schedule: the API's own
+/// writes show at once, edits made directly in PostgreSQL (another API process, a person at
+/// psql) show as soon as their notification arrives, and tenancy holds for cached answers too.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_schedule_view_follows_every_change(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let (_, other) = api.tenant("globex").await;
+    let created = create(&api, &token, cloudtrail()).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/ingestions/{id}/schedule");
+    // Let the cache's LISTEN connection come up, then fill the cache.
+    autoloader_tests::wait_for(
+        "the schedule view",
+        std::time::Duration::from_secs(10),
+        || async {
+            (schedule_timezone(&api, &path, &token).await == (200, "UTC".to_owned())).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        schedule_timezone(&api, &path, &other).await.0,
+        404,
+        "cached, still tenant-scoped"
+    );
+
+    // This API's own write: visible to the very next read.
+    let (status, _, _) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/ingestions/{id}"),
+            &token,
+            Some(json!({"schedule_timezone": "Europe/London"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        schedule_timezone(&api, &path, &token).await,
+        (200, "Europe/London".to_owned())
+    );
+
+    // A write this process did not make: it shows once PostgreSQL's notification arrives.
+    sqlx::query("update ingestions set schedule_timezone = 'Asia/Tokyo' where id = $1::uuid")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .expect("edit in SQL");
+    autoloader_tests::wait_for(
+        "the SQL edit to show",
+        std::time::Duration::from_secs(5),
+        || async { (schedule_timezone(&api, &path, &token).await.1 == "Asia/Tokyo").then_some(()) },
+    )
+    .await;
+
+    sqlx::query("delete from ingestions where id = $1::uuid")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .expect("delete in SQL");
+    autoloader_tests::wait_for(
+        "the SQL delete to show",
+        std::time::Duration::from_secs(5),
+        || async { (schedule_timezone(&api, &path, &token).await.0 == 404).then_some(()) },
+    )
+    .await;
+}
+
+async fn schedule_timezone(api: &TestApi, path: &str, token: &str) -> (u16, String) {
+    let (status, _, body) = api.call("GET", path, token, None).await;
+    (status, body["timezone"].as_str().unwrap_or("").to_owned())
+}
