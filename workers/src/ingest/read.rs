@@ -54,7 +54,17 @@ pub async fn infer_schema(
             builder.schema().as_ref().clone()
         }
         FormatType::Json => {
-            let head = read_head(store, file).await?;
+            let mut head = read_head(store, file).await?;
+            if is_json_array(&head) && (head.len() as u64) < file.size {
+                // One JSON document: a part of it does not parse, so read it whole.
+                head = store
+                    .get(&file.location)
+                    .await
+                    .map_err(|e| IngestError::store(name, e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| IngestError::store(name, e))?;
+            }
             let text = head.as_ref();
             let schema = if is_json_array(text) {
                 let values: Vec<serde_json::Value> = serde_json::from_slice(text)
