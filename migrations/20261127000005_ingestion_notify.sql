@@ -20,10 +20,10 @@ create trigger ingestions_notify_change
        or old.status             is distinct from new.status
        or old.tenant_id          is distinct from new.tenant_id
        or old.id                 is distinct from new.id
-       -- next_run_time moving while the old value is still ahead (or unset) is a recompute after
-       -- an edit, not a tick firing: the cache would not notice it by itself.
-       or (old.next_run_time is distinct from new.next_run_time
-           and (old.next_run_time is null or old.next_run_time > now())))
+       -- next_run_time moving while the old value is still ahead is a recompute after an edit,
+       -- not a tick firing: the cache would not notice it by itself. (An enabled schedule whose
+       -- next_run_time is still unset is never cached.)
+       or (old.next_run_time > now() and new.next_run_time is distinct from old.next_run_time))
     execute function notify_ingestion_changed();
 
 create trigger ingestions_notify_delete

@@ -11,7 +11,8 @@
 //! - A lookup that read the database stores its result only if no invalidation happened while it
 //!   read (an epoch counter), so a slow read cannot put back what a change just removed.
 //! - `next_run_time` moves when the ticker fires a tick, which does not notify: an entry whose
-//!   `next_run_time` has passed is a miss, read again from the database.
+//!   `next_run_time` has passed is a miss, read again from the database, and so is an enabled
+//!   schedule whose `next_run_time` the ticker has not computed yet.
 //!
 //! Another API process's write reaches this one's cache when the notification arrives
 //! (milliseconds after its commit).
@@ -66,7 +67,12 @@ impl ScheduleCache {
         }
         let entries = self.entries.read().ok()?;
         let e = entries.get(&id)?;
-        let fresh = e.stored_at.elapsed() < MAX_AGE && e.view.next_run_time.is_none_or(|t| t > now);
+        let fresh = e.stored_at.elapsed() < MAX_AGE
+            && match e.view.next_run_time {
+                Some(t) => t > now,
+                // Enabled but not yet computed: the ticker is about to set it.
+                None => !e.view.enabled,
+            };
         fresh.then(|| e.view.clone())
     }
 
@@ -162,7 +168,7 @@ mod tests {
     fn view(next: Option<DateTime<Utc>>) -> Arc<ScheduleView> {
         Arc::new(ScheduleView {
             tenant_id: Uuid::nil(),
-            enabled: true,
+            enabled: next.is_some(),
             frequency: Some("hourly".into()),
             timezone: "UTC".into(),
             schedule: None,
@@ -206,6 +212,19 @@ mod tests {
         c.put(id, view(Some(next)), c.epoch());
         assert!(c.get(id, next - chrono::Duration::seconds(1)).is_some());
         assert!(c.get(id, next).is_none());
+    }
+
+    #[test]
+    fn an_enabled_schedule_without_a_next_run_is_not_served() {
+        let c = listening();
+        let id = Uuid::now_v7();
+        let mut enabled = (*view(None)).clone();
+        enabled.enabled = true;
+        c.put(id, Arc::new(enabled), c.epoch());
+        assert!(c.get(id, Utc::now()).is_none(), "enabled, next run unknown");
+        let disabled = (*view(None)).clone();
+        c.put(id, Arc::new(disabled), c.epoch());
+        assert!(c.get(id, Utc::now()).is_some());
     }
 
     #[test]
