@@ -1,6 +1,7 @@
 //! Reading an Iceberg table back the way a query engine would: through the SQL catalog, a
 //! table scan, and the Parquet data files it lists.
 
+use autoloader_worker::ingest::warehouse::WarehouseStorageFactory;
 use futures::TryStreamExt;
 use serde_json::Value;
 
@@ -13,15 +14,30 @@ pub struct Scanned {
     pub snapshots: usize,
 }
 
-/// Scans `table` (`namespace.name`) in the catalog of `database_url` with data under
-/// `warehouse`; `None` when the table does not exist.
+/// Scans `table` (`namespace.name`) in the catalog of `database_url` with data under the local
+/// directory `warehouse`; `None` when the table does not exist.
 pub async fn scan(database_url: &str, warehouse: &std::path::Path, table: &str) -> Option<Scanned> {
-    let catalog = autoloader_worker::ingest::table::open_catalog(
+    scan_url(
         database_url,
         &format!("file://{}", warehouse.display()),
+        &WarehouseStorageFactory::from_env(),
+        table,
     )
     .await
-    .expect("open catalog");
+}
+
+/// Scans `table` like [`scan`], with the warehouse given as a URL (`file:///abs/dir` or
+/// `s3://bucket/prefix`) and its files reached through `storage` (e.g.
+/// [`WarehouseStorageFactory::with_s3`] with the test server's settings).
+pub async fn scan_url(
+    database_url: &str,
+    warehouse: &str,
+    storage: &WarehouseStorageFactory,
+    table: &str,
+) -> Option<Scanned> {
+    let catalog = autoloader_worker::ingest::table::open_catalog(database_url, warehouse, storage)
+        .await
+        .expect("open catalog");
     let dest = autoloader::ingestion::DestinationTable::parse(table).expect("table name");
     let id = autoloader_worker::ingest::table::ident(&dest).expect("ident");
     let table = autoloader_worker::ingest::table::load(&catalog, &id)

@@ -14,9 +14,9 @@
 pub mod discover;
 pub mod read;
 pub mod table;
+pub mod warehouse;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -123,8 +123,9 @@ impl IngestError {
 pub struct IngestConfig {
     /// The database the Iceberg SQL catalog lives in (schema `iceberg_catalog`).
     pub database_url: String,
-    /// Root of new tables' data and metadata: a local directory.
-    pub warehouse: PathBuf,
+    /// Root of new tables' data and metadata, as a URL: `file:///abs/dir` or
+    /// `s3://bucket/prefix` (S3 configured by `AWS_*`, see [`warehouse`]).
+    pub warehouse: String,
     pub file_roots: FileRoots,
     /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
     pub failpoint_after_commit: bool,
@@ -149,8 +150,12 @@ impl IngestExecutor {
     async fn catalog(&self) -> Result<&SqlCatalog, IngestError> {
         self.catalog
             .get_or_try_init(|| async {
-                let warehouse = format!("file://{}", self.cfg.warehouse.display());
-                table::open_catalog(&self.cfg.database_url, &warehouse).await
+                table::open_catalog(
+                    &self.cfg.database_url,
+                    &self.cfg.warehouse,
+                    &warehouse::WarehouseStorageFactory::from_env(),
+                )
+                .await
             })
             .await
     }

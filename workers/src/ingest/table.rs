@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use autoloader::ingestion::DestinationTable;
 use chrono::{DateTime, Utc};
-use iceberg::io::LocalFsStorageFactory;
 use iceberg::spec::{DataFile, DataFileFormat, Schema as IcebergSchema};
 use iceberg::table::Table;
 use iceberg::{
@@ -41,14 +40,19 @@ pub const SUMMARY_BYTES_READ: &str = "autoloader.bytes-read";
 pub const SUMMARY_BYTES_WRITTEN: &str = "autoloader.bytes-written";
 
 /// Opens the SQL catalog in `database_url`'s database, schema `iceberg_catalog`, with tables
-/// under `warehouse` (a local directory).
-pub async fn open_catalog(database_url: &str, warehouse: &str) -> Result<SqlCatalog, IngestError> {
+/// under `warehouse` (`file:///abs/dir` or `s3://bucket/prefix`), their files read and written
+/// through `storage`.
+pub async fn open_catalog(
+    database_url: &str,
+    warehouse: &str,
+    storage: &super::warehouse::WarehouseStorageFactory,
+) -> Result<SqlCatalog, IngestError> {
     let sep = if database_url.contains('?') { '&' } else { '?' };
     let uri = format!("{database_url}{sep}options=-c%20search_path%3Diceberg_catalog");
     SqlCatalogBuilder::default()
         .uri(uri)
         .warehouse_location(warehouse)
-        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .with_storage_factory(Arc::new(storage.clone()))
         .load(
             CATALOG_NAME,
             HashMap::from([

@@ -1,0 +1,356 @@
+//! The warehouse on S3: the shipped `autoloader-worker` binary loads local files into an Iceberg
+//! table whose metadata and data files live in a bucket of the test S3 server
+//! (`AUTOLOADER_WAREHOUSE=s3://bucket/wh`), and the table reads back through the same storage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use autoloader_tests::s3;
+use autoloader_tests::table::{scan_url, Scanned};
+use autoloader_tests::{database_url, temp_dir, wait_for, worker_bin, TestApi, WorkerProcess};
+use autoloader_worker::ingest::warehouse::{S3Settings, WarehouseStorageFactory, PART_SIZE};
+use futures::TryStreamExt;
+use iceberg::io::{FileIOBuilder, FileRead};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
+const LONG: Duration = Duration::from_secs(60);
+const TABLE: &str = "lake.events";
+
+/// The test server's settings, given to the storage explicitly (the test process's environment
+/// is left alone).
+fn storage() -> WarehouseStorageFactory {
+    WarehouseStorageFactory::with_s3(S3Settings {
+        endpoint: Some(s3::endpoint()),
+        region: Some(s3::REGION.to_owned()),
+        access_key_id: Some(s3::ACCESS_KEY.to_owned()),
+        secret_access_key: Some(s3::SECRET_KEY.to_owned()),
+        allow_http: Some(true),
+        virtual_hosted_style_request: None,
+    })
+}
+
+/// A fresh bucket on the test server.
+async fn bucket(name: &str) -> String {
+    let bucket = format!("{name}-{}", Uuid::now_v7().simple());
+    s3::create_bucket(&bucket).await;
+    bucket
+}
+
+/// Every key in `bucket` under `prefix`, sorted.
+async fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = s3::store(bucket)
+        .list(Some(&ObjectPath::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list the bucket");
+    keys.sort();
+    keys
+}
+
+/// One test's world: an API allowing `root`, a source directory under it, a warehouse in S3.
+struct World {
+    api: TestApi,
+    token: String,
+    pool: PgPool,
+    url: String,
+    root: PathBuf,
+    source: PathBuf,
+    bucket: String,
+    warehouse: String,
+}
+
+impl World {
+    async fn new(pool: PgPool, name: &str) -> World {
+        let root = temp_dir(name);
+        let source = root.join("in");
+        std::fs::create_dir_all(&source).expect("source dir");
+        let bucket = bucket(name).await;
+        let api = TestApi::spawn_with_roots(pool.clone(), std::slice::from_ref(&root)).await;
+        let (_, token) = api.tenant("data-eng").await;
+        World {
+            api,
+            token,
+            url: database_url(&pool),
+            pool,
+            root,
+            source,
+            warehouse: format!("s3://{bucket}/wh"),
+            bucket,
+        }
+    }
+
+    fn worker(&self, name: &str) -> WorkerProcess {
+        let roots = self.root.display().to_string();
+        let endpoint = s3::endpoint();
+        WorkerProcess::spawn(
+            worker_bin().to_str().expect("utf-8 path"),
+            &self.url,
+            name,
+            &[
+                ("AUTOLOADER_FILE_ROOTS", roots.as_str()),
+                ("AUTOLOADER_WAREHOUSE", self.warehouse.as_str()),
+                ("AWS_ENDPOINT", endpoint.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
+                ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
+                ("AWS_REGION", s3::REGION),
+            ],
+        )
+    }
+
+    fn write(&self, name: &str, content: &[u8]) {
+        std::fs::write(self.source.join(name), content).expect("write source file");
+    }
+
+    async fn ingestion(&self) -> Uuid {
+        let body = json!({
+            "name": "events into the S3 warehouse",
+            "source_type": "local",
+            "source_path": format!("file://{}/", self.source.display()),
+            "format_type": "json",
+            "destination_table": TABLE,
+            "schedule_frequency": "custom",
+            "schedule_cron": "* * * * *",
+            "schedule_enabled": true,
+            "schedule_timezone": "UTC",
+        });
+        let (status, _, res) = self
+            .api
+            .call("POST", "/api/v1/ingestions", &self.token, Some(body))
+            .await;
+        assert_eq!(status, 201, "create ingestion: {res}");
+        res["id"].as_str().expect("id").parse().expect("uuid")
+    }
+
+    /// Triggers a run by hand and waits for it to finish; returns the run as the API shows it.
+    async fn run_by_hand(&self, ingestion: Uuid) -> Value {
+        let (status, _, run) = self
+            .api
+            .call(
+                "POST",
+                &format!("/api/v1/ingestions/{ingestion}/run"),
+                &self.token,
+                None,
+            )
+            .await;
+        assert_eq!(status, 202, "trigger: {run}");
+        let run_id = run["id"].as_str().expect("run id").to_owned();
+        wait_for("the run to finish", LONG, || async {
+            let (_, _, run) = self
+                .api
+                .call("GET", &format!("/api/v1/runs/{run_id}"), &self.token, None)
+                .await;
+            matches!(run["status"].as_str(), Some("SUCCESS" | "FAILED")).then_some(run)
+        })
+        .await
+    }
+
+    async fn table(&self) -> Scanned {
+        scan_url(&self.url, &self.warehouse, &storage(), TABLE)
+            .await
+            .expect("the table exists")
+    }
+
+    async fn metadata_location(&self) -> String {
+        sqlx::query_scalar(
+            "select metadata_location from iceberg_catalog.iceberg_tables
+             where table_namespace = 'lake' and table_name = 'events'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .expect("catalog row")
+    }
+
+    async fn ledger(&self, ingestion: Uuid) -> Vec<(String, i64)> {
+        sqlx::query_as(
+            "select path, rows_loaded from loaded_files where ingestion_id = $1 order by path",
+        )
+        .bind(ingestion)
+        .fetch_all(&self.pool)
+        .await
+        .expect("ledger")
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn ids(rows: &[Value]) -> Vec<i64> {
+    let mut v: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
+    v.sort_unstable();
+    v
+}
+
+fn with_suffix<'a>(keys: &'a [String], dir: &str, suffix: &str) -> Vec<&'a String> {
+    keys.iter()
+        .filter(|k| k.contains(dir) && k.ends_with(suffix))
+        .collect()
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool) {
+    let w = World::new(pool, "s3-warehouse").await;
+    w.write(
+        "a.json",
+        b"{\"id\": 1, \"value\": \"test\"}\n{\"id\": 2, \"value\": \"more\"}\n",
+    );
+    w.write("b.json", br#"[{"id": 3, "value": "array"}]"#);
+    let ingestion = w.ingestion().await;
+    let _worker = w.worker("s3-loader");
+
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["files_processed"], 2);
+    assert_eq!(run["rows_ingested"], 3);
+    assert!(run["bytes_written"].as_i64().unwrap_or(0) > 0, "{run}");
+
+    let t = w.table().await;
+    assert_eq!(t.columns, ["id", "value"]);
+    assert_eq!(ids(&t.rows), [1, 2, 3]);
+    assert!(
+        t.rows.contains(&json!({"id": 1, "value": "test"})),
+        "{:?}",
+        t.rows
+    );
+    assert_eq!(t.snapshots, 1);
+
+    // The catalog points into the bucket, and the bucket holds the table's files.
+    let location = w.metadata_location().await;
+    let table_prefix = format!("s3://{}/wh/lake/events/metadata/", w.bucket);
+    assert!(
+        location.starts_with(&table_prefix) && location.ends_with(".metadata.json"),
+        "{location}"
+    );
+    let first = keys(&w.bucket, "wh").await;
+    let metadata = with_suffix(&first, "wh/lake/events/metadata/", ".metadata.json");
+    let data = with_suffix(&first, "wh/lake/events/data/", ".parquet");
+    assert!(
+        !metadata.is_empty(),
+        "no metadata.json in the bucket: {first:?}"
+    );
+    assert!(
+        !data.is_empty(),
+        "no Parquet data file in the bucket: {first:?}"
+    );
+    assert!(
+        with_suffix(&first, "wh/lake/events/metadata/", ".avro").len() >= 2,
+        "manifest list and manifest: {first:?}"
+    );
+
+    // One more file: the next run appends exactly its rows, in new data files.
+    w.write("c.json", b"{\"id\": 4, \"value\": \"c\"}\n");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["files_processed"], 1);
+    assert_eq!(run["rows_ingested"], 1);
+    let t = w.table().await;
+    assert_eq!(ids(&t.rows), [1, 2, 3, 4]);
+    assert_eq!(t.snapshots, 2);
+    let second = keys(&w.bucket, "wh").await;
+    assert!(
+        with_suffix(&second, "wh/lake/events/data/", ".parquet").len() > data.len(),
+        "{second:?}"
+    );
+    assert!(
+        first.iter().all(|k| second.contains(k)),
+        "nothing was rewritten or removed: {first:?} vs {second:?}"
+    );
+    assert_ne!(w.metadata_location().await, location);
+
+    assert_eq!(
+        w.ledger(ingestion).await,
+        [
+            ("a.json".to_owned(), 2),
+            ("b.json".to_owned(), 1),
+            ("c.json".to_owned(), 1)
+        ]
+    );
+}
+
+/// The storage on its own: a file larger than a part goes up as a multipart upload and reads
+/// back whole and by range; small files go up in one piece; deleting a prefix empties it.
+#[tokio::test]
+async fn the_storage_writes_large_files_in_parts_and_reads_them_back() {
+    let bucket = bucket("s3-storage").await;
+    let io = FileIOBuilder::new(std::sync::Arc::new(storage())).build();
+    let big = format!("s3://{bucket}/wh/t/data/big.bin");
+    let small = format!("s3://{bucket}/wh/t/metadata/small.json");
+    let outside = format!("s3://{bucket}/wh/tx/keep.json");
+
+    // 2.5 parts, written in 1 MiB chunks of distinct content.
+    let total = PART_SIZE * 5 / 2;
+    let content: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+    let out = io.new_output(&big).expect("output");
+    assert!(!out.exists().await.expect("exists"));
+    let mut writer = out.writer().await.expect("writer");
+    for chunk in content.chunks(1024 * 1024) {
+        writer.write(chunk.to_vec().into()).await.expect("write");
+    }
+    writer.close().await.expect("close");
+    assert!(writer.close().await.is_err(), "closing twice is an error");
+
+    let input = io.new_input(&big).expect("input");
+    assert!(input.exists().await.expect("exists"));
+    assert_eq!(input.metadata().await.expect("metadata").size, total as u64);
+    assert!(input.read().await.expect("read").as_ref() == content.as_slice());
+    let reader = input.reader().await.expect("reader");
+    let (from, to) = (PART_SIZE as u64 - 10, PART_SIZE as u64 + 10);
+    assert_eq!(
+        reader.read(from..to).await.expect("range").as_ref(),
+        &content[from as usize..to as usize]
+    );
+
+    let mut writer = io
+        .new_output(&small)
+        .expect("output")
+        .writer()
+        .await
+        .expect("writer");
+    writer.write(b"{\"a\":".to_vec().into()).await.expect("w");
+    writer.write(b" 1}".to_vec().into()).await.expect("w");
+    writer.close().await.expect("close");
+    io.new_output(&outside)
+        .expect("output")
+        .write(b"{}".to_vec().into())
+        .await
+        .expect("write");
+    assert_eq!(
+        io.new_input(&small)
+            .expect("input")
+            .read()
+            .await
+            .expect("read")
+            .as_ref(),
+        b"{\"a\": 1}"
+    );
+
+    // Missing objects: `exists` says no, reading names the location.
+    let missing = format!("s3://{bucket}/wh/t/nope.json");
+    assert!(!io.exists(&missing).await.expect("exists"));
+    let err = io
+        .new_input(&missing)
+        .expect("input")
+        .read()
+        .await
+        .expect_err("missing");
+    assert!(err.to_string().contains(&missing), "{err}");
+
+    io.delete_prefix(format!("s3://{bucket}/wh/t"))
+        .await
+        .expect("delete prefix");
+    assert_eq!(keys(&bucket, "wh").await, ["wh/tx/keep.json"]);
+    io.delete(&outside).await.expect("delete");
+    io.delete(&outside)
+        .await
+        .expect("deleting a missing object is fine");
+    assert!(keys(&bucket, "wh").await.is_empty());
+}
