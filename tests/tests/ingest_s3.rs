@@ -3,30 +3,17 @@
 //! firing it, the shipped worker loading the rows, the run history showing the scheduler ran it,
 //! and the table read back both by an Iceberg scan and by pyiceberg, an independent reader.
 
-use std::time::Duration;
-
 use autoloader_tests::s3;
 use autoloader_tests::table::scan;
-use autoloader_tests::{database_url, temp_dir, wait_for, worker_bin, TestApi, WorkerProcess};
-use serde_json::{json, Value};
+use autoloader_tests::{database_url, temp_dir, worker_bin, TestApi, WorkerProcess};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
-const LONG: Duration = Duration::from_secs(60);
 
 fn bucket(name: &str) -> String {
     format!("{name}-{}", Uuid::now_v7().simple())
-}
-
-async fn run_status(api: &TestApi, token: &str, run_id: &str) -> Value {
-    wait_for("the run to finish", LONG, || async {
-        let (_, _, run) = api
-            .call("GET", &format!("/api/v1/runs/{run_id}"), token, None)
-            .await;
-        matches!(run["status"].as_str(), Some("SUCCESS" | "FAILED")).then_some(run)
-    })
-    .await
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -87,19 +74,8 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
         "loader",
         &[("AUTOLOADER_WAREHOUSE", warehouse.to_str().expect("utf-8"))],
     );
-    sqlx::query("update schedule_ticks set next_fire_at = now() - interval '1 second' where ingestion_id = $1")
-        .bind(ingestion)
-        .execute(&pool)
-        .await
-        .expect("pull the tick forward");
-
-    let runs_path = format!("/api/v1/ingestions/{ingestion}/runs");
-    let run_id = wait_for("a scheduled run", LONG, || async {
-        let (_, _, runs) = api.call("GET", &runs_path, &token, None).await;
-        runs["items"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await;
-    let run = run_status(&api, &token, &run_id).await;
+    let run = api.scheduled_run(&pool, &token, ingestion).await;
+    let run_id = run["id"].as_str().expect("run id").to_owned();
     assert_eq!(run["status"], "SUCCESS", "{run}");
     assert_eq!(run["triggered_by"], "scheduler");
     assert_eq!(run["files_processed"], 1);
@@ -123,16 +99,10 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
         b"{\"id\": 3, \"value\": \"c\"}\n".to_vec(),
     )
     .await;
-    let (status, _, manual) = api
-        .call(
-            "POST",
-            &format!("/api/v1/ingestions/{ingestion}/run"),
-            &token,
-            None,
-        )
+    let manual = api.trigger(&token, ingestion).await;
+    let run = api
+        .finished_run(&token, manual["id"].as_str().expect("id"))
         .await;
-    assert_eq!(status, 202, "{manual}");
-    let run = run_status(&api, &token, manual["id"].as_str().expect("id")).await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
     assert_eq!(run["triggered_by"], "manual");
     // `*.json` stays within one path segment: more/2.json is not selected.
@@ -145,7 +115,14 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
         !worker.log().contains(&secret),
         "the secret never reaches the log"
     );
-    let (_, _, shown) = api.call("GET", &runs_path, &token, None).await;
+    let (_, _, shown) = api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{ingestion}/runs"),
+            &token,
+            None,
+        )
+        .await;
     assert!(!shown.to_string().contains(&secret));
 
     // An independent reader sees the same rows through the same catalog.
@@ -182,22 +159,18 @@ async fn a_missing_bucket_fails_the_run_clearly(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("e2e").await;
     let missing = bucket("no-such-bucket");
-    let (status, _, created) = api
-        .call(
-            "POST",
-            "/api/v1/ingestions",
+    let id = api
+        .create_ingestion(
             &token,
-            Some(json!({
+            json!({
                 "name": "nowhere", "source_type": "s3",
                 "source_path": format!("s3://{missing}/logs/"),
                 "format_type": "json", "destination_table": "ns.nowhere",
                 "options": {"s3_endpoint": s3::endpoint(), "s3_allow_http": true,
                             "s3_access_key_id": s3::ACCESS_KEY, "s3_secret_access_key": s3::SECRET_KEY}
-            })),
+            }),
         )
         .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().expect("id");
     let warehouse = temp_dir("missing-bucket-warehouse");
     let _worker = WorkerProcess::spawn(
         worker_bin().to_str().expect("utf-8"),
@@ -205,16 +178,10 @@ async fn a_missing_bucket_fails_the_run_clearly(pool: PgPool) {
         "loader",
         &[("AUTOLOADER_WAREHOUSE", warehouse.to_str().expect("utf-8"))],
     );
-    let (status, _, run) = api
-        .call(
-            "POST",
-            &format!("/api/v1/ingestions/{id}/run"),
-            &token,
-            None,
-        )
+    let run = api.trigger(&token, id).await;
+    let run = api
+        .finished_run(&token, run["id"].as_str().expect("id"))
         .await;
-    assert_eq!(status, 202, "{run}");
-    let run = run_status(&api, &token, run["id"].as_str().expect("id")).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     let error = run["error"].as_str().unwrap_or("");
     assert!(error.contains("logs"), "names what it listed: {error}");

@@ -2,23 +2,18 @@
 //! table whose metadata and data files live in a bucket of the test S3 server
 //! (`AUTOLOADER_WAREHOUSE=s3://bucket/wh`), and the table reads back through the same storage.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
+use autoloader_tests::loader::{ids, Loader};
 use autoloader_tests::s3;
-use autoloader_tests::table::{scan_url, Scanned};
-use autoloader_tests::{database_url, temp_dir, wait_for, worker_bin, TestApi, WorkerProcess};
 use autoloader_worker::ingest::warehouse::{S3Settings, WarehouseStorageFactory, PART_SIZE};
 use futures::TryStreamExt;
 use iceberg::io::{FileIOBuilder, FileRead};
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
-const LONG: Duration = Duration::from_secs(60);
 const TABLE: &str = "lake.events";
 
 /// The test server's settings, given to the storage explicitly (the test process's environment
@@ -53,141 +48,32 @@ async fn keys(bucket: &str, prefix: &str) -> Vec<String> {
     keys
 }
 
-/// One test's world: an API allowing `root`, a source directory under it, a warehouse in S3.
-struct World {
-    api: TestApi,
-    token: String,
-    pool: PgPool,
-    url: String,
-    root: PathBuf,
-    source: PathBuf,
-    bucket: String,
-    warehouse: String,
+/// A world whose warehouse is a fresh prefix in a fresh bucket of the test server.
+async fn world(pool: PgPool, name: &str) -> (Loader, String) {
+    let bucket = bucket(name).await;
+    let endpoint = s3::endpoint();
+    let env = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
+        ("AWS_REGION", s3::REGION),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let loader =
+        Loader::with_warehouse(pool, name, format!("s3://{bucket}/wh"), storage(), env).await;
+    (loader, bucket)
 }
 
-impl World {
-    async fn new(pool: PgPool, name: &str) -> World {
-        let root = temp_dir(name);
-        let source = root.join("in");
-        std::fs::create_dir_all(&source).expect("source dir");
-        let bucket = bucket(name).await;
-        let api = TestApi::spawn_with_roots(pool.clone(), std::slice::from_ref(&root)).await;
-        let (_, token) = api.tenant("data-eng").await;
-        World {
-            api,
-            token,
-            url: database_url(&pool),
-            pool,
-            root,
-            source,
-            warehouse: format!("s3://{bucket}/wh"),
-            bucket,
-        }
-    }
-
-    fn worker(&self, name: &str) -> WorkerProcess {
-        let roots = self.root.display().to_string();
-        let endpoint = s3::endpoint();
-        WorkerProcess::spawn(
-            worker_bin().to_str().expect("utf-8 path"),
-            &self.url,
-            name,
-            &[
-                ("AUTOLOADER_FILE_ROOTS", roots.as_str()),
-                ("AUTOLOADER_WAREHOUSE", self.warehouse.as_str()),
-                ("AWS_ENDPOINT", endpoint.as_str()),
-                ("AWS_ALLOW_HTTP", "true"),
-                ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
-                ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
-                ("AWS_REGION", s3::REGION),
-            ],
-        )
-    }
-
-    fn write(&self, name: &str, content: &[u8]) {
-        std::fs::write(self.source.join(name), content).expect("write source file");
-    }
-
-    async fn ingestion(&self) -> Uuid {
-        let body = json!({
-            "name": "events into the S3 warehouse",
-            "source_type": "local",
-            "source_path": format!("file://{}/", self.source.display()),
-            "format_type": "json",
-            "destination_table": TABLE,
-            "schedule_frequency": "custom",
-            "schedule_cron": "* * * * *",
-            "schedule_enabled": true,
-            "schedule_timezone": "UTC",
-        });
-        let (status, _, res) = self
-            .api
-            .call("POST", "/api/v1/ingestions", &self.token, Some(body))
-            .await;
-        assert_eq!(status, 201, "create ingestion: {res}");
-        res["id"].as_str().expect("id").parse().expect("uuid")
-    }
-
-    /// Triggers a run by hand and waits for it to finish; returns the run as the API shows it.
-    async fn run_by_hand(&self, ingestion: Uuid) -> Value {
-        let (status, _, run) = self
-            .api
-            .call(
-                "POST",
-                &format!("/api/v1/ingestions/{ingestion}/run"),
-                &self.token,
-                None,
-            )
-            .await;
-        assert_eq!(status, 202, "trigger: {run}");
-        let run_id = run["id"].as_str().expect("run id").to_owned();
-        wait_for("the run to finish", LONG, || async {
-            let (_, _, run) = self
-                .api
-                .call("GET", &format!("/api/v1/runs/{run_id}"), &self.token, None)
-                .await;
-            matches!(run["status"].as_str(), Some("SUCCESS" | "FAILED")).then_some(run)
-        })
-        .await
-    }
-
-    async fn table(&self) -> Scanned {
-        scan_url(&self.url, &self.warehouse, &storage(), TABLE)
-            .await
-            .expect("the table exists")
-    }
-
-    async fn metadata_location(&self) -> String {
-        sqlx::query_scalar(
-            "select metadata_location from iceberg_catalog.iceberg_tables
-             where table_namespace = 'lake' and table_name = 'events'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .expect("catalog row")
-    }
-
-    async fn ledger(&self, ingestion: Uuid) -> Vec<(String, i64)> {
-        sqlx::query_as(
-            "select path, rows_loaded from loaded_files where ingestion_id = $1 order by path",
-        )
-        .bind(ingestion)
-        .fetch_all(&self.pool)
-        .await
-        .expect("ledger")
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn ids(rows: &[Value]) -> Vec<i64> {
-    let mut v: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
-    v.sort_unstable();
-    v
+async fn metadata_location(pool: &PgPool) -> String {
+    sqlx::query_scalar(
+        "select metadata_location from iceberg_catalog.iceberg_tables
+         where table_namespace = 'lake' and table_name = 'events'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("catalog row")
 }
 
 fn with_suffix<'a>(keys: &'a [String], dir: &str, suffix: &str) -> Vec<&'a String> {
@@ -198,14 +84,14 @@ fn with_suffix<'a>(keys: &'a [String], dir: &str, suffix: &str) -> Vec<&'a Strin
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool) {
-    let w = World::new(pool, "s3-warehouse").await;
+    let (w, bucket) = world(pool, "s3-warehouse").await;
     w.write(
         "a.json",
         b"{\"id\": 1, \"value\": \"test\"}\n{\"id\": 2, \"value\": \"more\"}\n",
     );
     w.write("b.json", br#"[{"id": 3, "value": "array"}]"#);
-    let ingestion = w.ingestion().await;
-    let _worker = w.worker("s3-loader");
+    let ingestion = w.ingestion("json", TABLE, json!({})).await;
+    let _worker = w.worker("s3-loader", &[]);
 
     let run = w.run_by_hand(ingestion).await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
@@ -213,7 +99,7 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
     assert_eq!(run["rows_ingested"], 3);
     assert!(run["bytes_written"].as_i64().unwrap_or(0) > 0, "{run}");
 
-    let t = w.table().await;
+    let t = w.table(TABLE).await.expect("the table exists");
     assert_eq!(t.columns, ["id", "value"]);
     assert_eq!(ids(&t.rows), [1, 2, 3]);
     assert!(
@@ -224,13 +110,13 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
     assert_eq!(t.snapshots, 1);
 
     // The catalog points into the bucket, and the bucket holds the table's files.
-    let location = w.metadata_location().await;
-    let table_prefix = format!("s3://{}/wh/lake/events/metadata/", w.bucket);
+    let location = metadata_location(&w.pool).await;
+    let table_prefix = format!("s3://{}/wh/lake/events/metadata/", bucket);
     assert!(
         location.starts_with(&table_prefix) && location.ends_with(".metadata.json"),
         "{location}"
     );
-    let first = keys(&w.bucket, "wh").await;
+    let first = keys(&bucket, "wh").await;
     let metadata = with_suffix(&first, "wh/lake/events/metadata/", ".metadata.json");
     let data = with_suffix(&first, "wh/lake/events/data/", ".parquet");
     assert!(
@@ -252,10 +138,10 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
     assert_eq!(run["status"], "SUCCESS", "{run}");
     assert_eq!(run["files_processed"], 1);
     assert_eq!(run["rows_ingested"], 1);
-    let t = w.table().await;
+    let t = w.table(TABLE).await.expect("the table exists");
     assert_eq!(ids(&t.rows), [1, 2, 3, 4]);
     assert_eq!(t.snapshots, 2);
-    let second = keys(&w.bucket, "wh").await;
+    let second = keys(&bucket, "wh").await;
     assert!(
         with_suffix(&second, "wh/lake/events/data/", ".parquet").len() > data.len(),
         "{second:?}"
@@ -264,7 +150,7 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
         first.iter().all(|k| second.contains(k)),
         "nothing was rewritten or removed: {first:?} vs {second:?}"
     );
-    assert_ne!(w.metadata_location().await, location);
+    assert_ne!(metadata_location(&w.pool).await, location);
 
     assert_eq!(
         w.ledger(ingestion).await,
