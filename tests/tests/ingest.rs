@@ -124,6 +124,19 @@ async fn csv_files_load_with_their_dialect(pool: PgPool) {
         "{:?}",
         t.rows
     );
+
+    // A value that does not parse as the column's type: the file, record and column are named.
+    w.write("bad.csv", b"id;name\n4;Ken\nfive;Dennis\n");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().expect("error");
+    assert!(
+        error.contains("bad.csv")
+            && error.contains("column 'id'")
+            && error.contains("data record 2")
+            && error.contains("'five'"),
+        "{error}"
+    );
 }
 
 fn write_parquet(path: &Path, ids: &[i64], amounts: &[f64]) {

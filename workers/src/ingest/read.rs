@@ -246,11 +246,16 @@ where
                 }
             }
             let read_schema = csv_read_schema(&head, csv, target, name)?;
+            let columns = read_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             let decoder = arrow_csv::ReaderBuilder::new(read_schema)
                 .with_format(csv_format(csv))
                 .with_batch_size(BATCH_ROWS)
                 .build_decoder();
-            let mut dec = CsvDecoder { decoder };
+            let mut dec = CsvDecoder { decoder, columns };
             let rest = futures::stream::iter([Ok(Bytes::from(head))]).chain(chunks);
             rows += decode_stream(rest, &mut dec, target, name, sink).await?;
         }
@@ -302,18 +307,47 @@ impl PushDecoder for JsonDecoder {
 
 struct CsvDecoder {
     decoder: arrow_csv::reader::Decoder,
+    /// The file's columns in order, to name the one an error is about.
+    columns: Vec<String>,
+}
+
+impl CsvDecoder {
+    fn error(&self, file: &str, e: arrow_schema::ArrowError) -> IngestError {
+        let text = e.to_string();
+        let text = text.strip_prefix("Parser error: ").unwrap_or(&text);
+        // "Error while parsing value 'x' as type 'Int64' for column 0 at line 3. Row data: …"
+        if let Some(rest) = text.strip_prefix("Error while parsing value ") {
+            let value_and_type = rest.split(" for column ").next().unwrap_or(rest);
+            let column = rest
+                .split(" for column ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|i| self.columns.get(i));
+            // Arrow counts data records from 1, after the header.
+            let record = rest
+                .split(" at line ")
+                .nth(1)
+                .and_then(|r| r.split('.').next())
+                .unwrap_or("?");
+            if let Some(column) = column {
+                return IngestError::column(
+                    file,
+                    column,
+                    format!("in data record {record}: cannot read {value_and_type}"),
+                );
+            }
+        }
+        IngestError::file(file, text.to_owned())
+    }
 }
 
 impl PushDecoder for CsvDecoder {
     fn decode(&mut self, buf: &[u8], file: &str) -> Result<usize, IngestError> {
-        self.decoder
-            .decode(buf)
-            .map_err(|e| IngestError::file(file, e.to_string()))
+        self.decoder.decode(buf).map_err(|e| self.error(file, e))
     }
     fn flush(&mut self, file: &str) -> Result<Option<RecordBatch>, IngestError> {
-        self.decoder
-            .flush()
-            .map_err(|e| IngestError::file(file, e.to_string()))
+        self.decoder.flush().map_err(|e| self.error(file, e))
     }
 }
 
