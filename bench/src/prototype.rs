@@ -87,7 +87,7 @@ async fn drain(
                 if Instant::now() > deadline {
                     bail!("timed out");
                 }
-                let out = RunOutput { files_processed: 1, rows_ingested: 0, bytes_read: 0 };
+                let out = RunOutput { files_processed: 1, ..RunOutput::default() };
                 if batched_outcome {
                     let ids: Vec<uuid::Uuid> = runs.iter().map(|r| r.run_id).collect();
                     let attempts: Vec<i32> = runs.iter().map(|r| r.attempt).collect();

@@ -72,13 +72,12 @@ pub async fn claim_many(
     // is undone, the run is QUEUED again and this worker's later writes are fenced out, exactly as
     // if the worker had died (runs are executed at least once either way). Outcomes stay durable,
     // and their flush carries every earlier claim with it.
-    let mut tx = pool.begin().await?;
-    sqlx::query!("set local synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
+    // One statement, so one round trip: `set_config(.., true)` lasts for the statement's own
+    // transaction, whose commit is then asynchronous.
     let rows = sqlx::query!(
         r#"
-        with picked as (
+        with async_commit as (select set_config('synchronous_commit', 'off', true)),
+        picked as (
             select id from runs
             where status = 'QUEUED' and (not_before is null or not_before <= now())
             order by coalesce(scheduled_for, queued_at), queued_at
@@ -88,7 +87,7 @@ pub async fn claim_many(
         update runs r
         set status = 'RUNNING', worker_id = $2, attempt = r.attempt + 1, started_at = now(),
             heartbeat_at = now(), lease_expires_at = now() + $3::interval, not_before = null
-        from picked, ingestions i
+        from picked, ingestions i, async_commit
         where r.id = picked.id and i.id = r.ingestion_id
         returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
                   r.queued_at, r.started_at as "started_at!",
@@ -99,9 +98,8 @@ pub async fn claim_many(
         worker_id,
         interval(ttl) as PgInterval,
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
-    tx.commit().await?;
     let mut claimed: Vec<Claimed> = rows
         .into_iter()
         .map(|r| Claimed {

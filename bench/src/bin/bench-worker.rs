@@ -30,8 +30,7 @@ impl Executor for NoOp {
         Box::pin(async {
             Ok(RunOutput {
                 files_processed: 1,
-                rows_ingested: 0,
-                bytes_read: 0,
+                ..RunOutput::default()
             })
         })
     }
