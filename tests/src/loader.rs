@@ -137,15 +137,25 @@ impl Loader {
         scan_url(&self.url, &self.warehouse, &self.storage, table).await
     }
 
-    /// The ledger of `ingestion`: (path, rows loaded), by path.
+    /// The ledger of `ingestion`: (file name in the source directory, rows loaded), by name.
+    /// Every path in it must be a full `file://` URL in the source directory.
     pub async fn ledger(&self, ingestion: Uuid) -> Vec<(String, i64)> {
-        sqlx::query_as(
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "select path, rows_loaded from loaded_files where ingestion_id = $1 order by path",
         )
         .bind(ingestion)
         .fetch_all(&self.pool)
         .await
-        .expect("ledger")
+        .expect("ledger");
+        let dir = format!("file://{}/", self.source.display());
+        rows.into_iter()
+            .map(|(path, n)| {
+                let name = path
+                    .strip_prefix(&dir)
+                    .unwrap_or_else(|| panic!("ledger path {path} is not under {dir}"));
+                (name.to_owned(), n)
+            })
+            .collect()
     }
 }
 

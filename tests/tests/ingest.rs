@@ -306,3 +306,35 @@ async fn local_sources_outside_the_roots_are_refused(pool: PgPool) {
     }
     let _ = std::fs::remove_dir_all(&outside);
 }
+
+/// The ledger names files by their full URL: pointing an ingestion at another directory loads
+/// that directory's files even where their names match files already loaded.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_new_source_directory_is_new_files(pool: PgPool) {
+    let w = Loader::new(pool, "moved").await;
+    w.write("a.json", b"{\"id\": 1}\n");
+    let ingestion = w.ingestion("json", "ops.moved", json!({})).await;
+    let _worker = w.worker("loader", &[]);
+    assert_eq!(w.run_by_hand(ingestion).await["rows_ingested"], 1);
+
+    let other = w.root.join("in2");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("a.json"), b"{\"id\": 2}\n").expect("write");
+    let (status, _, body) = w
+        .api
+        .call(
+            "PATCH",
+            &format!("/api/v1/ingestions/{ingestion}"),
+            &w.token,
+            Some(json!({"source_path": format!("file://{}/", other.display())})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["rows_ingested"], 1, "{run}");
+    assert_eq!(
+        ids(&w.table("ops.moved").await.expect("table").rows),
+        [1, 2]
+    );
+}

@@ -23,14 +23,19 @@ pub struct Source {
     pub prefix: Path,
     /// For local sources: the resolved directory, to re-check each file against the roots.
     local_dir: Option<PathBuf>,
+    /// The prefix as a URL without its trailing `/` (`s3a://` written as `s3://`), which a
+    /// file's path below the prefix is appended to.
+    base_url: String,
 }
 
 /// A file found under the prefix that the ingestion has not loaded.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub location: Path,
-    /// The path below the prefix, as the ledger and the glob see it.
+    /// The path below the prefix, as the glob sees it.
     pub relative: String,
+    /// The file's full URL (`s3://bucket/key`, `file:///dir/name`): its name in the ledger.
+    pub url: String,
     pub size: u64,
     pub etag: Option<String>,
     pub last_modified: DateTime<Utc>,
@@ -59,6 +64,7 @@ impl Source {
                 Ok(Source {
                     store: Arc::new(store),
                     prefix: Path::default(),
+                    base_url: format!("file://{}", dir.display()),
                     local_dir: Some(dir),
                 })
             }
@@ -96,10 +102,17 @@ impl Source {
                 let store = b
                     .build()
                     .map_err(|e| IngestError::Config(format!("cannot open {source_path}: {e}")))?;
+                let prefix = Path::from(prefix.trim_end_matches('/'));
+                let base_url = if prefix.as_ref().is_empty() {
+                    format!("s3://{bucket}")
+                } else {
+                    format!("s3://{bucket}/{prefix}")
+                };
                 Ok(Source {
                     store: Arc::new(store),
-                    prefix: Path::from(prefix.trim_end_matches('/')),
+                    prefix,
                     local_dir: None,
+                    base_url,
                 })
             }
         }
@@ -138,6 +151,7 @@ impl Source {
                 let wanted = options.glob.as_ref().is_none_or(|g| g.matches(&relative));
                 (!hidden && wanted && !relative.is_empty()).then_some(Candidate {
                     location: m.location,
+                    url: format!("{}/{relative}", self.base_url),
                     relative,
                     size: m.size,
                     etag: m.e_tag,
@@ -145,7 +159,7 @@ impl Source {
                 })
             })
             .collect();
-        let paths: Vec<String> = found.iter().map(|c| c.relative.clone()).collect();
+        let paths: Vec<String> = found.iter().map(|c| c.url.clone()).collect();
         let mut loaded = std::collections::HashSet::new();
         for chunk in paths.chunks(10_000) {
             let rows = sqlx::query_scalar!(
@@ -158,7 +172,7 @@ impl Source {
             .map_err(IngestError::Db)?;
             loaded.extend(rows);
         }
-        found.retain(|c| !loaded.contains(&c.relative));
+        found.retain(|c| !loaded.contains(&c.url));
         found.sort_by(|a, b| (a.last_modified, &a.relative).cmp(&(b.last_modified, &b.relative)));
         let mut bytes = 0u64;
         let mut out = Vec::new();
@@ -182,12 +196,12 @@ impl Source {
         let path = dir.join(&c.relative);
         let real = path
             .canonicalize()
-            .map_err(|e| IngestError::file(&c.relative, format!("cannot resolve: {e}")))?;
+            .map_err(|e| IngestError::file(&c.url, format!("cannot resolve: {e}")))?;
         if roots.roots().iter().any(|r| real.starts_with(r)) {
             Ok(())
         } else {
             Err(IngestError::file(
-                &c.relative,
+                &c.url,
                 format!(
                     "leads to {} outside the allowed directories (AUTOLOADER_FILE_ROOTS)",
                     real.display()

@@ -206,11 +206,10 @@ impl IngestExecutor {
             tracing::info!("no new files");
             return Ok(RunOutput::default());
         }
-        let base = ing.source_path.trim_end_matches('/');
         let source_file = |c: &discover::Candidate| SourceFile {
             location: c.location.clone(),
             size: c.size,
-            name: format!("{base}/{}", c.relative),
+            name: c.url.clone(),
         };
         for c in &files {
             source.check_contained(c, &self.cfg.file_roots)?;
@@ -259,7 +258,7 @@ impl IngestExecutor {
             bytes_read += c.size;
             tracing::debug!(file = %c.relative, rows, "file read");
             loaded.push(LoadedFile {
-                path: c.relative.clone(),
+                path: c.url.clone(),
                 size: c.size,
                 etag: c.etag.clone(),
                 last_modified: c.last_modified,
