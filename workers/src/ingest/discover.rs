@@ -149,7 +149,9 @@ impl Source {
                     .split('/')
                     .any(|seg| seg.starts_with('.') || seg.starts_with('_'));
                 let wanted = options.glob.as_ref().is_none_or(|g| g.matches(&relative));
-                (!hidden && wanted && !relative.is_empty()).then_some(Candidate {
+                // An empty file is most likely still being written; it is taken once it has
+                // content.
+                (!hidden && wanted && !relative.is_empty() && m.size > 0).then_some(Candidate {
                     location: m.location,
                     url: format!("{}/{relative}", self.base_url),
                     relative,

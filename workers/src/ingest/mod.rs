@@ -314,9 +314,14 @@ impl Executor for IngestExecutor {
 type Writer =
     DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
-/// Parquet data files of the table, written as batches arrive.
+/// Batches waiting for the Parquet writer: enough to keep both busy, few enough to bound memory.
+const BATCHES_AHEAD: usize = 4;
+
+/// Parquet data files of the table, written as batches arrive. Encoding runs in its own task,
+/// so reading and decoding the next batch overlaps writing the last one (two cores at work).
 struct TableSink {
-    writer: Writer,
+    batches: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    writer: Option<tokio::task::JoinHandle<Result<Vec<DataFile>, IngestError>>>,
     target: SchemaRef,
 }
 
@@ -344,26 +349,72 @@ impl TableSink {
             locations,
             names,
         );
-        let writer = DataFileWriterBuilder::new(rolling)
+        let mut writer: Writer = DataFileWriterBuilder::new(rolling)
             .build(None)
             .await
             .map_err(|e| IngestError::catalog(&e))?;
-        Ok(TableSink { writer, target })
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(BATCHES_AHEAD);
+        let task = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                writer
+                    .write(batch)
+                    .await
+                    .map_err(|e| IngestError::catalog(&e))?;
+            }
+            writer.close().await.map_err(|e| IngestError::catalog(&e))
+        });
+        Ok(TableSink {
+            batches: Some(tx),
+            writer: Some(task),
+            target,
+        })
     }
 
+    /// Finishes the data files and returns them.
     async fn close(mut self) -> Result<Vec<DataFile>, IngestError> {
-        self.writer
-            .close()
-            .await
-            .map_err(|e| IngestError::catalog(&e))
+        self.batches = None;
+        match self.writer.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| IngestError::Catalog(format!("the Parquet writer stopped: {e}")))?,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The writer's own error, once it has stopped taking batches.
+    async fn writer_error(&mut self) -> IngestError {
+        self.batches = None;
+        match self.writer.take() {
+            Some(task) => match task.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => IngestError::Catalog("the Parquet writer stopped early".into()),
+                Err(e) => IngestError::Catalog(format!("the Parquet writer stopped: {e}")),
+            },
+            None => IngestError::Catalog("the Parquet writer is closed".into()),
+        }
+    }
+}
+
+impl Drop for TableSink {
+    /// A run that failed leaves its unfinished data files behind, unreferenced; it does not
+    /// finish writing them.
+    fn drop(&mut self) {
+        if let Some(task) = self.writer.take() {
+            task.abort();
+        }
     }
 }
 
 impl BatchSink for TableSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError> {
-        self.writer
-            .write(batch)
-            .await
-            .map_err(|e| IngestError::catalog(&e))
+        let sent = match &self.batches {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self.writer_error().await)
+        }
     }
 }
