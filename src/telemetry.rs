@@ -9,8 +9,11 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // PostgreSQL's notices ("relation ... already exists, skipping" from idempotent DDL) are
+    // not news; RUST_LOG=sqlx::postgres::notice=info shows them again.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_filter},sqlx::postgres::notice=warn"))
+    });
     let json = match std::env::var("AUTOLOADER_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("pretty") => false,
