@@ -42,6 +42,11 @@ pub struct Candidate {
 }
 
 impl Source {
+    /// Local files are read in large ranges; S3 objects are streamed.
+    pub fn is_local(&self) -> bool {
+        self.local_dir.is_some()
+    }
+
     pub fn open(
         source_type: SourceType,
         source_path: &str,

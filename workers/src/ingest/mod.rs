@@ -210,6 +210,7 @@ impl IngestExecutor {
             location: c.location.clone(),
             size: c.size,
             name: c.url.clone(),
+            read_in_ranges: source.is_local(),
         };
         for c in &files {
             source.check_contained(c, &self.cfg.file_roots)?;

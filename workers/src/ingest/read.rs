@@ -13,6 +13,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use autoloader::ingestion::FormatType;
 use autoloader::source::CsvOptions;
 use bytes::{Buf, Bytes};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -32,6 +33,8 @@ pub struct SourceFile {
     pub size: u64,
     /// How errors name the file: its full source URL.
     pub name: String,
+    /// Read it in large ranges rather than one streamed GET (see [`byte_stream`]).
+    pub read_in_ranges: bool,
 }
 
 /// Infers the schema a new table gets from `file`, normalised to what Iceberg accepts.
@@ -269,24 +272,35 @@ pub trait BatchSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError>;
 }
 
-/// Bytes read per request. Large reads keep per-request costs (an HTTP request on S3, a
-/// blocking-pool hand-off for local files, whose plain stream reads 8 KiB at a time) small.
+/// Bytes per range read. Large reads keep the per-read cost small: for a local file, object
+/// store's plain stream hands every 8 KiB read to the blocking pool.
 const READ_CHUNK: u64 = 8 << 20;
-/// Reads in flight ahead of the decoder.
+/// Range reads in flight ahead of the decoder.
 const READS_AHEAD: usize = 2;
 
-/// The file's bytes in order, read in [`READ_CHUNK`] ranges with [`READS_AHEAD`] prefetched.
+/// The file's bytes in order: one streamed GET (S3, where the connection streams well), or
+/// [`READ_CHUNK`] ranges with [`READS_AHEAD`] prefetched (local files).
 async fn byte_stream(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
-) -> Result<impl Stream<Item = Result<Bytes, IngestError>> + Unpin, IngestError> {
+) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
+    let name = file.name.clone();
+    if !file.read_in_ranges {
+        let stream = store
+            .get(&file.location)
+            .await
+            .map_err(|e| IngestError::store(&name, e))?
+            .into_stream();
+        return Ok(stream
+            .map(move |r| r.map_err(|e| IngestError::store(&name, e)))
+            .boxed());
+    }
     let ranges: Vec<std::ops::Range<u64>> = (0..file.size)
         .step_by(READ_CHUNK as usize)
         .map(|start| start..(start + READ_CHUNK).min(file.size))
         .collect();
     let store = store.clone();
     let location = file.location.clone();
-    let name = file.name.clone();
     Ok(futures::stream::iter(ranges)
         .map(move |range| {
             let (store, location, name) = (store.clone(), location.clone(), name.clone());
