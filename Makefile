@@ -86,3 +86,8 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 	  bench/target/release/bench-scheduler all $$aps 2>&1 | tee bench/results/bench.log
 	$(CARGO) build --release -p autoloader-api
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-api.sh | tee bench/results/api.md
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
+
+.PHONY: bench-ingest
+bench-ingest: ## Ingestion throughput vs pyiceberg, 1 GB of JSON and Parquet (see BENCHMARKS.md)
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
