@@ -215,6 +215,21 @@ impl ScheduleFields {
     }
 }
 
+/// Longest name of an ingestion or a tenant, in characters, as sent (before trimming).
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Checks a name as sent: at most [`MAX_NAME_CHARS`] characters and no control characters.
+/// (Whether it is blank is the caller's `required` check.)
+pub fn check_name(raw: &str) -> Result<(), String> {
+    if raw.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("name must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("name must not contain control characters".into());
+    }
+    Ok(())
+}
+
 /// Options whose keys name secrets; never returned by the API or logged.
 pub fn is_secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -300,6 +315,14 @@ mod tests {
             bad_time.validate().expect_err("bad time")[0].field,
             "schedule_time"
         );
+    }
+
+    #[test]
+    fn names_are_checked_as_sent() {
+        assert!(check_name("Daily AWS CloudTrail Ingestion").is_ok());
+        let long = format!(" {}", "x".repeat(MAX_NAME_CHARS));
+        assert!(check_name(&long).is_err(), "counted before trimming");
+        assert!(check_name("tab\there").is_err());
     }
 
     #[test]

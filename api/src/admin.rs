@@ -132,6 +132,13 @@ pub async fn create_tenant(
     _: Admin,
     ApiJson(body): ApiJson<TenantCreate>,
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
+    if let Some(m) = body
+        .name
+        .as_deref()
+        .and_then(|n| autoloader::ingestion::check_name(n).err())
+    {
+        return Err(ApiError::field("name", m));
+    }
     let name = body
         .name
         .map(|n| n.trim().to_owned())
@@ -139,12 +146,6 @@ pub async fn create_tenant(
     let Some(name) = name else {
         return Err(ApiError::field("name", "name is required"));
     };
-    if name.chars().count() > 200 {
-        return Err(ApiError::field(
-            "name",
-            "name must be at most 200 characters",
-        ));
-    }
     let created = create_tenant_with_token(&state.pool, &name, "first token").await?;
     Ok((StatusCode::CREATED, Json(created)))
 }

@@ -17,7 +17,9 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use autoloader::ingestion::{DestinationTable, FormatType, ScheduleFields, SourcePath, SourceType};
+use autoloader::ingestion::{
+    check_name, DestinationTable, FormatType, ScheduleFields, SourcePath, SourceType,
+};
 use autoloader::schedule::Schedule;
 use autoloader::source::{FileRoots, IngestOptions};
 
@@ -107,6 +109,7 @@ fn validate(body: IngestionCreate, roots: &FileRoots) -> Result<Valid, ApiError>
         }
         v
     };
+    let raw_name_problem = body.name.as_deref().and_then(|n| check_name(n).err());
     let name = required(body.name, "name");
     let source_type = required(body.source_type, "source_type");
     let source_path = required(body.source_path, "source_path");
@@ -119,10 +122,8 @@ fn validate(body: IngestionCreate, roots: &FileRoots) -> Result<Valid, ApiError>
         })
     };
 
-    if let Some(n) = &name {
-        if n.chars().count() > 200 {
-            problem("name", "name must be at most 200 characters".into());
-        }
+    if let Some(m) = raw_name_problem {
+        problem("name", m);
     }
     let source_type = source_type.and_then(|s| {
         SourceType::parse(&s)

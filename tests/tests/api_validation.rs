@@ -158,6 +158,12 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
         (json!({"name": null}), "name", "name is required"),
         (json!({"name": "   "}), "name", "name is required"),
         (
+            json!({"name": format!(" {}", "x".repeat(200))}),
+            "name",
+            "at most 200 characters",
+        ),
+        (json!({"name": "bell\u{7}"}), "name", "control characters"),
+        (
             json!({"source_type": "ftp"}),
             "source_type",
             "must be one of: s3, local",
@@ -446,4 +452,30 @@ async fn preview_validates_like_create_and_stores_nothing(pool: PgPool) {
         .await
         .expect("count");
     assert_eq!(rows, 0);
+}
+
+/// A tenant's name follows the same rules as an ingestion's, checked as sent.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn tenant_names_are_checked_as_sent(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    for (name, needle) in [
+        (format!(" {}", "x".repeat(200)), "at most 200 characters"),
+        ("tab\there".to_owned(), "control characters"),
+        ("   ".to_owned(), "name is required"),
+    ] {
+        let (status, ctype, body) = api
+            .call(
+                "POST",
+                "/api/v1/admin/tenants",
+                autoloader_tests::ADMIN_TOKEN,
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_problem(status, &ctype, &body, 422, "name", needle);
+    }
+    let tenants: i64 = sqlx::query_scalar("select count(*) from tenants")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(tenants, 0, "nothing was written");
 }
