@@ -72,8 +72,9 @@ pub struct SchedulerConfig {
     #[arg(long, env = "SCHEDULER_RETRY_BACKOFF", default_value = "30", value_parser = parse_seconds)]
     pub retry_backoff: Duration,
 
-    /// Most due ticks one ticker transaction materialises.
-    #[arg(long, env = "SCHEDULER_TICK_BATCH_SIZE", default_value_t = 500,
+    /// Most due ticks one ticker transaction materialises. Bigger batches materialise a burst
+    /// sooner (fewer transactions); each batch's runs become visible when it commits.
+    #[arg(long, env = "SCHEDULER_TICK_BATCH_SIZE", default_value_t = 2000,
           value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub tick_batch_size: i64,
 

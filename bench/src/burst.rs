@@ -29,7 +29,7 @@ pub struct BurstArgs {
     /// AUTOLOADER_DB_MAX_CONNECTIONS of each process (unset: the shipped default, 20).
     #[arg(long)]
     pub pool: Option<u32>,
-    /// SCHEDULER_TICK_BATCH_SIZE of each process (unset: the shipped default, 500).
+    /// SCHEDULER_TICK_BATCH_SIZE of each process (unset: the shipped default, 2000).
     #[arg(long)]
     pub tick_batch: Option<i64>,
     /// Give up waiting for the runs after this long.
@@ -293,7 +293,7 @@ async fn measure(
             "scheduler_max_workers": a.max_workers,
             "total_concurrency": a.workers as u32 * a.max_workers,
             "db_max_connections": a.pool.unwrap_or(20),
-            "tick_batch_size": a.tick_batch.unwrap_or(500),
+            "tick_batch_size": a.tick_batch.unwrap_or(2000),
             "misfire_grace_s": 3600,
             "worker_log": env.worker_log,
             "lead_s": 2.0 + n as f64 / 25_000.0,
