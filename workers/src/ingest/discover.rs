@@ -8,13 +8,13 @@ use autoloader::ingestion::{SourcePath, SourceType};
 use autoloader::source::{FileRoots, IngestOptions};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::warehouse::{split_s3, S3Settings};
 use super::IngestError;
 
 /// Where an ingestion's files live: a store and the prefix inside it.
@@ -74,37 +74,9 @@ impl Source {
                 })
             }
             SourceType::S3 => {
-                let rest = source_path
-                    .strip_prefix("s3://")
-                    .or_else(|| source_path.strip_prefix("s3a://"))
-                    .unwrap_or(source_path);
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                let s3 = &options.s3;
-                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if std::env::var_os("AWS_REGION").is_none()
-                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-                {
-                    b = b.with_region("us-east-1");
-                }
-                if let Some(e) = &s3.endpoint {
-                    b = b.with_endpoint(e);
-                    b = b.with_virtual_hosted_style_request(!s3.path_style.unwrap_or(true));
-                } else if let Some(p) = s3.path_style {
-                    b = b.with_virtual_hosted_style_request(!p);
-                }
-                if let Some(r) = &s3.region {
-                    b = b.with_region(r);
-                }
-                if let Some(k) = &s3.access_key_id {
-                    b = b.with_access_key_id(k);
-                }
-                if let Some(k) = &s3.secret_access_key {
-                    b = b.with_secret_access_key(k);
-                }
-                if let Some(h) = s3.allow_http {
-                    b = b.with_allow_http(h);
-                }
-                let store = b
+                let (bucket, prefix) = split_s3(source_path).unwrap_or((source_path, ""));
+                let store = S3Settings::from(&options.s3)
+                    .builder(bucket)
                     .build()
                     .map_err(|e| IngestError::Config(format!("cannot open {source_path}: {e}")))?;
                 let prefix = Path::from(prefix.trim_end_matches('/'));

@@ -93,10 +93,25 @@ impl fmt::Debug for S3Settings {
     }
 }
 
+/// An ingestion's `s3_*` options as client settings (sources and the warehouse build their S3
+/// clients the same way).
+impl From<&autoloader::source::S3Options> for S3Settings {
+    fn from(o: &autoloader::source::S3Options) -> S3Settings {
+        S3Settings {
+            endpoint: o.endpoint.clone(),
+            region: o.region.clone(),
+            access_key_id: o.access_key_id.clone(),
+            secret_access_key: o.secret_access_key.clone(),
+            allow_http: o.allow_http,
+            virtual_hosted_style_request: o.path_style.map(|p| !p),
+        }
+    }
+}
+
 impl S3Settings {
     /// The client builder for `bucket`: the environment, these settings over it, then the
     /// defaults (region, path-style requests with a custom endpoint).
-    fn builder(&self, bucket: &str) -> AmazonS3Builder {
+    pub fn builder(&self, bucket: &str) -> AmazonS3Builder {
         let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
         if let Some(v) = &self.endpoint {
             b = b.with_endpoint(v);
