@@ -377,8 +377,9 @@ impl FileRoots {
         Ok(FileRoots(out))
     }
 
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.0
+    /// Whether the real path `real` lies under one of the roots.
+    pub fn contains(&self, real: &Path) -> bool {
+        self.0.iter().any(|root| real.starts_with(root))
     }
 
     /// The real directory a `file://` source reads, if it lies under one of the roots after
@@ -395,7 +396,7 @@ impl FileRoots {
             .strip_prefix("file://")
             .ok_or("source_path must start with file://")?;
         let real = real_path(Path::new(raw))?;
-        if self.0.iter().any(|root| real.starts_with(root)) {
+        if self.contains(&real) {
             Ok(real)
         } else {
             let roots: Vec<String> = self.0.iter().map(|r| r.display().to_string()).collect();

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use autoloader::ingestion::{
     check_name, DestinationTable, FormatType, ScheduleFields, SourcePath, SourceType,
 };
-use autoloader::schedule::Schedule;
+use autoloader::schedule::{Schedule, ScheduleInput};
 use autoloader::source::{FileRoots, IngestOptions};
 
 use crate::schedule_cache::ScheduleView;
@@ -602,17 +602,15 @@ async fn fetch_schedule(pool: &sqlx::PgPool, id: Uuid) -> ApiResult<ScheduleRow>
     .ok_or(ApiError::NotFound("ingestion"))
 }
 
+/// The stored schedule, parsed as the ticker parses it; `None` when the fields hold none.
 fn stored_schedule(r: &ScheduleRow) -> Option<Schedule> {
-    ScheduleFields {
-        frequency: r.schedule_frequency.clone(),
-        time: r.schedule_time.clone(),
-        timezone: Some(r.schedule_timezone.clone()),
-        cron: r.schedule_cron.clone(),
-        enabled: false,
-    }
-    .validate()
+    Schedule::parse(&ScheduleInput {
+        frequency: r.schedule_frequency.as_deref(),
+        time: r.schedule_time.as_deref(),
+        timezone: Some(r.schedule_timezone.as_str()),
+        cron: r.schedule_cron.as_deref(),
+    })
     .ok()
-    .flatten()
 }
 
 #[derive(Debug, Deserialize)]

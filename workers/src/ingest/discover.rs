@@ -176,7 +176,7 @@ impl Source {
         let real = path
             .canonicalize()
             .map_err(|e| IngestError::file(&c.url, format!("cannot resolve: {e}")))?;
-        if roots.roots().iter().any(|r| real.starts_with(r)) {
+        if roots.contains(&real) {
             Ok(())
         } else {
             Err(IngestError::file(
