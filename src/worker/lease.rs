@@ -68,88 +68,10 @@ pub async fn claim_many(
     limit: i64,
     ttl: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    // A claim need not wait for its WAL flush: if PostgreSQL crashes before the flush, the claim
-    // is undone, the run is QUEUED again and this worker's later writes are fenced out, exactly as
-    // if the worker had died (runs are executed at least once either way). Outcomes stay durable,
-    // and their flush carries every earlier claim with it.
-    // One statement, so one round trip: `set_config(.., true)` lasts for the statement's own
-    // transaction, whose commit is then asynchronous.
-    let rows = sqlx::query!(
-        r#"
-        with async_commit as (select set_config('synchronous_commit', 'off', true)),
-        picked as (
-            select id from runs
-            where status = 'QUEUED' and (not_before is null or not_before <= now())
-            order by coalesce(scheduled_for, queued_at), queued_at
-            limit $1
-            for update skip locked
-        )
-        update runs r
-        set status = 'RUNNING', worker_id = $2, attempt = r.attempt + 1, started_at = now(),
-            heartbeat_at = now(), lease_expires_at = now() + $3::interval, not_before = null
-        from picked, ingestions i, async_commit
-        where r.id = picked.id and i.id = r.ingestion_id
-        returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
-                  r.queued_at, r.started_at as "started_at!",
-                  i.id as ingestion_id, i.tenant_id, i.name, i.source_type, i.source_path,
-                  i.format_type, i.destination_table, i.options
-        "#,
-        limit,
-        worker_id,
-        interval(ttl) as PgInterval,
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut claimed: Vec<Claimed> = rows
-        .into_iter()
-        .map(|r| Claimed {
-            run_id: r.id,
-            attempt: r.attempt,
-            triggered_by: triggered_by(&r.triggered_by),
-            scheduled_for: r.scheduled_for,
-            data_interval_start: r.data_interval_start,
-            queued_at: r.queued_at,
-            started_at: r.started_at,
-            ingestion: IngestionSpec {
-                id: r.ingestion_id,
-                tenant_id: r.tenant_id,
-                name: r.name,
-                source_type: r.source_type,
-                source_path: r.source_path,
-                format_type: r.format_type,
-                destination_table: r.destination_table,
-                options: r.options,
-            },
-        })
-        .collect();
-    // `returning` has no order; execute oldest ticks first.
-    claimed.sort_by_key(|c| (c.scheduled_for.unwrap_or(c.queued_at), c.queued_at));
-    Ok(claimed)
+    Ok(exchange(pool, worker_id, &[], limit, ttl).await?.claimed)
 }
 
-/// Extends the lease. `false`: the lease is gone (rescued and maybe claimed by another worker).
-pub async fn heartbeat(
-    pool: &PgPool,
-    worker_id: &str,
-    lease: Lease,
-    ttl: Duration,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        r#"
-        update runs set heartbeat_at = now(), lease_expires_at = now() + $4::interval
-        where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
-        "#,
-        lease.run_id,
-        lease.attempt,
-        worker_id,
-        interval(ttl) as PgInterval,
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// The outcome of one run, for [`complete_many`].
+/// The outcome of one run, for [`complete_many`] and [`exchange`].
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Success(RunOutput),
@@ -164,6 +86,40 @@ pub async fn complete_many(
     worker_id: &str,
     outcomes: &[(Lease, Outcome)],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
+    Ok(exchange(pool, worker_id, outcomes, 0, Duration::ZERO)
+        .await?
+        .recorded)
+}
+
+/// What one [`exchange`] did.
+#[derive(Debug, Default)]
+pub struct Exchanged {
+    /// Runs whose outcome was written: their lease still held. The other outcomes were dropped.
+    pub recorded: Vec<Uuid>,
+    /// Runs newly claimed, oldest tick first.
+    pub claimed: Vec<Claimed>,
+}
+
+/// Records the outcomes of finished runs and claims up to `claim` queued runs, in one statement
+/// and one commit: the slots that finished runs free are refilled in the same round trip.
+///
+/// Each outcome is fenced by its own lease (`id, attempt, worker_id, status = 'RUNNING'`); the
+/// claim takes the oldest queued runs with `for update skip locked`. The two parts touch disjoint
+/// rows (RUNNING ones and QUEUED ones of other ingestions: an ingestion with a RUNNING run has no
+/// QUEUED one), so neither can see or undo the other.
+///
+/// Commits: outcomes are durable (the commit waits for its WAL flush as the cluster is
+/// configured). A statement that only claims need not wait: if PostgreSQL crashes before the
+/// flush, the claim is undone, the run is QUEUED again and this worker's later writes are fenced
+/// out, exactly as if the worker had died (runs are executed at least once either way), and the
+/// flush of any later outcome carries every earlier claim with it.
+pub async fn exchange(
+    pool: &PgPool,
+    worker_id: &str,
+    outcomes: &[(Lease, Outcome)],
+    claim: i64,
+    ttl: Duration,
+) -> Result<Exchanged, sqlx::Error> {
     let mut ids = Vec::with_capacity(outcomes.len());
     let mut attempts = Vec::with_capacity(outcomes.len());
     let mut statuses = Vec::with_capacity(outcomes.len());
@@ -191,17 +147,53 @@ pub async fn complete_many(
         written.push(out.bytes_written);
         snapshots.push(out.snapshot_id);
     }
-    let applied = sqlx::query_scalar!(
+    // One row always comes back: the recorded ids, and the claimed run's columns (null when
+    // nothing was claimed). `set_config(.., true)` lasts for this statement's own transaction.
+    let result = sqlx::query!(
         r#"
-        update runs r
-        set status = o.status, finished_at = now(), lease_expires_at = null, error = o.error,
-            files_processed = o.files, rows_ingested = o.rows_ingested, bytes_read = o.bytes,
-            bytes_written = o.written, snapshot_id = o.snapshot_id
-        from unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
-                    $8::bigint[], $9::bigint[], $10::bigint[])
-            as o(id, attempt, status, error, files, rows_ingested, bytes, written, snapshot_id)
-        where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
-        returning r.id
+        with commit_mode as (
+            select set_config('synchronous_commit',
+                              case when cardinality($2::uuid[]) = 0 then 'off'
+                                   else current_setting('synchronous_commit') end,
+                              true)
+        ),
+        recorded as (
+            update runs r
+            set status = o.status, finished_at = now(), lease_expires_at = null, error = o.error,
+                files_processed = o.files, rows_ingested = o.rows_ingested, bytes_read = o.bytes,
+                bytes_written = o.written, snapshot_id = o.snapshot_id
+            from unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                        $8::bigint[], $9::bigint[], $10::bigint[])
+                as o(id, attempt, status, error, files, rows_ingested, bytes, written, snapshot_id)
+            where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
+            returning r.id
+        ),
+        picked as (
+            select id from runs
+            where status = 'QUEUED' and (not_before is null or not_before <= now())
+            order by coalesce(scheduled_for, queued_at), queued_at
+            limit $11
+            for update skip locked
+        ),
+        claimed as (
+            update runs r
+            set status = 'RUNNING', worker_id = $1, attempt = r.attempt + 1, started_at = now(),
+                heartbeat_at = now(), lease_expires_at = now() + $12::interval, not_before = null
+            from picked, ingestions i
+            where r.id = picked.id and i.id = r.ingestion_id
+            returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
+                      r.queued_at, r.started_at,
+                      i.id as ingestion_id, i.tenant_id, i.name, i.source_type, i.source_path,
+                      i.format_type, i.destination_table, i.options
+        )
+        select (select coalesce(array_agg(id), '{}') from recorded) as "recorded!: Vec<Uuid>",
+               c.id as "id?", c.attempt as "attempt?", c.triggered_by as "triggered_by?",
+               c.scheduled_for, c.data_interval_start, c.queued_at as "queued_at?",
+               c.started_at as "started_at?", c.ingestion_id as "ingestion_id?",
+               c.tenant_id as "tenant_id?", c.name as "name?", c.source_type as "source_type?",
+               c.source_path as "source_path?", c.format_type as "format_type?",
+               c.destination_table as "destination_table?", c.options as "options?"
+        from commit_mode left join claimed c on true
         "#,
         worker_id,
         &ids,
@@ -213,10 +205,94 @@ pub async fn complete_many(
         &bytes,
         &written,
         &snapshots as &[Option<i64>],
+        claim,
+        interval(ttl) as PgInterval,
     )
     .fetch_all(pool)
     .await?;
-    Ok(applied)
+    let mut done = Exchanged::default();
+    for r in result {
+        if done.recorded.is_empty() {
+            done.recorded = r.recorded;
+        }
+        let (
+            Some(run_id),
+            Some(attempt),
+            Some(by),
+            Some(queued_at),
+            Some(started_at),
+            Some(id),
+            Some(tenant_id),
+            Some(name),
+            Some(source_type),
+            Some(source_path),
+            Some(format_type),
+            Some(destination_table),
+            Some(options),
+        ) = (
+            r.id,
+            r.attempt,
+            r.triggered_by,
+            r.queued_at,
+            r.started_at,
+            r.ingestion_id,
+            r.tenant_id,
+            r.name,
+            r.source_type,
+            r.source_path,
+            r.format_type,
+            r.destination_table,
+            r.options,
+        )
+        else {
+            continue; // the row that says only which outcomes were recorded
+        };
+        done.claimed.push(Claimed {
+            run_id,
+            attempt,
+            triggered_by: triggered_by(&by),
+            scheduled_for: r.scheduled_for,
+            data_interval_start: r.data_interval_start,
+            queued_at,
+            started_at,
+            ingestion: IngestionSpec {
+                id,
+                tenant_id,
+                name,
+                source_type,
+                source_path,
+                format_type,
+                destination_table,
+                options,
+            },
+        });
+    }
+    // `returning` has no order; execute oldest ticks first.
+    done.claimed
+        .sort_by_key(|c| (c.scheduled_for.unwrap_or(c.queued_at), c.queued_at));
+    Ok(done)
+}
+
+/// Extends the lease. `false`: the lease is gone (rescued and maybe claimed by another worker).
+pub async fn heartbeat(
+    pool: &PgPool,
+    worker_id: &str,
+    lease: Lease,
+    ttl: Duration,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"
+        update runs set heartbeat_at = now(), lease_expires_at = now() + $4::interval
+        where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
+        "#,
+        lease.run_id,
+        lease.attempt,
+        worker_id,
+        interval(ttl) as PgInterval,
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Puts the run back in the queue, claimable after `delay` (a retry back-off, or zero when a

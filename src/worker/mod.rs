@@ -1,29 +1,38 @@
 //! The worker runtime: claims queued runs, executes them under a heartbeated lease, records the
 //! outcome fenced by that lease, rescues runs whose worker died, and shuts down gracefully.
 //!
+//! One loop per process goes to the database for the whole worker: each statement writes the
+//! outcomes of the runs that finished since the last one and claims runs for the slots free,
+//! finished ones included ([`lease::exchange`]). Run tasks execute, heartbeat, and hand their
+//! outcome to the loop ([`outcomes`]).
+//!
 //! Invariants it keeps (the database enforces the rest):
-//! * never more than `max_concurrent` runs in flight in this process: it claims only as many runs
-//!   as it has free slots;
+//! * never more than `max_concurrent` runs executing in this process: it claims only as many runs
+//!   as it has free slots. A run whose executor returned frees its slot at once and stays RUNNING
+//!   in the table until the loop's next statement writes its outcome;
 //! * every write about a run after its claim is fenced by the lease (see [`lease`]); a worker
 //!   that finds its lease gone cancels the run's executor and records nothing;
 //! * at shutdown it stops claiming, waits up to `shutdown_timeout` for in-flight runs, then gives
 //!   the leases of the rest back (QUEUED again, for another worker) before it returns.
 
-mod completer;
 pub mod lease;
+mod outcomes;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::executor::{ExecError, Executor, RunContext};
 use crate::wake::{Waker, RUNS_CHANNEL};
-use completer::Completer;
 use lease::{Claimed, Lease, Outcome};
+use outcomes::Finished;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -66,11 +75,12 @@ pub struct Worker {
     executor: Arc<dyn Executor>,
 }
 
-/// How a run's task ended, for the main loop's bookkeeping.
+/// How a run's task ended, for the main loop's count of runs executing.
 enum Ended {
-    Recorded,
-    LeaseLost,
-    GivenBack,
+    /// Its outcome went to the loop (already counted when the loop received it).
+    Finished,
+    /// Requeued (given back at shutdown, or a retry), or its lease was lost: no outcome.
+    Released,
 }
 
 impl Worker {
@@ -88,75 +98,164 @@ impl Worker {
         tracing::info!(worker_id = %cfg.worker_id, max_concurrent = cfg.max_concurrent,
                        lease_ttl_s = cfg.lease_ttl.as_secs_f64(), "worker started");
         let give_back = CancellationToken::new();
-        let (completer, completer_task) =
-            Completer::start(self.pool.clone(), cfg.worker_id.clone());
+        let (finished_tx, mut finished_rx) = mpsc::unbounded_channel();
         let mut in_flight: JoinSet<Ended> = JoinSet::new();
+        // Runs whose executor has not returned: the slots in use.
+        let mut executing = 0usize;
+        // Outcomes received and not yet written.
+        let mut finished: Vec<Finished> = Vec::new();
         let mut waker = Waker::new(self.pool.clone(), RUNS_CHANNEL);
         let rescue_every = (cfg.lease_ttl / 2).min(cfg.poll_interval);
         let mut last_rescue: Option<Instant> = None;
+        // Whether a claim may find work: false once a claim came back short (or failed), true
+        // again on a notification, a rescue or the timer.
+        let mut maybe_queued = true;
 
         while !shutdown.is_cancelled() {
             waker.listen().await;
             if last_rescue.is_none_or(|t| t.elapsed() >= rescue_every) {
                 self.rescue().await;
                 last_rescue = Some(Instant::now());
+                maybe_queued = true;
             }
-            // Runs often finish together (their outcomes commit in one batch): count every
-            // finished one, so the next claim takes all the free slots at once.
-            while in_flight.try_join_next().is_some() {}
-            let free = cfg.max_concurrent.saturating_sub(in_flight.len());
-            let mut claimed_all = false;
-            if free > 0 {
-                match lease::claim_many(&self.pool, &cfg.worker_id, free as i64, cfg.lease_ttl)
-                    .await
-                {
-                    Ok(runs) => {
-                        claimed_all = runs.len() == free;
-                        for run in runs {
-                            self.spawn_run(
-                                &mut in_flight,
-                                run,
-                                &completer,
-                                give_back.child_token(),
-                            );
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "claiming runs failed; retrying"),
+            executing = executing.saturating_sub(reap(&mut in_flight));
+            executing =
+                executing.saturating_sub(outcomes::take_ready(&mut finished_rx, &mut finished));
+            let claim = if maybe_queued {
+                cfg.max_concurrent.saturating_sub(executing)
+            } else {
+                0
+            };
+            if claim > 0 || !finished.is_empty() {
+                let runs = self.exchange(&mut finished, claim).await;
+                if claim > 0 {
+                    maybe_queued = runs.as_ref().is_some_and(|r| r.len() == claim);
+                }
+                for run in runs.unwrap_or_default() {
+                    executing += 1;
+                    self.spawn_run(&mut in_flight, run, &finished_tx, give_back.child_token());
                 }
             }
-            // With every slot just filled there may be more queued: wait only for a free slot.
             let wait =
                 rescue_every.saturating_sub(last_rescue.map_or(Duration::ZERO, |t| t.elapsed()));
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if claimed_all {
-                        gather_free_slots(&mut in_flight, cfg.max_concurrent).await;
+                Some(f) = finished_rx.recv() => {
+                    executing = executing.saturating_sub(1);
+                    finished.push(f);
+                    // Runs claimed together tend to finish together: let the ones that are
+                    // ready hand over their outcomes too before the next write. A yield costs
+                    // microseconds; a batch split in two costs a commit.
+                    tokio::task::yield_now().await;
+                }
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if matches!(joined, Ok(Ended::Released) | Err(_)) {
+                        executing = executing.saturating_sub(1);
                     }
                 }
-                () = waker.wait(), if !claimed_all || in_flight.len() < cfg.max_concurrent => {}
-                () = tokio::time::sleep(wait) => {}
+                () = waker.wait() => maybe_queued = true,
+                () = tokio::time::sleep(wait) => maybe_queued = true,
             }
         }
 
-        tracing::info!(worker_id = %cfg.worker_id, in_flight = in_flight.len(),
+        tracing::info!(worker_id = %cfg.worker_id, in_flight = executing,
                        timeout_s = cfg.shutdown_timeout.as_secs_f64(),
                        "worker stopping: no new claims; waiting for runs in flight");
-        let drained = tokio::time::timeout(cfg.shutdown_timeout, async {
-            while in_flight.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
+        let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
+        let drained = self
+            .record_until_idle(
+                &mut in_flight,
+                &mut finished_rx,
+                &mut finished,
+                Some(deadline),
+            )
+            .await;
+        if !drained {
             tracing::warn!(worker_id = %cfg.worker_id, still_running = in_flight.len(),
                            "shutdown timeout reached; giving the remaining runs back");
             give_back.cancel();
-            while in_flight.join_next().await.is_some() {}
-        }
-        drop(completer);
-        if let Err(e) = completer_task.await {
-            tracing::error!(error = %e, "the outcome writer failed");
+            self.record_until_idle(&mut in_flight, &mut finished_rx, &mut finished, None)
+                .await;
         }
         tracing::info!(worker_id = %cfg.worker_id, "worker stopped");
+    }
+
+    /// Writes outcomes, claiming nothing, until every run's task has ended and every outcome is
+    /// written (true), or until `deadline` passes (false). The deadline is only looked at between
+    /// statements, so an outcome being written is never abandoned halfway.
+    async fn record_until_idle(
+        &self,
+        in_flight: &mut JoinSet<Ended>,
+        finished_rx: &mut mpsc::UnboundedReceiver<Finished>,
+        finished: &mut Vec<Finished>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> bool {
+        loop {
+            outcomes::take_ready(finished_rx, finished);
+            if !finished.is_empty() {
+                self.exchange(finished, 0).await;
+            }
+            if in_flight.is_empty() {
+                // Every task has ended, so every outcome was sent and taken above.
+                return true;
+            }
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(f) = finished_rx.recv() => {
+                    finished.push(f);
+                    tokio::task::yield_now().await;
+                }
+                Some(_) = in_flight.join_next() => {}
+                () = timeout => return false,
+            }
+        }
+    }
+
+    /// Writes the waiting outcomes and claims up to `claim` runs in one statement
+    /// ([`lease::exchange`]), reports each outcome and empties `finished`. Returns the runs
+    /// claimed; `None`: the statement failed (logged; its outcomes are lost, their runs' leases
+    /// run out and the runs are retried elsewhere).
+    async fn exchange(&self, finished: &mut Vec<Finished>, claim: usize) -> Option<Vec<Claimed>> {
+        let cfg = &self.config;
+        let outcomes: Vec<(Lease, Outcome)> = finished
+            .iter()
+            .map(|f| (f.lease, f.outcome.clone()))
+            .collect();
+        let result = lease::exchange(
+            &self.pool,
+            &cfg.worker_id,
+            &outcomes,
+            claim as i64,
+            cfg.lease_ttl,
+        )
+        .await;
+        if !outcomes.is_empty() {
+            metrics::histogram!("autoloader_outcome_batch_size").record(outcomes.len() as f64);
+        }
+        match result {
+            Ok(done) => {
+                let recorded: HashSet<Uuid> = done.recorded.into_iter().collect();
+                for f in finished.drain(..) {
+                    outcomes::report(&f, Ok(recorded.contains(&f.lease.run_id)));
+                }
+                Some(done.claimed)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if finished.is_empty() {
+                    tracing::warn!(error = %msg, "claiming runs failed; retrying");
+                }
+                for f in finished.drain(..) {
+                    outcomes::report(&f, Err(&msg));
+                }
+                None
+            }
+        }
     }
 
     async fn rescue(&self) {
@@ -178,7 +277,7 @@ impl Worker {
         &self,
         set: &mut JoinSet<Ended>,
         run: Claimed,
-        completer: &Completer,
+        finished: &mpsc::UnboundedSender<Finished>,
         give_back: CancellationToken,
     ) {
         let span = tracing::info_span!("run", run_id = %run.run_id, ingestion_id = %run.ingestion.id,
@@ -186,31 +285,30 @@ impl Worker {
         let pool = self.pool.clone();
         let config = self.config.clone();
         let executor = Arc::clone(&self.executor);
-        let completer = completer.clone();
-        set.spawn(execute(pool, config, executor, completer, run, give_back).instrument(span));
+        let finished = finished.clone();
+        set.spawn(execute(pool, config, executor, finished, run, give_back).instrument(span));
     }
 }
 
-/// After a run finished while the queue looked non-empty: lets more runs finish before the next
-/// claim, so one claim refills many slots (a claim costs about as much for one run as for fifty),
-/// until half the slots are free or `GATHER_FOR` has passed, whichever is first.
-async fn gather_free_slots(in_flight: &mut JoinSet<Ended>, max_concurrent: usize) {
-    const GATHER_FOR: Duration = Duration::from_millis(2);
-    let deadline = tokio::time::Instant::now() + GATHER_FOR;
-    while max_concurrent.saturating_sub(in_flight.len()) < max_concurrent.div_ceil(2) {
-        tokio::select! {
-            joined = in_flight.join_next() => if joined.is_none() { return },
-            () = tokio::time::sleep_until(deadline) => return,
+/// Joins the tasks that have already ended; returns how many ended without handing over an
+/// outcome (their slots were still counted as executing).
+fn reap(in_flight: &mut JoinSet<Ended>) -> usize {
+    let mut released = 0;
+    while let Some(joined) = in_flight.try_join_next() {
+        if matches!(joined, Ok(Ended::Released) | Err(_)) {
+            released += 1;
         }
     }
+    released
 }
 
-/// Runs one claimed run to an outcome, heartbeating its lease meanwhile.
+/// Runs one claimed run to an outcome, heartbeating its lease meanwhile, and hands the outcome to
+/// the worker's loop (or requeues the run itself: a retry, a give-back).
 async fn execute(
     pool: PgPool,
     cfg: WorkerConfig,
     executor: Arc<dyn Executor>,
-    completer: Completer,
+    finished: mpsc::UnboundedSender<Finished>,
     run: Claimed,
     give_back: CancellationToken,
 ) -> Ended {
@@ -245,23 +343,19 @@ async fn execute(
             () = give_back.cancelled() => {
                 cancel.cancel();
                 let reason = format!("requeued: worker {worker} shut down before the run finished");
-                return match lease::requeue(&pool, worker, lease, Duration::ZERO, &reason, None).await {
-                    Ok(true) => {
-                        tracing::warn!("run given back at shutdown");
-                        Ended::GivenBack
-                    }
+                match lease::requeue(&pool, worker, lease, Duration::ZERO, &reason, None).await {
+                    Ok(true) => tracing::warn!("run given back at shutdown"),
                     Ok(false) => lease_lost("giving the run back"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot give the run back; it is requeued when its lease expires");
-                        Ended::GivenBack
-                    }
-                };
+                    Err(e) => tracing::error!(error = %e, "cannot give the run back; it is requeued when its lease expires"),
+                }
+                return Ended::Released;
             }
             _ = beat.tick() => match lease::heartbeat(&pool, worker, lease, cfg.lease_ttl).await {
                 Ok(true) => {}
                 Ok(false) => {
                     cancel.cancel();
-                    return lease_lost("heartbeat");
+                    lease_lost("heartbeat");
+                    return Ended::Released;
                 }
                 // The lease may still be ours; the next beat (or the outcome) will tell.
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
@@ -270,80 +364,67 @@ async fn execute(
     };
     let secs = started.elapsed().as_secs_f64();
     metrics::histogram!("autoloader_run_duration_seconds").record(secs);
-    record(&pool, &cfg, &completer, &run, lease, result, secs).await
-}
-
-async fn record(
-    pool: &PgPool,
-    cfg: &WorkerConfig,
-    completer: &Completer,
-    run: &Claimed,
-    lease: Lease,
-    result: Result<crate::executor::RunOutput, ExecError>,
-    secs: f64,
-) -> Ended {
-    let worker = cfg.worker_id.as_str();
-    let (written, status) = match &result {
-        Ok(out) => (
-            completer.complete(lease, Outcome::Success(*out)).await,
-            "success",
-        ),
+    let outcome = match result {
+        Ok(out) => Outcome::Success(out),
         Err(ExecError::Transient(msg)) if run.attempt <= cfg.retries => {
-            let delay = cfg
-                .retry_backoff
-                .saturating_mul(1 << (run.attempt - 1).clamp(0, 16));
-            let reason = format!(
-                "retry {} of {} in {}s after a transient error",
-                run.attempt,
-                cfg.retries,
-                delay.as_secs()
-            );
-            (
-                lease::requeue(pool, worker, lease, delay, &reason, Some(msg))
-                    .await
-                    .map_err(|e| e.to_string()),
-                "retrying",
-            )
+            retry(&pool, &cfg, &run, &msg).await;
+            return Ended::Released;
         }
-        Err(e) => (
-            completer
-                .complete(lease, Outcome::Failure(e.to_string()))
-                .await,
-            "failed",
-        ),
+        Err(e) => Outcome::Failure(e.to_string()),
     };
-    match written {
-        Ok(true) => {
-            match &result {
-                Ok(out) => tracing::info!(
-                    duration_s = secs,
-                    files = out.files_processed,
-                    rows = out.rows_ingested,
-                    bytes = out.bytes_read,
-                    "run succeeded"
-                ),
-                Err(e) => {
-                    tracing::warn!(duration_s = secs, error = %e, outcome = status, "run failed")
-                }
-            }
-            metrics::counter!("autoloader_scheduled_executions_total", "status" => status)
-                .increment(1);
-            Ended::Recorded
-        }
-        Ok(false) => lease_lost("recording the outcome"),
-        Err(e) => {
-            // The lease runs out and the run is retried elsewhere: the outcome is lost, the run is not.
-            tracing::error!(error = %e, outcome = status, "cannot record the run's outcome");
-            Ended::Recorded
+    let handed = finished.send(Finished {
+        lease,
+        outcome,
+        secs,
+        span: tracing::Span::current(),
+    });
+    match handed {
+        Ok(()) => Ended::Finished,
+        // Only when the loop is gone, which waits for every run first.
+        Err(_) => {
+            tracing::error!("cannot record the run's outcome: the worker is stopping");
+            Ended::Released
         }
     }
 }
 
-fn lease_lost(during: &str) -> Ended {
+/// Requeues a run after a transient error, claimable after the back-off.
+async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str) {
+    let delay = cfg
+        .retry_backoff
+        .saturating_mul(1 << (run.attempt - 1).clamp(0, 16));
+    let reason = format!(
+        "retry {} of {} in {}s after a transient error",
+        run.attempt,
+        cfg.retries,
+        delay.as_secs()
+    );
+    match lease::requeue(
+        pool,
+        &cfg.worker_id,
+        run.lease(),
+        delay,
+        &reason,
+        Some(error),
+    )
+    .await
+    {
+        Ok(true) => {
+            tracing::warn!(error, outcome = "retrying", "run failed; retrying");
+            metrics::counter!("autoloader_scheduled_executions_total", "status" => "retrying")
+                .increment(1);
+        }
+        Ok(false) => lease_lost("requeueing the run for a retry"),
+        Err(e) => {
+            tracing::error!(error = %e, outcome = "retrying", "cannot requeue the run for a retry")
+        }
+    }
+}
+
+fn lease_lost(during: &str) {
     metrics::counter!("autoloader_leases_lost_total").increment(1);
     tracing::warn!(
         during,
         "lease lost: another worker owns this run now; stopping it and recording nothing"
     );
-    Ended::LeaseLost
 }

@@ -193,6 +193,91 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
+async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let mut ingestions = Vec::new();
+    for n in 0..4 {
+        ingestions
+            .push(scheduled_ingestion(&pool, t, &format!("e{n}"), "0 0 * * *", json!({})).await);
+    }
+    let first = manual_run(&pool, ingestions[0]).await;
+    let lost = manual_run(&pool, ingestions[1]).await;
+    let a = lease::claim_many(&pool, "w", 2, TTL).await.expect("claim");
+    assert_eq!(a.len(), 2);
+    // `lost` is rescued and claimed by another worker: w's outcome for it must not land.
+    sqlx::query("update runs set lease_expires_at = now() - interval '1 second' where id = $1")
+        .bind(lost)
+        .execute(&pool)
+        .await
+        .expect("expire");
+    lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
+    let other = lease::claim_many(&pool, "other", 1, TTL)
+        .await
+        .expect("claim");
+    assert_eq!(other[0].run_id, lost);
+    let next = manual_run(&pool, ingestions[2]).await;
+    let after = manual_run(&pool, ingestions[3]).await;
+
+    let out = RunOutput {
+        rows_ingested: 5,
+        ..RunOutput::default()
+    };
+    let done = lease::exchange(
+        &pool,
+        "w",
+        &[
+            (
+                Lease {
+                    run_id: first,
+                    attempt: 1,
+                },
+                Outcome::Success(out),
+            ),
+            (
+                Lease {
+                    run_id: lost,
+                    attempt: 1,
+                },
+                Outcome::Failure("late".into()),
+            ),
+        ],
+        1,
+        TTL,
+    )
+    .await
+    .expect("exchange");
+    assert_eq!(
+        done.recorded,
+        vec![first],
+        "only the outcome whose lease held"
+    );
+    let claimed: Vec<Uuid> = done.claimed.iter().map(|c| c.run_id).collect();
+    assert_eq!(
+        claimed,
+        vec![next],
+        "the oldest queued run, no more than asked"
+    );
+    assert_eq!(done.claimed[0].ingestion.id, ingestions[2]);
+
+    assert_eq!(row(&pool, first).await.status, "SUCCESS");
+    assert_eq!(row(&pool, first).await.rows_ingested, 5);
+    let l = row(&pool, lost).await;
+    assert_eq!(
+        (l.status.as_str(), l.worker_id.as_deref(), l.attempt),
+        ("RUNNING", Some("other"), 2)
+    );
+    assert_eq!(row(&pool, next).await.status, "RUNNING");
+    assert_eq!(row(&pool, after).await.status, "QUEUED");
+
+    // With nothing finished and nothing to claim, it changes nothing.
+    let idle = lease::exchange(&pool, "w", &[], 0, TTL)
+        .await
+        .expect("exchange");
+    assert!(idle.recorded.is_empty() && idle.claimed.is_empty());
+    assert_eq!(row(&pool, after).await.status, "QUEUED");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
 async fn a_run_that_keeps_losing_its_worker_fails_as_worker_lost(pool: PgPool) {
     let t = tenant(&pool, "acme").await;
     let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
