@@ -22,6 +22,78 @@ pub fn router() -> Router<AppState> {
 /// Upper bounds (seconds) of the lateness histogram's buckets.
 const LATENESS_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
+/// The lateness histogram: cumulative counts per bucket of [`LATENESS_BUCKETS`], their sum and count.
+#[derive(Debug, Default, PartialEq)]
+struct Lateness {
+    cumulative: Vec<i64>,
+    sum: f64,
+    count: i64,
+}
+
+/// One group of the run table's single pass.
+#[derive(sqlx::FromRow)]
+struct Group {
+    by: String,
+    status: String,
+    buckets_at_or_above: Option<i32>,
+    n: i64,
+    secs: Option<f64>,
+}
+
+/// Runs by trigger and status, and the lateness histogram of scheduled runs that started, in one
+/// pass over the run table: every scrape reads the whole table once, so its cost grows with the
+/// run history (about 0.4 s per million runs on the development machine).
+async fn runs_by_status_and_lateness(
+    pool: &sqlx::PgPool,
+) -> Result<(Vec<(String, String, i64)>, Lateness), sqlx::Error> {
+    // `width_bucket(x, thresholds)` counts the thresholds <= x. With x = -lateness and the
+    // thresholds the negated bucket bounds in ascending order, that is the number of buckets
+    // whose bound is >= the lateness: the buckets (`le`, cumulative) the run counts in.
+    let negated: Vec<f64> = LATENESS_BUCKETS.iter().rev().map(|b| -b).collect();
+    let groups: Vec<Group> = sqlx::query_as(
+        "select triggered_by as by, status,
+                width_bucket(date_part('epoch', scheduled_for - started_at), $1::float8[])
+                    as buckets_at_or_above,
+                count(*) as n, sum(date_part('epoch', started_at - scheduled_for)) as secs
+         from runs group by 1, 2, 3",
+    )
+    .bind(&negated)
+    .fetch_all(pool)
+    .await?;
+    let mut by_status: Vec<(String, String, i64)> = Vec::new();
+    let mut lateness = Lateness {
+        cumulative: vec![0; LATENESS_BUCKETS.len()],
+        ..Lateness::default()
+    };
+    for Group {
+        by,
+        status,
+        buckets_at_or_above,
+        n,
+        secs,
+    } in groups
+    {
+        match by_status
+            .iter_mut()
+            .find(|(b, s, _)| *b == by && *s == status)
+        {
+            Some((_, _, total)) => *total += n,
+            None => by_status.push((by, status, n)),
+        }
+        let Some(k) = buckets_at_or_above else {
+            continue; // not a scheduled run, or never started
+        };
+        let k = usize::try_from(k).unwrap_or(0).min(LATENESS_BUCKETS.len());
+        for c in &mut lateness.cumulative[LATENESS_BUCKETS.len() - k..] {
+            *c += n;
+        }
+        lateness.count += n;
+        lateness.sum += secs.unwrap_or(0.0);
+    }
+    by_status.sort();
+    Ok((by_status, lateness))
+}
+
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
@@ -29,11 +101,6 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     let scheduled: i64 = sqlx::query_scalar("select count(*) from schedule_ticks")
         .fetch_one(pool)
         .await?;
-    let by_status: Vec<(String, String, i64)> = sqlx::query_as(
-        "select triggered_by, status, count(*) from runs group by 1, 2 order by 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
     let (active_leases, expired_leases): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where lease_expires_at >= now()), count(*) filter (where lease_expires_at < now())
          from runs where status = 'RUNNING'",
@@ -46,19 +113,8 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     )
     .fetch_one(pool)
     .await?;
-    let buckets: Vec<f64> = LATENESS_BUCKETS.to_vec();
-    let (counts, sum, total): (Vec<i64>, Option<f64>, i64) = sqlx::query_as(
-        "with l as (
-             select extract(epoch from started_at - scheduled_for)::float8 as s from runs
-             where scheduled_for is not null and started_at is not null
-         )
-         select array(select (select count(*) from l where l.s <= u.b)
-                      from unnest($1::float8[]) with ordinality u(b, i) order by u.i),
-                (select sum(s) from l), (select count(*) from l)",
-    )
-    .bind(&buckets)
-    .fetch_one(pool)
-    .await?;
+    let (by_status, lateness) = runs_by_status_and_lateness(pool).await?;
+    let (counts, sum, total) = (lateness.cumulative, lateness.sum, lateness.count);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -135,11 +191,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
         out,
         "autoloader_run_lateness_seconds_bucket{{le=\"+Inf\"}} {total}"
     );
-    let _ = writeln!(
-        out,
-        "autoloader_run_lateness_seconds_sum {}",
-        sum.unwrap_or(0.0)
-    );
+    let _ = writeln!(out, "autoloader_run_lateness_seconds_sum {sum}");
     let _ = writeln!(out, "autoloader_run_lateness_seconds_count {total}");
 
     Ok((

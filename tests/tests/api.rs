@@ -617,6 +617,79 @@ async fn tokens_are_required_and_revocable(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
+async fn metrics_count_runs_by_status_and_bucket_their_lateness(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let created = create(&api, &token, cloudtrail()).await;
+    let ingestion: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    // Three finished scheduled runs started 0.05 s, exactly 1 s and 400 s after their ticks,
+    // one that never started, and one manual run still queued.
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status,
+                           attempt, worker_id, started_at, finished_at)
+         select gen_random_uuid(), i.id, i.tenant_id, 'scheduler',
+                timestamptz '2026-01-01 00:00:00+00' + make_interval(hours => l.n),
+                'SUCCESS', 1, 'w',
+                timestamptz '2026-01-01 00:00:00+00' + make_interval(hours => l.n, secs => l.late),
+                timestamptz '2026-01-01 00:00:00+00' + make_interval(hours => l.n, secs => l.late + 1)
+         from ingestions i, (values (1, 0.05), (2, 1.0), (3, 400.0)) as l(n, late)
+         where i.id = $1",
+    )
+    .bind(ingestion)
+    .execute(&pool)
+    .await
+    .expect("finished runs");
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status,
+                           finished_at, reason)
+         select gen_random_uuid(), id, tenant_id, 'scheduler', timestamptz '2026-01-01 05:00:00+00',
+                'MISSED', now(), 'missed 1 tick'
+         from ingestions where id = $1",
+    )
+    .bind(ingestion)
+    .execute(&pool)
+    .await
+    .expect("missed run");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{ingestion}/run"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    let metrics = api
+        .client
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "autoloader_scheduled_executions_total{status=\"success\"} 3\n",
+        "autoloader_scheduled_executions_total{status=\"missed\"} 1\n",
+        "autoloader_runs{triggered_by=\"manual\",status=\"QUEUED\"} 1\n",
+        "autoloader_queue_depth 1\n",
+        "autoloader_run_lateness_seconds_bucket{le=\"0.1\"} 1\n",
+        "autoloader_run_lateness_seconds_bucket{le=\"0.5\"} 1\n",
+        "autoloader_run_lateness_seconds_bucket{le=\"1\"} 2\n",
+        "autoloader_run_lateness_seconds_bucket{le=\"300\"} 2\n",
+        "autoloader_run_lateness_seconds_bucket{le=\"+Inf\"} 3\n",
+        "autoloader_run_lateness_seconds_sum 401.05\n",
+        "autoloader_run_lateness_seconds_count 3\n",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
 async fn operations_endpoints(pool: PgPool) {
     let api = TestApi::spawn(pool).await;
     let (_, token) = api.tenant("acme").await;
