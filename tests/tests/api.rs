@@ -616,6 +616,18 @@ async fn tokens_are_required_and_revocable(pool: PgPool) {
     assert_eq!(status, 200, "other tokens of the tenant still work");
 }
 
+/// The Prometheus text of `GET /metrics`.
+async fn scrape(api: &TestApi) -> String {
+    api.client
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn metrics_count_runs_by_status_and_bucket_their_lateness(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
@@ -660,15 +672,7 @@ async fn metrics_count_runs_by_status_and_bucket_their_lateness(pool: PgPool) {
         .await;
     assert_eq!(status, 202);
 
-    let metrics = api
-        .client
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&api).await;
     for needle in [
         "autoloader_scheduled_executions_total{status=\"success\"} 3\n",
         "autoloader_scheduled_executions_total{status=\"missed\"} 1\n",
@@ -694,15 +698,7 @@ async fn operations_endpoints(pool: PgPool) {
     let api = TestApi::spawn(pool).await;
     let (_, token) = api.tenant("acme").await;
     create(&api, &token, cloudtrail()).await;
-    let metrics = api
-        .client
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&api).await;
     for needle in [
         "autoloader_scheduled_jobs_total 1",
         "# TYPE autoloader_scheduled_executions_total counter",
