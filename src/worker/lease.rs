@@ -29,7 +29,7 @@ pub struct Claimed {
 }
 
 /// A lease (attempt) of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Lease {
     pub run_id: Uuid,
     pub attempt: i32,
@@ -50,6 +50,24 @@ fn interval(d: Duration) -> PgInterval {
         days: 0,
         microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
     }
+}
+
+/// Longest error text stored with a run; the rest is cut, saying so.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// `text` as PostgreSQL can store it: without NUL characters (which `text` refuses, and which an
+/// error quoting a binary record may carry) and at most [`MAX_ERROR_BYTES`] long.
+pub fn storable(text: &str) -> String {
+    let mut t = text.replace('\0', "\u{FFFD}");
+    if t.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+        t.push_str(" [cut at 16 KiB]");
+    }
+    t
 }
 
 fn triggered_by(s: &str) -> TriggeredBy {
@@ -88,14 +106,17 @@ pub async fn complete_many(
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     Ok(exchange(pool, worker_id, outcomes, 0, Duration::ZERO)
         .await?
-        .recorded)
+        .recorded
+        .into_iter()
+        .map(|l| l.run_id)
+        .collect())
 }
 
 /// What one [`exchange`] did.
 #[derive(Debug, Default)]
 pub struct Exchanged {
-    /// Runs whose outcome was written: their lease still held. The other outcomes were dropped.
-    pub recorded: Vec<Uuid>,
+    /// Leases whose outcome was written: they still held. The other outcomes were dropped.
+    pub recorded: Vec<Lease>,
     /// Runs newly claimed, oldest tick first.
     pub claimed: Vec<Claimed>,
 }
@@ -137,7 +158,7 @@ pub async fn exchange(
             }
             Outcome::Failure(e) => {
                 statuses.push("FAILED".to_owned());
-                errors.push(Some(e.clone()));
+                errors.push(Some(storable(e)));
                 RunOutput::default()
             }
         };
@@ -166,7 +187,7 @@ pub async fn exchange(
                         $8::bigint[], $9::bigint[], $10::bigint[])
                 as o(id, attempt, status, error, files, rows_ingested, bytes, written, snapshot_id)
             where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
-            returning r.id
+            returning r.id, r.attempt
         ),
         picked as (
             select id from runs
@@ -187,6 +208,8 @@ pub async fn exchange(
                       i.format_type, i.destination_table, i.options
         )
         select (select coalesce(array_agg(id), '{}') from recorded) as "recorded!: Vec<Uuid>",
+               (select coalesce(array_agg(attempt), '{}') from recorded)
+                   as "recorded_attempts!: Vec<i32>",
                c.id as "id?", c.attempt as "attempt?", c.triggered_by as "triggered_by?",
                c.scheduled_for, c.data_interval_start, c.queued_at as "queued_at?",
                c.started_at as "started_at?", c.ingestion_id as "ingestion_id?",
@@ -213,7 +236,12 @@ pub async fn exchange(
     let mut done = Exchanged::default();
     for r in result {
         if done.recorded.is_empty() {
-            done.recorded = r.recorded;
+            done.recorded = r
+                .recorded
+                .iter()
+                .zip(&r.recorded_attempts)
+                .map(|(&run_id, &attempt)| Lease { run_id, attempt })
+                .collect();
         }
         let (
             Some(run_id),
@@ -316,8 +344,8 @@ pub async fn requeue(
         lease.attempt,
         worker_id,
         interval(delay) as PgInterval,
-        reason,
-        error,
+        storable(reason),
+        error.map(storable),
     )
     .execute(pool)
     .await?;

@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::executor::{ExecError, Executor, RunContext};
 use crate::wake::{Waker, RUNS_CHANNEL};
@@ -110,6 +109,8 @@ impl Worker {
         // Whether a claim may find work: false once a claim came back short (or failed), true
         // again on a notification, a rescue or the timer.
         let mut maybe_queued = true;
+        // After a failed statement: when to try again.
+        let mut retry_at: Option<tokio::time::Instant> = None;
 
         while !shutdown.is_cancelled() {
             waker.listen().await;
@@ -121,15 +122,24 @@ impl Worker {
             executing = executing.saturating_sub(reap(&mut in_flight));
             executing =
                 executing.saturating_sub(outcomes::take_ready(&mut finished_rx, &mut finished));
-            let claim = if maybe_queued {
+            // A statement that writes outcomes claims too, whatever the queue looked like: the
+            // claim costs little there, and picks up runs that became claimable silently (a
+            // retry's back-off ending).
+            let claim = if maybe_queued || !finished.is_empty() {
                 cfg.max_concurrent.saturating_sub(executing)
             } else {
                 0
             };
             if claim > 0 || !finished.is_empty() {
                 let runs = self.exchange(&mut finished, claim).await;
-                if claim > 0 {
-                    maybe_queued = runs.as_ref().is_some_and(|r| r.len() == claim);
+                match &runs {
+                    Some(r) if claim > 0 => maybe_queued = r.len() == claim,
+                    Some(_) => {}
+                    None => {
+                        // Look again soon, not only at the next notification or poll.
+                        maybe_queued = false;
+                        retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER_ERROR);
+                    }
                 }
                 for run in runs.unwrap_or_default() {
                     executing += 1;
@@ -155,10 +165,14 @@ impl Worker {
                 }
                 () = waker.wait() => maybe_queued = true,
                 () = tokio::time::sleep(wait) => maybe_queued = true,
+                () = sleep_until_some(retry_at) => {
+                    retry_at = None;
+                    maybe_queued = true;
+                }
             }
         }
 
-        tracing::info!(worker_id = %cfg.worker_id, in_flight = executing,
+        tracing::info!(worker_id = %cfg.worker_id, in_flight = in_flight.len(),
                        timeout_s = cfg.shutdown_timeout.as_secs_f64(),
                        "worker stopping: no new claims; waiting for runs in flight");
         let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
@@ -199,19 +213,13 @@ impl Worker {
                 // Every task has ended, so every outcome was sent and taken above.
                 return true;
             }
-            let timeout = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 Some(f) = finished_rx.recv() => {
                     finished.push(f);
                     tokio::task::yield_now().await;
                 }
                 Some(_) = in_flight.join_next() => {}
-                () = timeout => return false,
+                () = sleep_until_some(deadline) => return false,
             }
         }
     }
@@ -239,16 +247,33 @@ impl Worker {
         }
         match result {
             Ok(done) => {
-                let recorded: HashSet<Uuid> = done.recorded.into_iter().collect();
+                let recorded: HashSet<Lease> = done.recorded.into_iter().collect();
                 for f in finished.drain(..) {
-                    outcomes::report(&f, Ok(recorded.contains(&f.lease.run_id)));
+                    outcomes::report(&f, Ok(recorded.contains(&f.lease)));
                 }
                 Some(done.claimed)
             }
+            Err(sqlx::Error::Database(e)) if finished.len() > 1 => {
+                // PostgreSQL refused the statement (not the connection): one outcome it cannot
+                // store must not sink the others. Write them one by one; the claim waits.
+                tracing::warn!(error = %e, outcomes = finished.len(),
+                               "writing a batch of outcomes failed; writing them one by one");
+                for f in finished.drain(..) {
+                    let one = [(f.lease, f.outcome.clone())];
+                    let alone = lease::exchange(&self.pool, &cfg.worker_id, &one, 0, cfg.lease_ttl)
+                        .await
+                        .map(|d| d.recorded.contains(&f.lease));
+                    match alone {
+                        Ok(recorded) => outcomes::report(&f, Ok(recorded)),
+                        Err(e) => outcomes::report(&f, Err(&e.to_string())),
+                    }
+                }
+                None
+            }
             Err(e) => {
                 let msg = e.to_string();
-                if finished.is_empty() {
-                    tracing::warn!(error = %msg, "claiming runs failed; retrying");
+                if claim > 0 {
+                    tracing::warn!(error = %msg, "claiming runs failed; trying again shortly");
                 }
                 for f in finished.drain(..) {
                     outcomes::report(&f, Err(&msg));
@@ -287,6 +312,17 @@ impl Worker {
         let executor = Arc::clone(&self.executor);
         let finished = finished.clone();
         set.spawn(execute(pool, config, executor, finished, run, give_back).instrument(span));
+    }
+}
+
+/// How long the loop waits before going to the database again after a statement failed.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -367,7 +403,7 @@ async fn execute(
     let outcome = match result {
         Ok(out) => Outcome::Success(out),
         Err(ExecError::Transient(msg)) if run.attempt <= cfg.retries => {
-            retry(&pool, &cfg, &run, &msg).await;
+            retry(&pool, &cfg, &run, &msg, secs).await;
             return Ended::Released;
         }
         Err(e) => Outcome::Failure(e.to_string()),
@@ -389,7 +425,7 @@ async fn execute(
 }
 
 /// Requeues a run after a transient error, claimable after the back-off.
-async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str) {
+async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str, secs: f64) {
     let delay = cfg
         .retry_backoff
         .saturating_mul(1 << (run.attempt - 1).clamp(0, 16));
@@ -410,13 +446,13 @@ async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str) {
     .await
     {
         Ok(true) => {
-            tracing::warn!(error, outcome = "retrying", "run failed; retrying");
+            tracing::warn!(duration_s = secs, error, outcome = "retrying", "run failed");
             metrics::counter!("autoloader_scheduled_executions_total", "status" => "retrying")
                 .increment(1);
         }
-        Ok(false) => lease_lost("requeueing the run for a retry"),
+        Ok(false) => lease_lost("recording the outcome"),
         Err(e) => {
-            tracing::error!(error = %e, outcome = "retrying", "cannot requeue the run for a retry")
+            tracing::error!(error = %e, outcome = "retrying", "cannot record the run's outcome")
         }
     }
 }

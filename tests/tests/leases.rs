@@ -248,7 +248,10 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
     .expect("exchange");
     assert_eq!(
         done.recorded,
-        vec![first],
+        vec![Lease {
+            run_id: first,
+            attempt: 1
+        }],
         "only the outcome whose lease held"
     );
     let claimed: Vec<Uuid> = done.claimed.iter().map(|c| c.run_id).collect();
@@ -275,6 +278,48 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
         .expect("exchange");
     assert!(idle.recorded.is_empty() && idle.claimed.is_empty());
     assert_eq!(row(&pool, after).await.status, "QUEUED");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_error_text_postgres_cannot_store_does_not_sink_its_batch(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let good = scheduled_ingestion(&pool, t, "good", "0 0 * * *", json!({})).await;
+    let bad = scheduled_ingestion(&pool, t, "bad", "0 0 * * *", json!({})).await;
+    let long = scheduled_ingestion(&pool, t, "long", "0 0 * * *", json!({})).await;
+    let (good, bad, long) = (
+        manual_run(&pool, good).await,
+        manual_run(&pool, bad).await,
+        manual_run(&pool, long).await,
+    );
+    lease::claim_many(&pool, "w", 3, TTL).await.expect("claim");
+    let lease_of = |run_id| Lease { run_id, attempt: 1 };
+    // A parser's error quoting a binary record (NUL bytes, which `text` refuses), and one of 1 MB.
+    let binary = "bad record: 'a\0b'".to_owned();
+    let huge = "x".repeat(1 << 20);
+    let done = lease::exchange(
+        &pool,
+        "w",
+        &[
+            (lease_of(good), Outcome::Success(RunOutput::default())),
+            (lease_of(bad), Outcome::Failure(binary)),
+            (lease_of(long), Outcome::Failure(huge)),
+        ],
+        0,
+        TTL,
+    )
+    .await
+    .expect("the batch is written");
+    assert_eq!(done.recorded.len(), 3);
+    assert_eq!(row(&pool, good).await.status, "SUCCESS");
+    let b = row(&pool, bad).await;
+    assert_eq!(b.status, "FAILED");
+    assert_eq!(b.error.as_deref(), Some("bad record: 'a\u{FFFD}b'"));
+    let l = row(&pool, long).await.error.expect("error");
+    assert!(
+        l.len() < 17 * 1024 && l.ends_with("[cut at 16 KiB]"),
+        "{} bytes",
+        l.len()
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
