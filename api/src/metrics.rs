@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
 const LATENESS_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 /// The lateness histogram: cumulative counts per bucket of [`LATENESS_BUCKETS`], their sum and count.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 struct Lateness {
     cumulative: Vec<i64>,
     sum: f64,
@@ -114,7 +114,6 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     .fetch_one(pool)
     .await?;
     let (by_status, lateness) = runs_by_status_and_lateness(pool).await?;
-    let (counts, sum, total) = (lateness.cumulative, lateness.sum, lateness.count);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -181,7 +180,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
         "# HELP autoloader_run_lateness_seconds started_at - scheduled_for of scheduled runs."
     );
     let _ = writeln!(out, "# TYPE autoloader_run_lateness_seconds histogram");
-    for (b, n) in LATENESS_BUCKETS.iter().zip(&counts) {
+    for (b, n) in LATENESS_BUCKETS.iter().zip(&lateness.cumulative) {
         let _ = writeln!(
             out,
             "autoloader_run_lateness_seconds_bucket{{le=\"{b}\"}} {n}"
@@ -189,10 +188,15 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     }
     let _ = writeln!(
         out,
-        "autoloader_run_lateness_seconds_bucket{{le=\"+Inf\"}} {total}"
+        "autoloader_run_lateness_seconds_bucket{{le=\"+Inf\"}} {}",
+        lateness.count
     );
-    let _ = writeln!(out, "autoloader_run_lateness_seconds_sum {sum}");
-    let _ = writeln!(out, "autoloader_run_lateness_seconds_count {total}");
+    let _ = writeln!(out, "autoloader_run_lateness_seconds_sum {}", lateness.sum);
+    let _ = writeln!(
+        out,
+        "autoloader_run_lateness_seconds_count {}",
+        lateness.count
+    );
 
     Ok((
         [(

@@ -57,7 +57,7 @@ const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// `text` as PostgreSQL can store it: without NUL characters (which `text` refuses, and which an
 /// error quoting a binary record may carry) and at most [`MAX_ERROR_BYTES`] long.
-pub fn storable(text: &str) -> String {
+fn storable(text: &str) -> String {
     let mut t = text.replace('\0', "\u{FFFD}");
     if t.len() > MAX_ERROR_BYTES {
         let mut cut = MAX_ERROR_BYTES;
