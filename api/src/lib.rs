@@ -35,6 +35,8 @@ pub struct AppState {
     pub file_roots: std::sync::Arc<autoloader::source::FileRoots>,
     /// Schedule views for `GET /{id}/schedule`; bypassed until [`AppState::listen`] runs.
     pub schedules: std::sync::Arc<schedule_cache::ScheduleCache>,
+    /// Run totals for `/metrics`, folded scrape by scrape.
+    pub runs: std::sync::Arc<metrics::RunTotals>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             tokens: Default::default(),
             file_roots: Default::default(),
             schedules: Default::default(),
+            runs: Default::default(),
         }
     }
 

@@ -1,10 +1,16 @@
-//! `GET /metrics`: Prometheus text, computed from the database at scrape time.
+//! `GET /metrics`: Prometheus text, computed from the database.
 //!
 //! Several worker processes share the work, so the numbers that matter live in PostgreSQL, not in
 //! any one process: every API replica reports the same totals, whichever one is scraped. Metric
 //! names are the product spec's (section 12.3) where it names them.
+//!
+//! Run totals are kept by a fold ([`RunTotals`]) so that a scrape costs what changed since the
+//! last one, not the whole run history: each run is read once after it has settled, and again
+//! only while it is still queued or running.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -12,7 +18,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::error::ApiResult;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -22,17 +30,79 @@ pub fn router() -> Router<AppState> {
 /// Upper bounds (seconds) of the lateness histogram's buckets.
 const LATENESS_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
+/// How old a run's id must be before the fold takes the run in for good. Run ids are UUIDv7:
+/// their first 48 bits are the creating process's clock in milliseconds, taken just before the
+/// insert. A run committed more than this after its id was made (or made on a clock this far
+/// behind the database's) lands below the fold's watermark unseen and is not counted until the
+/// API restarts.
+const SETTLE: Duration = Duration::from_secs(600);
+
 /// The lateness histogram: cumulative counts per bucket of [`LATENESS_BUCKETS`], their sum and count.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 struct Lateness {
-    cumulative: Vec<i64>,
+    cumulative: [i64; LATENESS_BUCKETS.len()],
     sum: f64,
     count: i64,
 }
 
-/// One group of the run table's single pass.
+impl Default for Lateness {
+    fn default() -> Self {
+        Lateness {
+            cumulative: [0; LATENESS_BUCKETS.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+/// Runs by (trigger, status) and the lateness of the scheduled ones that started.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    by_status: BTreeMap<(String, String), i64>,
+    lateness: Lateness,
+}
+
+impl Totals {
+    fn add(&mut self, g: &Group) {
+        *self
+            .by_status
+            .entry((g.by.clone(), g.status.clone()))
+            .or_default() += g.n;
+        let Some(k) = g.buckets_at_or_above else {
+            return; // not a scheduled run, or never started
+        };
+        let k = usize::try_from(k).unwrap_or(0).min(LATENESS_BUCKETS.len());
+        for c in &mut self.lateness.cumulative[LATENESS_BUCKETS.len() - k..] {
+            *c += g.n;
+        }
+        self.lateness.count += g.n;
+        self.lateness.sum += g.secs.unwrap_or(0.0);
+    }
+
+    fn plus(&self, other: &Totals) -> Totals {
+        let mut sum = self.clone();
+        for (key, n) in &other.by_status {
+            *sum.by_status.entry(key.clone()).or_default() += n;
+        }
+        for (c, n) in sum
+            .lateness
+            .cumulative
+            .iter_mut()
+            .zip(other.lateness.cumulative)
+        {
+            *c += n;
+        }
+        sum.lateness.sum += other.lateness.sum;
+        sum.lateness.count += other.lateness.count;
+        sum
+    }
+}
+
+/// One group of runs: finished runs grouped by trigger, status and lateness bucket; a queued or
+/// running run is a group of its own, named by `open_id`.
 #[derive(sqlx::FromRow)]
 struct Group {
+    open_id: Option<Uuid>,
     by: String,
     status: String,
     buckets_at_or_above: Option<i32>,
@@ -40,58 +110,119 @@ struct Group {
     secs: Option<f64>,
 }
 
-/// Runs by trigger and status, and the lateness histogram of scheduled runs that started, in one
-/// pass over the run table: every scrape reads the whole table once, so its cost grows with the
-/// run history (about 0.4 s per million runs on the development machine).
-async fn runs_by_status_and_lateness(
-    pool: &sqlx::PgPool,
-) -> Result<(Vec<(String, String, i64)>, Lateness), sqlx::Error> {
+/// Which runs a [`groups`] query reads.
+enum Runs<'a> {
+    /// These ids (runs that were still open at the last scrape).
+    Ids(&'a [Uuid]),
+    /// Ids in `[from, to)`.
+    Between(Uuid, Uuid),
+    /// Ids from this one on.
+    From(Uuid),
+}
+
+async fn groups(tx: &mut sqlx::PgConnection, runs: Runs<'_>) -> Result<Vec<Group>, sqlx::Error> {
     // `width_bucket(x, thresholds)` counts the thresholds <= x. With x = -lateness and the
     // thresholds the negated bucket bounds in ascending order, that is the number of buckets
     // whose bound is >= the lateness: the buckets (`le`, cumulative) the run counts in.
     let negated: Vec<f64> = LATENESS_BUCKETS.iter().rev().map(|b| -b).collect();
-    let groups: Vec<Group> = sqlx::query_as(
-        "select triggered_by as by, status,
+    let filter = match runs {
+        Runs::Ids(_) => "id = any($2)",
+        Runs::Between(..) => "id >= $2 and id < $3",
+        Runs::From(_) => "id >= $2",
+    };
+    let sql = format!(
+        "select case when status in ('QUEUED', 'RUNNING') then id end as open_id,
+                triggered_by as by, status,
                 width_bucket(date_part('epoch', scheduled_for - started_at), $1::float8[])
                     as buckets_at_or_above,
                 count(*) as n, sum(date_part('epoch', started_at - scheduled_for)) as secs
-         from runs group by 1, 2, 3",
-    )
-    .bind(&negated)
-    .fetch_all(pool)
-    .await?;
-    let mut by_status: Vec<(String, String, i64)> = Vec::new();
-    let mut lateness = Lateness {
-        cumulative: vec![0; LATENESS_BUCKETS.len()],
-        ..Lateness::default()
+         from runs where {filter} group by 1, 2, 3, 4"
+    );
+    let query = sqlx::query_as(&sql).bind(&negated);
+    let query = match runs {
+        Runs::Ids(ids) => query.bind(ids),
+        Runs::Between(from, to) => query.bind(from).bind(to),
+        Runs::From(from) => query.bind(from),
     };
-    for Group {
-        by,
-        status,
-        buckets_at_or_above,
-        n,
-        secs,
-    } in groups
-    {
-        match by_status
-            .iter_mut()
-            .find(|(b, s, _)| *b == by && *s == status)
-        {
-            Some((_, _, total)) => *total += n,
-            None => by_status.push((by, status, n)),
-        }
-        let Some(k) = buckets_at_or_above else {
-            continue; // not a scheduled run, or never started
+    query.fetch_all(&mut *tx).await
+}
+
+/// The smallest UUIDv7 made at `ms` milliseconds after the Unix epoch.
+fn first_id_at(ms: i64) -> Uuid {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70; // version 7
+    bytes[8] = 0x80; // RFC 9562 variant
+    Uuid::from_bytes(bytes)
+}
+
+/// The run totals of one API process, kept up to date by folding in what changed.
+///
+/// Runs whose id is below the watermark and that had finished when the fold read them are in
+/// `settled`; those that were still queued or running are in `open` and read again at every
+/// scrape until they finish. Runs above the watermark (made in the last [`SETTLE`]) are read
+/// whole at every scrape. Each scrape reads the open runs, the runs that crossed the watermark
+/// since the last scrape, and the recent ones; only the first scrape of a process reads the
+/// whole table.
+///
+/// Finished runs stay counted when their ingestion is deleted, as counters should.
+#[derive(Debug, Default)]
+pub struct RunTotals {
+    fold: tokio::sync::Mutex<Fold>,
+}
+
+#[derive(Debug, Default)]
+struct Fold {
+    /// Every run with a smaller id has been read (`None`: nothing has).
+    watermark: Option<Uuid>,
+    settled: Totals,
+    open: HashSet<Uuid>,
+}
+
+impl RunTotals {
+    /// The totals as of now: the settled ones plus the open and recent runs read now.
+    async fn read(&self, pool: &sqlx::PgPool) -> Result<Totals, sqlx::Error> {
+        let mut fold = self.fold.lock().await;
+        // One snapshot for the three reads, so a run moving between them is counted once.
+        let mut tx = pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
+            .await?;
+        let now_ms: i64 = sqlx::query_scalar("select (extract(epoch from now()) * 1000)::int8")
+            .fetch_one(&mut *tx)
+            .await?;
+        let settle_ms = i64::try_from(SETTLE.as_millis()).unwrap_or(i64::MAX);
+        let from = fold.watermark.unwrap_or(Uuid::nil());
+        let to = first_id_at(now_ms.saturating_sub(settle_ms)).max(from);
+        let open: Vec<Uuid> = fold.open.iter().copied().collect();
+        let rechecked = if open.is_empty() {
+            Vec::new()
+        } else {
+            groups(&mut tx, Runs::Ids(&open)).await?
         };
-        let k = usize::try_from(k).unwrap_or(0).min(LATENESS_BUCKETS.len());
-        for c in &mut lateness.cumulative[LATENESS_BUCKETS.len() - k..] {
-            *c += n;
+        let crossed = groups(&mut tx, Runs::Between(from, to)).await?;
+        let recent = groups(&mut tx, Runs::From(to)).await?;
+        tx.commit().await?;
+
+        // Every read succeeded: only now change the fold.
+        let mut current = Totals::default();
+        fold.open.clear();
+        for g in rechecked.iter().chain(&crossed) {
+            match g.open_id {
+                Some(id) => {
+                    fold.open.insert(id);
+                    current.add(g);
+                }
+                None => fold.settled.add(g),
+            }
         }
-        lateness.count += n;
-        lateness.sum += secs.unwrap_or(0.0);
+        for g in &recent {
+            current.add(g);
+        }
+        fold.watermark = Some(to);
+        Ok(fold.settled.plus(&current))
     }
-    by_status.sort();
-    Ok((by_status, lateness))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -113,7 +244,16 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     )
     .fetch_one(pool)
     .await?;
-    let (by_status, lateness) = runs_by_status_and_lateness(pool).await?;
+    // Read in a task of its own: a scrape given up by its client still completes the fold,
+    // and the next scrape starts from it (the first one of a process reads the whole table).
+    let totals = state.runs.clone();
+    let reader = pool.clone();
+    let Totals {
+        by_status,
+        lateness,
+    } = tokio::spawn(async move { totals.read(&reader).await })
+        .await
+        .map_err(ApiError::internal)??;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -128,7 +268,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
         "# HELP autoloader_scheduled_executions_total Scheduled runs by outcome."
     );
     let _ = writeln!(out, "# TYPE autoloader_scheduled_executions_total counter");
-    for (_, status, n) in by_status.iter().filter(|(by, ..)| by == "scheduler") {
+    for ((_, status), n) in by_status.iter().filter(|((by, _), _)| by == "scheduler") {
         let _ = writeln!(
             out,
             "autoloader_scheduled_executions_total{{status=\"{}\"}} {n}",
@@ -137,10 +277,10 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     }
     let _ = writeln!(
         out,
-        "# HELP autoloader_runs Runs by trigger and status, as stored now."
+        "# HELP autoloader_runs Runs by trigger and status: queued and running ones as stored now, finished ones as first read (deleted runs stay counted)."
     );
     let _ = writeln!(out, "# TYPE autoloader_runs gauge");
-    for (by, status, n) in &by_status {
+    for ((by, status), n) in &by_status {
         let _ = writeln!(
             out,
             "autoloader_runs{{triggered_by=\"{by}\",status=\"{status}\"}} {n}"

@@ -693,6 +693,117 @@ async fn metrics_count_runs_by_status_and_bucket_their_lateness(pool: PgPool) {
     }
 }
 
+/// `/metrics` counts a run once however many scrapes see it: one read an hour after it was made
+/// (settled), one that finishes after the scrape that first saw it running, one made just now.
+/// Finished runs stay counted after their ingestion is deleted: a counter never goes down.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let mut ids = Vec::new();
+    for name in ["old", "new"] {
+        let mut body = cloudtrail();
+        body["name"] = json!(name);
+        let created = create(&api, &token, body).await;
+        ids.push(
+            created["id"]
+                .as_str()
+                .expect("id")
+                .parse::<uuid::Uuid>()
+                .expect("uuid"),
+        );
+    }
+    let (old, new) = (ids[0], ids[1]);
+    let hour_ago = Utc::now() - Duration::hours(1);
+    let made_at = |at: DateTime<Utc>, n: u32| {
+        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from(at.timestamp()).expect("after 1970"),
+            n,
+        ))
+    };
+    let insert = |id: uuid::Uuid, ingestion: uuid::Uuid, tick: DateTime<Utc>, status: &str| {
+        let pool = pool.clone();
+        let status = status.to_owned();
+        async move {
+            sqlx::query(
+                "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for,
+                                   status, attempt, worker_id, started_at, lease_expires_at,
+                                   finished_at)
+                 select $1, i.id, i.tenant_id, 'scheduler', $3, $4, 1, 'w',
+                        $3 + interval '2 seconds',
+                        case when $4 = 'RUNNING' then now() + interval '1 hour' end,
+                        case when $4 = 'SUCCESS' then $3 + interval '3 seconds' end
+                 from ingestions i where i.id = $2",
+            )
+            .bind(id)
+            .bind(ingestion)
+            .bind(tick)
+            .bind(status)
+            .execute(&pool)
+            .await
+            .expect("run");
+        }
+    };
+    let settled_run = made_at(hour_ago, 0);
+    let running = made_at(hour_ago, 1);
+    insert(settled_run, old, hour_ago, "SUCCESS").await;
+    insert(running, old, hour_ago + Duration::minutes(5), "RUNNING").await;
+
+    let expect = |metrics: &str, needles: &[&str]| {
+        for needle in needles {
+            assert!(
+                metrics.contains(needle),
+                "{needle} missing from:\n{metrics}"
+            );
+        }
+    };
+    for _ in 0..2 {
+        let metrics = scrape(&api).await;
+        expect(
+            &metrics,
+            &[
+                "autoloader_scheduled_executions_total{status=\"success\"} 1\n",
+                "autoloader_runs{triggered_by=\"scheduler\",status=\"RUNNING\"} 1\n",
+                "autoloader_run_lateness_seconds_count 2\n",
+            ],
+        );
+    }
+
+    insert(uuid::Uuid::now_v7(), new, Utc::now(), "SUCCESS").await;
+    sqlx::query(
+        "update runs set status = 'SUCCESS', finished_at = now(), lease_expires_at = null
+         where id = $1",
+    )
+    .bind(running)
+    .execute(&pool)
+    .await
+    .expect("finish");
+    for _ in 0..2 {
+        let metrics = scrape(&api).await;
+        expect(
+            &metrics,
+            &[
+                "autoloader_scheduled_executions_total{status=\"success\"} 3\n",
+                "autoloader_run_lateness_seconds_count 3\n",
+                "autoloader_run_lateness_seconds_sum 6\n",
+            ],
+        );
+        assert!(!metrics.contains("status=\"RUNNING\""), "{metrics}");
+    }
+
+    sqlx::query("delete from ingestions where id = $1")
+        .bind(old)
+        .execute(&pool)
+        .await
+        .expect("delete");
+    let metrics = scrape(&api).await;
+    expect(
+        &metrics,
+        &["autoloader_scheduled_executions_total{status=\"success\"} 3\n"],
+    );
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn operations_endpoints(pool: PgPool) {
     let api = TestApi::spawn(pool).await;
