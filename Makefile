@@ -86,6 +86,7 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 	  bench/target/release/bench-scheduler all $$aps 2>&1 | tee bench/results/bench.log
 	$(CARGO) build --release -p autoloader-api
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-api.sh | tee bench/results/api.md
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-metrics.sh | tee bench/results/metrics.md
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
 
 .PHONY: bench-ingest
