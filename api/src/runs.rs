@@ -139,16 +139,36 @@ pub async fn history(
     .bind(status)
     .fetch_one(&state.pool)
     .await?;
+    // Newest first by the instant a run stands for: its tick, or when it was triggered by hand.
+    // Each part reads an index in that order and stops after the rows this page can need:
+    // scheduled runs through `runs_one_per_tick` backwards, finished manual runs through
+    // `runs_manual_history`, and the ingestion's one active run, if manual, through
+    // `runs_one_active_per_ingestion`.
+    let offset = (page - 1).saturating_mul(page_size);
     let rows = sqlx::query_as::<_, RunRow>(&format!(
-        "select {RUN_COLUMNS} from runs
-         where ingestion_id = $1 and tenant_id = $2 and ($3::text is null or status = $3)
-         order by queued_at desc, id desc limit $4 offset $5"
+        "select {RUN_COLUMNS} from (
+             (select * from runs
+              where ingestion_id = $1 and tenant_id = $2 and ($3::text is null or status = $3)
+                and scheduled_for is not null
+              order by scheduled_for desc limit $6)
+             union all
+             (select * from runs
+              where ingestion_id = $1 and tenant_id = $2 and ($3::text is null or status = $3)
+                and scheduled_for is null and status not in ('QUEUED', 'RUNNING')
+              order by queued_at desc, id desc limit $6)
+             union all
+             (select * from runs
+              where ingestion_id = $1 and tenant_id = $2 and ($3::text is null or status = $3)
+                and scheduled_for is null and status in ('QUEUED', 'RUNNING'))
+         ) runs
+         order by coalesce(scheduled_for, queued_at) desc, id desc limit $4 offset $5"
     ))
     .bind(id)
     .bind(tenant)
     .bind(status)
     .bind(page_size)
-    .bind((page - 1).saturating_mul(page_size))
+    .bind(offset)
+    .bind(offset.saturating_add(page_size))
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(Page {

@@ -308,6 +308,98 @@ async fn spec_13_6_disable_keeps_the_ingestion_and_manual_runs(pool: PgPool) {
     );
 }
 
+/// Run history is newest first by the instant each run stands for (its tick, or when it was
+/// triggered by hand), page by page, with scheduled and manual runs interleaved, and filterable.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn run_history_interleaves_ticks_and_manual_runs_newest_first(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let created = create(&api, &token, cloudtrail()).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let ingestion: uuid::Uuid = id.parse().expect("uuid");
+    // Ticks at 10:00, 11:00 and 12:00; manual runs triggered at 10:30, 11:30 and 12:30 (still
+    // queued). The 10:00 tick was materialised late (at 13:00): its place is still its tick's.
+    let t = |h: u32, m: u32| -> DateTime<Utc> {
+        format!("2026-03-02T{h:02}:{m:02}:00Z")
+            .parse()
+            .expect("instant")
+    };
+    let runs = [
+        ("10:00", Some(t(10, 0)), t(13, 0), "FAILED"),
+        ("10:30", None, t(10, 30), "SUCCESS"),
+        ("11:00", Some(t(11, 0)), t(11, 0), "SUCCESS"),
+        ("11:30", None, t(11, 30), "SUCCESS"),
+        ("12:00", Some(t(12, 0)), t(12, 0), "SUCCESS"),
+        ("12:30", None, t(12, 30), "QUEUED"),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (label, tick, queued, status) in runs {
+        let run = uuid::Uuid::now_v7();
+        sqlx::query(
+            "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, queued_at,
+                               status, finished_at, error)
+             select $1, i.id, i.tenant_id, case when $2::timestamptz is null then 'manual'
+                                                else 'scheduler' end,
+                    $2, $3, $4,
+                    case when $4 <> 'QUEUED' then $3 + interval '1 minute' end,
+                    case when $4 = 'FAILED' then 'boom' end
+             from ingestions i where i.id = $5",
+        )
+        .bind(run)
+        .bind(tick)
+        .bind(queued)
+        .bind(status)
+        .bind(ingestion)
+        .execute(&pool)
+        .await
+        .expect("run");
+        ids.insert(run.to_string(), label);
+    }
+    let page = |query: String| {
+        let api = &api;
+        let token = &token;
+        let id = &id;
+        let ids = &ids;
+        async move {
+            let (status, _, body) = api
+                .call(
+                    "GET",
+                    &format!("/api/v1/ingestions/{id}/runs?{query}"),
+                    token,
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let labels: Vec<&str> = body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|r| ids[r["id"].as_str().expect("id")])
+                .collect();
+            (labels, body["total"].as_i64())
+        }
+    };
+    assert_eq!(
+        page("page_size=2".into()).await,
+        (vec!["12:30", "12:00"], Some(6))
+    );
+    assert_eq!(
+        page("page_size=2&page=2".into()).await,
+        (vec!["11:30", "11:00"], Some(6))
+    );
+    assert_eq!(
+        page("page_size=2&page=3".into()).await,
+        (vec!["10:30", "10:00"], Some(6))
+    );
+    assert_eq!(page("page_size=2&page=4".into()).await, (vec![], Some(6)));
+    assert_eq!(page("status=QUEUED".into()).await, (vec!["12:30"], Some(1)));
+    assert_eq!(
+        page("status=SUCCESS".into()).await,
+        (vec!["12:00", "11:30", "11:00", "10:30"], Some(4))
+    );
+    assert_eq!(page("status=FAILED".into()).await, (vec!["10:00"], Some(1)));
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn manual_trigger_conflicts_while_a_run_is_active(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
