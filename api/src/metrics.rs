@@ -1,12 +1,14 @@
 //! `GET /metrics`: Prometheus text, computed from the database.
 //!
 //! Several worker processes share the work, so the numbers that matter live in PostgreSQL, not in
-//! any one process: every API replica reports the same totals, whichever one is scraped. Metric
+//! any one process: every API replica reports the whole fleet, whichever one is scraped. Metric
 //! names are the product spec's (section 12.3) where it names them.
 //!
-//! Run totals are kept by a fold ([`RunTotals`]) so that a scrape costs what changed since the
-//! last one, not the whole run history: each run is read once after it has settled, and again
-//! only while it is still queued or running.
+//! Run totals are kept by a fold ([`RunTotals`]) so that a scrape does not read the whole run
+//! history: it reads the runs made in the last minute, the runs still queued or running, and the
+//! runs that settled since the last scrape. Replicas agree except on deleted runs: a process
+//! keeps counting the finished runs it read before their ingestion was deleted, and one started
+//! later never saw them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
@@ -32,10 +34,10 @@ const LATENESS_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 
 /// How old a run's id must be before the fold takes the run in for good. Run ids are UUIDv7:
 /// their first 48 bits are the creating process's clock in milliseconds, taken just before the
-/// insert. A run committed more than this after its id was made (or made on a clock this far
-/// behind the database's) lands below the fold's watermark unseen and is not counted until the
-/// API restarts.
-const SETTLE: Duration = Duration::from_secs(600);
+/// insert, in the transaction that commits it (a tick batch or a manual trigger: milliseconds).
+/// A run committed more than this after its id was made (or made on a clock this far behind the
+/// database's) lands below the fold's watermark unseen and is not counted until the API restarts.
+const SETTLE: Duration = Duration::from_secs(60);
 
 /// The lateness histogram: cumulative counts per bucket of [`LATENESS_BUCKETS`], their sum and count.
 #[derive(Debug, Clone)]
@@ -166,7 +168,10 @@ fn first_id_at(ms: i64) -> Uuid {
 /// since the last scrape, and the recent ones; only the first scrape of a process reads the
 /// whole table.
 ///
-/// Finished runs stay counted when their ingestion is deleted, as counters should.
+/// A finished run stays counted after its ingestion is deleted once the fold has settled it. Not
+/// counted: a run deleted while still recent, and an open run that finished and was deleted
+/// between two scrapes (its outcome was never read). A restarted process counts what the table
+/// holds, as any process's counters restart.
 #[derive(Debug, Default)]
 pub struct RunTotals {
     fold: tokio::sync::Mutex<Fold>,
@@ -265,10 +270,13 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
 
     let _ = writeln!(
         out,
-        "# HELP autoloader_scheduled_executions_total Scheduled runs by outcome."
+        "# HELP autoloader_scheduled_executions_total Scheduled runs by outcome (finished runs)."
     );
     let _ = writeln!(out, "# TYPE autoloader_scheduled_executions_total counter");
-    for ((_, status), n) in by_status.iter().filter(|((by, _), _)| by == "scheduler") {
+    // A counter only counts outcomes: queued and running runs are in `autoloader_runs`.
+    for ((_, status), n) in by_status.iter().filter(|((by, status), _)| {
+        by == "scheduler" && !matches!(status.as_str(), "QUEUED" | "RUNNING")
+    }) {
         let _ = writeln!(
             out,
             "autoloader_scheduled_executions_total{{status=\"{}\"}} {n}",
@@ -317,7 +325,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
 
     let _ = writeln!(
         out,
-        "# HELP autoloader_run_lateness_seconds started_at - scheduled_for of scheduled runs."
+        "# HELP autoloader_run_lateness_seconds started_at - scheduled_for of scheduled runs that started."
     );
     let _ = writeln!(out, "# TYPE autoloader_run_lateness_seconds histogram");
     for (b, n) in LATENESS_BUCKETS.iter().zip(&lateness.cumulative) {

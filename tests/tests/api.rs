@@ -896,6 +896,49 @@ async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool
     );
 }
 
+/// A run made after the first scrape is counted while it is recent, then once more as it ages
+/// past the minute after which the fold settles runs: still once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn metrics_count_a_run_once_as_it_settles(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let created = create(&api, &token, cloudtrail()).await;
+    let ingestion: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    let first = scrape(&api).await;
+    assert!(!first.contains("status=\"success\""), "{first}");
+    // Made 59 s ago by the database's clock: recent now, settled a second from now.
+    let made: DateTime<Utc> = sqlx::query_scalar("select now() - interval '59 seconds'")
+        .fetch_one(&pool)
+        .await
+        .expect("now");
+    let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(made.timestamp()).expect("after 1970"),
+        made.timestamp_subsec_nanos(),
+    ));
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status,
+                           attempt, worker_id, started_at, finished_at)
+         select $1, i.id, i.tenant_id, 'scheduler', $3, 'SUCCESS', 1, 'w',
+                $3 + interval '2 seconds', $3 + interval '3 seconds'
+         from ingestions i where i.id = $2",
+    )
+    .bind(id)
+    .bind(ingestion)
+    .bind(made)
+    .execute(&pool)
+    .await
+    .expect("run");
+    let want = "autoloader_scheduled_executions_total{status=\"success\"} 1\n";
+    let recent = scrape(&api).await;
+    assert!(recent.contains(want), "{recent}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..2 {
+        let settled = scrape(&api).await;
+        assert!(settled.contains(want), "{settled}");
+    }
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn operations_endpoints(pool: PgPool) {
     let api = TestApi::spawn(pool).await;
