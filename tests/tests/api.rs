@@ -317,8 +317,9 @@ async fn run_history_interleaves_ticks_and_manual_runs_newest_first(pool: PgPool
     let created = create(&api, &token, cloudtrail()).await;
     let id = created["id"].as_str().expect("id").to_owned();
     let ingestion: uuid::Uuid = id.parse().expect("uuid");
-    // Ticks at 10:00, 11:00 and 12:00; manual runs triggered at 10:30, 11:30 and 12:30 (still
-    // queued). The 10:00 tick was materialised late (at 13:00): its place is still its tick's.
+    // Ticks at 10:00, 11:00 and 12:00; manual runs triggered at 10:30, 11:00 (the same instant as
+    // a tick: the newer id goes first), 11:30 and 12:30 (still queued). The 10:00 tick was
+    // materialised late (at 13:00): its place is still its tick's.
     let t = |h: u32, m: u32| -> DateTime<Utc> {
         format!("2026-03-02T{h:02}:{m:02}:00Z")
             .parse()
@@ -328,6 +329,7 @@ async fn run_history_interleaves_ticks_and_manual_runs_newest_first(pool: PgPool
         ("10:00", Some(t(10, 0)), t(13, 0), "FAILED"),
         ("10:30", None, t(10, 30), "SUCCESS"),
         ("11:00", Some(t(11, 0)), t(11, 0), "SUCCESS"),
+        ("11:00 by hand", None, t(11, 0), "CANCELLED"),
         ("11:30", None, t(11, 30), "SUCCESS"),
         ("12:00", Some(t(12, 0)), t(12, 0), "SUCCESS"),
         ("12:30", None, t(12, 30), "QUEUED"),
@@ -381,17 +383,21 @@ async fn run_history_interleaves_ticks_and_manual_runs_newest_first(pool: PgPool
     };
     assert_eq!(
         page("page_size=2".into()).await,
-        (vec!["12:30", "12:00"], Some(6))
+        (vec!["12:30", "12:00"], Some(7))
     );
     assert_eq!(
         page("page_size=2&page=2".into()).await,
-        (vec!["11:30", "11:00"], Some(6))
+        (vec!["11:30", "11:00 by hand"], Some(7))
     );
     assert_eq!(
         page("page_size=2&page=3".into()).await,
-        (vec!["10:30", "10:00"], Some(6))
+        (vec!["11:00", "10:30"], Some(7))
     );
-    assert_eq!(page("page_size=2&page=4".into()).await, (vec![], Some(6)));
+    assert_eq!(
+        page("page_size=2&page=4".into()).await,
+        (vec!["10:00"], Some(7))
+    );
+    assert_eq!(page("page_size=2&page=5".into()).await, (vec![], Some(7)));
     assert_eq!(page("status=QUEUED".into()).await, (vec!["12:30"], Some(1)));
     assert_eq!(
         page("status=SUCCESS".into()).await,
