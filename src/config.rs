@@ -82,6 +82,12 @@ pub struct SchedulerConfig {
     /// notification was lost. Wake-ups are otherwise by notification and the next tick's time.
     #[arg(long, env = "SCHEDULER_POLL_INTERVAL", default_value = "30", value_parser = parse_seconds)]
     pub poll_interval: Duration,
+
+    /// Days a finished run is kept; older ones are deleted by an hourly sweep in every worker
+    /// process. Unset: every run is kept.
+    #[arg(long, env = "SCHEDULER_RUN_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub run_retention_days: Option<u32>,
 }
 
 impl SchedulerConfig {

@@ -8,6 +8,7 @@ pub mod db;
 pub mod executor;
 pub mod ingestion;
 pub mod process;
+pub mod retention;
 pub mod run;
 pub mod schedule;
 pub mod source;

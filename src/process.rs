@@ -33,6 +33,9 @@ pub async fn run(
         let worker = Worker::new(pool.clone(), scheduler.worker(worker_id.clone()), executor);
         tasks.spawn(worker.run(shutdown.clone()));
     }
+    if let Some(days) = scheduler.run_retention_days {
+        tasks.spawn(crate::retention::run(pool.clone(), days, shutdown.clone()));
+    }
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
             // A loop that panicked must not leave the process half alive.
