@@ -101,6 +101,16 @@ impl SchedulerConfig {
                 self.lease_ttl.as_secs_f64()
             ));
         }
+        if let Some(days) = self.run_retention_days {
+            if Duration::from_secs(u64::from(days) * 86_400) <= self.misfire_grace_time {
+                return Err(format!(
+                    "SCHEDULER_RUN_RETENTION_DAYS ({days} days) must be longer than \
+                     SCHEDULER_MISFIRE_GRACE_TIME ({}s), or a tick whose run was pruned could \
+                     run again",
+                    self.misfire_grace_time.as_secs_f64()
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -241,5 +251,31 @@ mod tests {
             .validate()
             .expect_err("6s heartbeats cannot keep a 10s lease");
         assert!(err.contains("SCHEDULER_HEARTBEAT_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn retention_must_outlast_the_misfire_grace() {
+        let cli = Cli::try_parse_from(["x"]).expect("parses");
+        assert_eq!(
+            cli.scheduler.run_retention_days, None,
+            "every run is kept by default"
+        );
+        let cli = Cli::try_parse_from(["x", "--run-retention-days", "30"]).expect("parses");
+        assert_eq!(cli.scheduler.run_retention_days, Some(30));
+        assert!(cli.scheduler.validate().is_ok());
+        let cli = Cli::try_parse_from([
+            "x",
+            "--run-retention-days",
+            "2",
+            "--misfire-grace-time",
+            "172800",
+        ])
+        .expect("parses");
+        let err = cli
+            .scheduler
+            .validate()
+            .expect_err("grace as long as retention");
+        assert!(err.contains("SCHEDULER_RUN_RETENTION_DAYS"), "{err}");
+        assert!(Cli::try_parse_from(["x", "--run-retention-days", "0"]).is_err());
     }
 }

@@ -4,7 +4,12 @@
 //! Only finished runs go (`finished_at` set: SUCCESS, FAILED, SKIPPED, MISSED, CANCELLED), never a
 //! queued or running one, however old. The ledger of loaded files (`loaded_files`) keeps its rows:
 //! it names the run that loaded each file but does not depend on it, so a pruned run never makes
-//! a file look new. Counters already reported by `/metrics` keep the pruned runs.
+//! a file look new. An API process that had counted a pruned run for `/metrics` keeps counting
+//! it; one started later does not. Runs whose ids are not UUIDv7 (written by hand) are not pruned.
+//!
+//! The retention must be longer than `SCHEDULER_MISFIRE_GRACE_TIME` (checked at start): the row of
+//! a pruned tick no longer stops a ticker from materialising that tick again, and only ticks
+//! within the grace time are ever run late.
 //!
 //! Every worker process sweeps when it starts and then hourly; concurrent sweeps skip each
 //! other's rows (`for update skip locked`). A sweep deletes in batches, one commit each, oldest run ids
@@ -19,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 const BATCH: i64 = 5_000;
 /// Time between sweeps of one process.
 const EVERY: Duration = Duration::from_secs(3600);
+/// Time before a failed sweep is tried again.
+const RETRY: Duration = Duration::from_secs(60);
+/// Pause between two batches of one sweep.
+const PAUSE: Duration = Duration::from_millis(50);
 
 /// Deletes up to `limit` runs that finished more than `days` days ago; returns how many.
 pub async fn prune_batch(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sqlx::Error> {
@@ -47,19 +56,33 @@ pub async fn prune_batch(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sq
     Ok(done.rows_affected())
 }
 
-/// Deletes every run that finished more than `days` days ago, `limit` per commit.
-pub async fn prune(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sqlx::Error> {
+/// Deletes every run that finished more than `days` days ago, `limit` per commit, pausing
+/// between batches so that a large backlog does not crowd out claims. Stops early when `stop`
+/// fires; returns how many runs were deleted.
+pub async fn prune(
+    pool: &PgPool,
+    days: i32,
+    limit: i64,
+    stop: &CancellationToken,
+) -> Result<u64, sqlx::Error> {
     let mut total = 0;
-    loop {
+    while !stop.is_cancelled() {
         let n = prune_batch(pool, days, limit).await?;
         total += n;
+        metrics::counter!("autoloader_runs_pruned_total").increment(n);
         if n < u64::try_from(limit).unwrap_or(u64::MAX) {
-            return Ok(total);
+            break;
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(PAUSE) => {}
         }
     }
+    Ok(total)
 }
 
-/// Sweeps at start and then every hour until `shutdown` fires.
+/// Sweeps at start and then every hour until `shutdown` fires; a sweep that failed is tried
+/// again after a minute.
 pub async fn run(pool: PgPool, days: u32, shutdown: CancellationToken) {
     let days = i32::try_from(days).unwrap_or(i32::MAX);
     tracing::info!(retention_days = days, "run retention on");
@@ -69,30 +92,21 @@ pub async fn run(pool: PgPool, days: u32, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        wait = EVERY;
-        // Batch by batch, so that a long first sweep does not hold up a shutdown.
-        let mut pruned = 0;
-        while !shutdown.is_cancelled() {
-            match prune_batch(&pool, days, BATCH).await {
-                Ok(n) => {
-                    pruned += n;
-                    metrics::counter!("autoloader_runs_pruned_total").increment(n);
-                    if n < BATCH as u64 {
-                        break;
-                    }
+        wait = match prune(&pool, days, BATCH, &shutdown).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        runs = n,
+                        retention_days = days,
+                        "pruned finished runs past retention"
+                    );
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "run retention sweep failed; next sweep in an hour");
-                    break;
-                }
+                EVERY
             }
-        }
-        if pruned > 0 {
-            tracing::info!(
-                runs = pruned,
-                retention_days = days,
-                "pruned finished runs past retention"
-            );
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, "run retention sweep failed; trying again in a minute");
+                RETRY
+            }
+        };
     }
 }

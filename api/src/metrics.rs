@@ -7,8 +7,8 @@
 //! Run totals are kept by a fold ([`RunTotals`]) so that a scrape does not read the whole run
 //! history: it reads the runs made in the last minute, the runs still queued or running, and the
 //! runs that settled since the last scrape. Replicas agree except on deleted runs: a process
-//! keeps counting the finished runs it read before their ingestion was deleted, and one started
-//! later never saw them.
+//! keeps counting the finished runs it read before they were deleted (with their ingestion, or
+//! by the run retention), and one started later never saw them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
