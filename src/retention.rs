@@ -32,15 +32,14 @@ const PAUSE: Duration = Duration::from_millis(50);
 /// Deletes up to `limit` runs that finished more than `days` days ago; returns how many.
 pub async fn prune_batch(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sqlx::Error> {
     // The id bound only narrows the scan to the primary key's old end: a run finished before the
-    // cutoff was made before it, and a UUIDv7's first 48 bits are its creation time in ms.
-    // `finished_at` decides (null while a run is queued or running).
+    // cutoff was made before it (`uuid_v7_floor`, migration 0009). `finished_at` decides (null
+    // while a run is queued or running).
     let done = sqlx::query!(
         r#"
         with cutoff as (select now() - make_interval(days => $1) as at),
         doomed as (
             select r.id from runs r, cutoff
-            where r.id < (lpad(to_hex((extract(epoch from cutoff.at) * 1000)::bigint), 12, '0')
-                          || '70008000000000000000')::uuid
+            where r.id < uuid_v7_floor(cutoff.at)
               and r.finished_at < cutoff.at
             order by r.id
             limit $2

@@ -149,16 +149,6 @@ async fn groups(tx: &mut sqlx::PgConnection, runs: Runs<'_>) -> Result<Vec<Group
     query.fetch_all(&mut *tx).await
 }
 
-/// The smallest UUIDv7 made at `ms` milliseconds after the Unix epoch.
-fn first_id_at(ms: i64) -> Uuid {
-    let ms = u64::try_from(ms).unwrap_or(0);
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    bytes[6] = 0x70; // version 7
-    bytes[8] = 0x80; // RFC 9562 variant
-    Uuid::from_bytes(bytes)
-}
-
 /// The run totals of one API process, kept up to date by folding in what changed.
 ///
 /// Runs whose id is below the watermark and that had finished when the fold read them are in
@@ -194,12 +184,13 @@ impl RunTotals {
         sqlx::query("set transaction isolation level repeatable read, read only")
             .execute(&mut *tx)
             .await?;
-        let now_ms: i64 = sqlx::query_scalar("select (extract(epoch from now()) * 1000)::int8")
-            .fetch_one(&mut *tx)
-            .await?;
-        let settle_ms = i64::try_from(SETTLE.as_millis()).unwrap_or(i64::MAX);
+        let settled_before: Uuid =
+            sqlx::query_scalar("select uuid_v7_floor(now() - make_interval(secs => $1))")
+                .bind(SETTLE.as_secs_f64())
+                .fetch_one(&mut *tx)
+                .await?;
         let from = fold.watermark.unwrap_or(Uuid::nil());
-        let to = first_id_at(now_ms.saturating_sub(settle_ms)).max(from);
+        let to = settled_before.max(from);
         let open: Vec<Uuid> = fold.open.iter().copied().collect();
         let rechecked = if open.is_empty() {
             Vec::new()

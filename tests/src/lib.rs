@@ -125,6 +125,15 @@ impl Drop for TestApi {
     }
 }
 
+/// A UUIDv7 made at `at`, as the engine makes run ids: its first 48 bits are that instant in ms.
+pub fn uuid_v7_at(at: chrono::DateTime<chrono::Utc>) -> Uuid {
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(at.timestamp()).expect("an instant after 1970"),
+        at.timestamp_subsec_nanos(),
+    ))
+}
+
 /// The URL of the database behind `pool` (a `#[sqlx::test]` database), for child processes.
 pub fn database_url(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests");

@@ -1,7 +1,7 @@
 //! The admin API over real HTTP and real PostgreSQL: the product spec's examples (section 13),
 //! validation, tenancy, manual runs.
 
-use autoloader_tests::TestApi;
+use autoloader_tests::{uuid_v7_at, TestApi};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -813,13 +813,6 @@ async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool
     }
     let (old, new) = (ids[0], ids[1]);
     let hour_ago = Utc::now() - Duration::hours(1);
-    let made_at = |at: DateTime<Utc>, n: u32| {
-        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            u64::try_from(at.timestamp()).expect("after 1970"),
-            n,
-        ))
-    };
     let insert = |id: uuid::Uuid, ingestion: uuid::Uuid, tick: DateTime<Utc>, status: &str| {
         let pool = pool.clone();
         let status = status.to_owned();
@@ -843,8 +836,8 @@ async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool
             .expect("run");
         }
     };
-    let settled_run = made_at(hour_ago, 0);
-    let running = made_at(hour_ago, 1);
+    let settled_run = uuid_v7_at(hour_ago);
+    let running = uuid_v7_at(hour_ago + Duration::milliseconds(1));
     insert(settled_run, old, hour_ago, "SUCCESS").await;
     insert(running, old, hour_ago + Duration::minutes(5), "RUNNING").await;
 
@@ -917,11 +910,7 @@ async fn metrics_count_a_run_once_as_it_settles(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .expect("now");
-    let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        u64::try_from(made.timestamp()).expect("after 1970"),
-        made.timestamp_subsec_nanos(),
-    ));
+    let id = uuid_v7_at(made);
     sqlx::query(
         "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status,
                            attempt, worker_id, started_at, finished_at)

@@ -4,7 +4,9 @@
 use std::time::Duration as StdDuration;
 
 use autoloader::retention;
-use autoloader_tests::{database_url, scheduled_ingestion, tenant, wait_for, WorkerProcess};
+use autoloader_tests::{
+    database_url, scheduled_ingestion, tenant, uuid_v7_at, wait_for, WorkerProcess,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::PgPool;
@@ -23,11 +25,7 @@ async fn run(
     status: &str,
     finished: Option<DateTime<Utc>>,
 ) -> Uuid {
-    let id = Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        u64::try_from(made.timestamp()).expect("after 1970"),
-        made.timestamp_subsec_nanos(),
-    ));
+    let id = uuid_v7_at(made);
     sqlx::query(
         "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, queued_at,
                            status, attempt, worker_id, started_at, lease_expires_at, finished_at,
