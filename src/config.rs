@@ -83,8 +83,8 @@ pub struct SchedulerConfig {
     #[arg(long, env = "SCHEDULER_POLL_INTERVAL", default_value = "30", value_parser = parse_seconds)]
     pub poll_interval: Duration,
 
-    /// Days a finished run is kept; older ones are deleted by an hourly sweep in every worker
-    /// process. Unset: every run is kept.
+    /// Days a finished run is kept; older ones are deleted by every worker process when it starts
+    /// and then hourly. Must be longer than the misfire grace time. Unset: every run is kept.
     #[arg(long, env = "SCHEDULER_RUN_RETENTION_DAYS",
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub run_retention_days: Option<u32>,
