@@ -726,6 +726,16 @@ async fn scrape(api: &TestApi) -> String {
         .expect("text")
 }
 
+/// Asserts that each needle is in the Prometheus text of a scrape.
+fn assert_scraped(metrics: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn metrics_count_runs_by_status_and_bucket_their_lateness(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
@@ -771,24 +781,22 @@ async fn metrics_count_runs_by_status_and_bucket_their_lateness(pool: PgPool) {
     assert_eq!(status, 202);
 
     let metrics = scrape(&api).await;
-    for needle in [
-        "autoloader_scheduled_executions_total{status=\"success\"} 3\n",
-        "autoloader_scheduled_executions_total{status=\"missed\"} 1\n",
-        "autoloader_runs{triggered_by=\"manual\",status=\"QUEUED\"} 1\n",
-        "autoloader_queue_depth 1\n",
-        "autoloader_run_lateness_seconds_bucket{le=\"0.1\"} 1\n",
-        "autoloader_run_lateness_seconds_bucket{le=\"0.5\"} 1\n",
-        "autoloader_run_lateness_seconds_bucket{le=\"1\"} 2\n",
-        "autoloader_run_lateness_seconds_bucket{le=\"300\"} 2\n",
-        "autoloader_run_lateness_seconds_bucket{le=\"+Inf\"} 3\n",
-        "autoloader_run_lateness_seconds_sum 401.05\n",
-        "autoloader_run_lateness_seconds_count 3\n",
-    ] {
-        assert!(
-            metrics.contains(needle),
-            "{needle} missing from:\n{metrics}"
-        );
-    }
+    assert_scraped(
+        &metrics,
+        &[
+            "autoloader_scheduled_executions_total{status=\"success\"} 3\n",
+            "autoloader_scheduled_executions_total{status=\"missed\"} 1\n",
+            "autoloader_runs{triggered_by=\"manual\",status=\"QUEUED\"} 1\n",
+            "autoloader_queue_depth 1\n",
+            "autoloader_run_lateness_seconds_bucket{le=\"0.1\"} 1\n",
+            "autoloader_run_lateness_seconds_bucket{le=\"0.5\"} 1\n",
+            "autoloader_run_lateness_seconds_bucket{le=\"1\"} 2\n",
+            "autoloader_run_lateness_seconds_bucket{le=\"300\"} 2\n",
+            "autoloader_run_lateness_seconds_bucket{le=\"+Inf\"} 3\n",
+            "autoloader_run_lateness_seconds_sum 401.05\n",
+            "autoloader_run_lateness_seconds_count 3\n",
+        ],
+    );
 }
 
 /// `/metrics` counts a run once however many scrapes see it: one read an hour after it was made
@@ -841,17 +849,9 @@ async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool
     insert(settled_run, old, hour_ago, "SUCCESS").await;
     insert(running, old, hour_ago + Duration::minutes(5), "RUNNING").await;
 
-    let expect = |metrics: &str, needles: &[&str]| {
-        for needle in needles {
-            assert!(
-                metrics.contains(needle),
-                "{needle} missing from:\n{metrics}"
-            );
-        }
-    };
     for _ in 0..2 {
         let metrics = scrape(&api).await;
-        expect(
+        assert_scraped(
             &metrics,
             &[
                 "autoloader_scheduled_executions_total{status=\"success\"} 1\n",
@@ -872,7 +872,7 @@ async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool
     .expect("finish");
     for _ in 0..2 {
         let metrics = scrape(&api).await;
-        expect(
+        assert_scraped(
             &metrics,
             &[
                 "autoloader_scheduled_executions_total{status=\"success\"} 3\n",
@@ -889,7 +889,7 @@ async fn metrics_count_each_run_once_and_keep_counting_deleted_ones(pool: PgPool
         .await
         .expect("delete");
     let metrics = scrape(&api).await;
-    expect(
+    assert_scraped(
         &metrics,
         &["autoloader_scheduled_executions_total{status=\"success\"} 3\n"],
     );
@@ -940,18 +940,16 @@ async fn operations_endpoints(pool: PgPool) {
     let (_, token) = api.tenant("acme").await;
     create(&api, &token, cloudtrail()).await;
     let metrics = scrape(&api).await;
-    for needle in [
-        "autoloader_scheduled_jobs_total 1",
-        "# TYPE autoloader_scheduled_executions_total counter",
-        "autoloader_queue_depth 0",
-        "autoloader_active_leases 0",
-        "autoloader_run_lateness_seconds_count 0",
-    ] {
-        assert!(
-            metrics.contains(needle),
-            "{needle} missing from:\n{metrics}"
-        );
-    }
+    assert_scraped(
+        &metrics,
+        &[
+            "autoloader_scheduled_jobs_total 1",
+            "# TYPE autoloader_scheduled_executions_total counter",
+            "autoloader_queue_depth 0",
+            "autoloader_active_leases 0",
+            "autoloader_run_lateness_seconds_count 0",
+        ],
+    );
     let doc: Value = api
         .client
         .get(api.url("/openapi.json"))
