@@ -30,7 +30,7 @@ const RETRY: Duration = Duration::from_secs(60);
 const PAUSE: Duration = Duration::from_millis(50);
 
 /// Deletes up to `limit` runs that finished more than `days` days ago; returns how many.
-pub async fn prune_batch(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sqlx::Error> {
+async fn prune_batch(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sqlx::Error> {
     // The id bound only narrows the scan to the primary key's old end: a run finished before the
     // cutoff was made before it (`uuid_v7_floor`, migration 0009). `finished_at` decides (null
     // while a run is queued or running).
