@@ -113,29 +113,6 @@ impl SchedulerConfig {
         }
         Ok(())
     }
-
-    pub fn ticker(&self) -> crate::ticker::TickerConfig {
-        crate::ticker::TickerConfig {
-            batch_size: self.tick_batch_size,
-            misfire_grace: self.misfire_grace_time,
-            coalesce: self.coalesce,
-            safety_poll: self.poll_interval,
-        }
-    }
-
-    pub fn worker(&self, worker_id: String) -> crate::worker::WorkerConfig {
-        crate::worker::WorkerConfig {
-            worker_id,
-            max_concurrent: self.max_workers as usize,
-            lease_ttl: self.lease_ttl,
-            heartbeat_interval: self.heartbeat_interval,
-            shutdown_timeout: self.shutdown_timeout,
-            max_attempts: self.max_attempts,
-            retries: self.retries,
-            retry_backoff: self.retry_backoff,
-            poll_interval: self.poll_interval,
-        }
-    }
 }
 
 /// Which loops a worker process runs.
@@ -168,8 +145,8 @@ pub struct FileRootsConfig {
 }
 
 impl FileRootsConfig {
-    pub fn resolve(&self) -> Result<crate::source::FileRoots, String> {
-        crate::source::FileRoots::new(&self.file_roots)
+    pub fn resolve(&self) -> Result<crate::ingestions::options::FileRoots, String> {
+        crate::ingestions::options::FileRoots::new(&self.file_roots)
     }
 }
 

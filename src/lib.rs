@@ -1,18 +1,31 @@
-//! Autoloader's core library: configuration, the schedule model, the run state machine, database
-//! access, the ticker and the worker runtime. The binaries (`autoloader-api`,
-//! `autoloader-worker`) are thin shells over it.
+//! Autoloader's core: the model and the stores.
+//!
+//! The model is what a user defines and what the engine records, parsed into types that cannot be
+//! invalid ([`schedule`], [`ingestions::definition`], [`runs::RunStatus`]). The stores are the
+//! one home of every SQL statement on the scheduler's tables, one module per table or aggregate,
+//! named noun-first as the statements are (`run_cancel`, `tick_lock_due`, `ledger_record`):
+//!
+//! | table | module |
+//! |---|---|
+//! | `tenants`, `api_tokens` | [`tenants`] |
+//! | `ingestions` | [`ingestions::store`] |
+//! | `schedule_ticks` | [`ticks`] |
+//! | `runs` (a run and its lease) | [`runs`] |
+//! | `loaded_files` | [`ledger`] |
+//!
+//! The API (`autoloader-api`) and the engine (`autoloader-worker`: ticker, worker runtime,
+//! loader) call these functions and write no SQL of their own, except the Iceberg catalog's
+//! tables, which belong to the catalog library.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod db;
-pub mod executor;
-pub mod ingestion;
-pub mod process;
-pub mod retention;
-pub mod run;
+pub mod ingestions;
+pub mod ledger;
+pub mod paging;
+pub mod runs;
 pub mod schedule;
-pub mod source;
+pub mod signals;
 pub mod telemetry;
-pub mod ticker;
-pub mod wake;
-pub mod worker;
+pub mod tenants;
+pub mod ticks;

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use autoloader::tenants::{self, NewToken};
+
 use crate::auth::{digest, new_token, Admin};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
@@ -44,7 +46,7 @@ pub struct TenantCreated {
     pub token: String,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantResponse {
     pub tenant_id: Uuid,
     pub name: String,
@@ -80,22 +82,13 @@ pub async fn create_tenant_with_token(
     let tenant_id = Uuid::now_v7();
     let token_id = Uuid::now_v7();
     let token = new_token();
-    let mut tx = pool.begin().await?;
-    sqlx::query("insert into tenants (id, name) values ($1, $2)")
-        .bind(tenant_id)
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::Conflict {
-                detail: format!("a tenant named '{name}' already exists"),
-                field: Some("name"),
-                active_run_id: None,
-            },
-            _ => e.into(),
-        })?;
-    insert_token(&mut tx, token_id, tenant_id, &token, Some(label)).await?;
-    tx.commit().await?;
+    let first = NewToken {
+        id: token_id,
+        tenant_id,
+        sha256: &digest(&token),
+        label: Some(label),
+    };
+    tenants::tenant_create(pool, name, &first).await?;
     tracing::info!(%tenant_id, name, "tenant created");
     Ok(TenantCreated {
         tenant_id,
@@ -103,25 +96,6 @@ pub async fn create_tenant_with_token(
         token_id,
         token,
     })
-}
-
-async fn insert_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    token_id: Uuid,
-    tenant_id: Uuid,
-    token: &str,
-    label: Option<&str>,
-) -> ApiResult<()> {
-    sqlx::query(
-        "insert into api_tokens (id, tenant_id, token_sha256, label) values ($1, $2, $3, $4)",
-    )
-    .bind(token_id)
-    .bind(tenant_id)
-    .bind(&digest(token)[..])
-    .bind(label)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/tenants", tag = "admin", request_body = TenantCreate,
@@ -135,7 +109,7 @@ pub async fn create_tenant(
     if let Some(m) = body
         .name
         .as_deref()
-        .and_then(|n| autoloader::ingestion::check_name(n).err())
+        .and_then(|n| autoloader::ingestions::definition::check_name(n).err())
     {
         return Err(ApiError::field("name", m));
     }
@@ -153,11 +127,15 @@ pub async fn create_tenant(
 #[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "admin",
     responses((status = 200, body = TenantList), (status = 401, body = Problem)), security(("admin" = [])))]
 pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> ApiResult<Json<TenantList>> {
-    let items = sqlx::query_as::<_, TenantResponse>(
-        "select id as tenant_id, name, created_at from tenants order by created_at, id",
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let items = tenants::tenant_list(&state.pool)
+        .await?
+        .into_iter()
+        .map(|t| TenantResponse {
+            tenant_id: t.id,
+            name: t.name,
+            created_at: t.created_at,
+        })
+        .collect();
     Ok(Json(TenantList { items }))
 }
 
@@ -176,11 +154,9 @@ pub async fn create_token(
     } else {
         crate::extract::parse_json::<Option<TokenCreate>>(&body)?.and_then(|b| b.label)
     };
-    let exists: Option<i32> = sqlx::query_scalar("select 1 from tenants where id = $1")
-        .bind(tenant_id)
-        .fetch_optional(&state.pool)
-        .await?;
-    exists.ok_or(ApiError::NotFound("tenant"))?;
+    if !tenants::tenant_exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound("tenant"));
+    }
     let created = issue(&state.pool, tenant_id, label.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -192,9 +168,13 @@ async fn issue(
 ) -> ApiResult<TokenCreated> {
     let token_id = Uuid::now_v7();
     let token = new_token();
-    let mut tx = pool.begin().await?;
-    insert_token(&mut tx, token_id, tenant_id, &token, label).await?;
-    tx.commit().await?;
+    let new = NewToken {
+        id: token_id,
+        tenant_id,
+        sha256: &digest(&token),
+        label,
+    };
+    tenants::token_issue(pool, &new).await?;
     tracing::info!(%tenant_id, %token_id, "token issued");
     Ok(TokenCreated {
         token_id,
@@ -215,13 +195,7 @@ pub async fn revoke_token(
     _: Admin,
     ApiPath(token_id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let revoked: Option<Vec<u8>> = sqlx::query_scalar(
-        "update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1 returning token_sha256",
-    )
-    .bind(token_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let Some(hash) = revoked else {
+    let Some(hash) = tenants::token_revoke(&state.pool, token_id).await? else {
         return Err(ApiError::NotFound("token"));
     };
     state.tokens.evict(&hash);

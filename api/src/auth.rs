@@ -65,23 +65,7 @@ impl FromRequestParts<AppState> for Tenant {
         if let Some(tenant) = state.tokens.get(&hash) {
             return Ok(Tenant(tenant));
         }
-        // The lookup also notes when the token was last used, at most every five minutes.
-        let tenant = sqlx::query_scalar!(
-            r#"
-            with t as (
-                select id, tenant_id, last_used_at from api_tokens
-                where token_sha256 = $1 and revoked_at is null
-            ), touched as (
-                update api_tokens a set last_used_at = now()
-                from t
-                where a.id = t.id and (t.last_used_at is null or t.last_used_at < now() - interval '5 minutes')
-            )
-            select tenant_id as "tenant_id!" from t
-            "#,
-            &hash[..]
-        )
-        .fetch_optional(&state.pool)
-        .await?;
+        let tenant = autoloader::tenants::token_tenant(&state.pool, &hash).await?;
         let tenant = tenant.ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
         state.tokens.insert(hash, tenant);
         Ok(Tenant(tenant))

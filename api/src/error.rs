@@ -9,7 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use autoloader::ingestion::FieldProblem;
+use autoloader::ingestions::definition::FieldProblem;
+use autoloader::ingestions::draft::Problem as DraftProblem;
+use autoloader::ingestions::store;
 
 /// One problem with one field of a request.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -99,6 +101,61 @@ impl From<sqlx::Error> for ApiError {
 impl From<Vec<FieldProblem>> for ApiError {
     fn from(problems: Vec<FieldProblem>) -> Self {
         ApiError::Validation(problems.into_iter().map(FieldError::from).collect())
+    }
+}
+
+impl From<Vec<DraftProblem>> for ApiError {
+    fn from(problems: Vec<DraftProblem>) -> Self {
+        ApiError::Validation(
+            problems
+                .into_iter()
+                .map(|p| FieldError {
+                    field: p.field,
+                    message: p.message,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl From<Vec<(&'static str, String)>> for ApiError {
+    fn from(problems: Vec<(&'static str, String)>) -> Self {
+        ApiError::Validation(
+            problems
+                .into_iter()
+                .map(|(field, message)| FieldError {
+                    field: field.to_owned(),
+                    message,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::NameTaken(_) => ApiError::Conflict {
+                detail: e.to_string(),
+                field: Some("name"),
+                active_run_id: None,
+            },
+            store::Error::NotFound => ApiError::NotFound("ingestion"),
+            store::Error::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<autoloader::tenants::Error> for ApiError {
+    fn from(e: autoloader::tenants::Error) -> Self {
+        match e {
+            autoloader::tenants::Error::NameTaken(_) => ApiError::Conflict {
+                detail: e.to_string(),
+                field: Some("name"),
+                active_run_id: None,
+            },
+            autoloader::tenants::Error::Db(e) => e.into(),
+        }
     }
 }
 

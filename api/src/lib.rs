@@ -1,5 +1,9 @@
 //! Autoloader's admin API as a library: `app(state)` builds the whole router, so tests serve
 //! exactly what the `autoloader-api` binary serves.
+//!
+//! Handlers are thin: they parse the request (`extract`), call the core (`autoloader::*`: the
+//! model and the one home of every statement), and map its errors (`error`). One module per
+//! resource, each with its own `router()`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -11,58 +15,20 @@ pub mod ingestions;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
+pub mod page;
 pub mod runs;
 pub mod schedule_cache;
 pub mod schedules;
+pub mod state;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Request};
 use axum::Router;
-use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-
-/// What every handler may use.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    /// SHA-256 of `AUTOLOADER_ADMIN_TOKEN`; `None` disables tenant administration.
-    pub admin_token_sha256: Option<[u8; 32]>,
-    pub tokens: std::sync::Arc<auth::TokenCache>,
-    /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
-    pub file_roots: std::sync::Arc<autoloader::source::FileRoots>,
-    /// Schedule views for `GET /{id}/schedule`; bypassed until [`AppState::listen`] runs.
-    pub schedules: std::sync::Arc<schedule_cache::ScheduleCache>,
-    /// Run totals for `/metrics`, folded scrape by scrape.
-    pub runs: std::sync::Arc<metrics::RunTotals>,
-}
-
-impl AppState {
-    pub fn new(pool: PgPool, admin_token: Option<&str>) -> AppState {
-        AppState {
-            pool,
-            admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
-            tokens: Default::default(),
-            file_roots: Default::default(),
-            schedules: Default::default(),
-            runs: Default::default(),
-        }
-    }
-
-    /// Starts the task that keeps the schedule cache true (see [`schedule_cache`]); without it
-    /// the cache is never used.
-    pub fn listen(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.schedules.clone().listen(self.pool.clone()))
-    }
-
-    /// Allows local sources under `roots`.
-    pub fn with_file_roots(mut self, roots: autoloader::source::FileRoots) -> AppState {
-        self.file_roots = std::sync::Arc::new(roots);
-        self
-    }
-}
+pub use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use autoloader::config::{DatabaseConfig, FileRootsConfig};
-use autoloader::ingestion::ScheduleFields;
+use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
@@ -156,10 +156,7 @@ fn preview(args: PreviewArgs) -> anyhow::Result<()> {
 async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
     autoloader::telemetry::init("warn");
     let pool = autoloader::db::connect(&args.database, "autoloader-api").await?;
-    let existing: Option<uuid::Uuid> = sqlx::query_scalar("select id from tenants where name = $1")
-        .bind(&args.tenant)
-        .fetch_optional(&pool)
-        .await?;
+    let existing = autoloader::tenants::tenant_by_name(&pool, &args.tenant).await?;
     let (tenant_id, token) = match existing {
         Some(id) => {
             let token = autoloader_api::admin::issue_token(&pool, id, &args.label)
@@ -202,7 +199,7 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         autoloader_api::AppState::new(pool, cli.admin_token.as_deref()).with_file_roots(file_roots);
     state.listen();
     let app = autoloader_api::app(state);
-    let shutdown = autoloader::process::shutdown_on_signals();
+    let shutdown = autoloader::signals::shutdown_on_signals();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

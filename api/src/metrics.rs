@@ -20,6 +20,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use autoloader::runs::totals::{runs_gauges, runs_totals_read, Gauges, Group};
+use autoloader::ticks::tick_count;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -100,55 +102,6 @@ impl Totals {
     }
 }
 
-/// One group of runs: finished runs grouped by trigger, status and lateness bucket; a queued or
-/// running run is a group of its own, named by `open_id`.
-#[derive(sqlx::FromRow)]
-struct Group {
-    open_id: Option<Uuid>,
-    by: String,
-    status: String,
-    buckets_at_or_above: Option<i32>,
-    n: i64,
-    secs: Option<f64>,
-}
-
-/// Which runs a [`groups`] query reads.
-enum Runs<'a> {
-    /// These ids (runs that were still open at the last scrape).
-    Ids(&'a [Uuid]),
-    /// Ids in `[from, to)`.
-    Between(Uuid, Uuid),
-    /// Ids from this one on.
-    From(Uuid),
-}
-
-async fn groups(tx: &mut sqlx::PgConnection, runs: Runs<'_>) -> Result<Vec<Group>, sqlx::Error> {
-    // `width_bucket(x, thresholds)` counts the thresholds <= x. With x = -lateness and the
-    // thresholds the negated bucket bounds in ascending order, that is the number of buckets
-    // whose bound is >= the lateness: the buckets (`le`, cumulative) the run counts in.
-    let negated: Vec<f64> = LATENESS_BUCKETS.iter().rev().map(|b| -b).collect();
-    let filter = match runs {
-        Runs::Ids(_) => "id = any($2)",
-        Runs::Between(..) => "id >= $2 and id < $3",
-        Runs::From(_) => "id >= $2",
-    };
-    let sql = format!(
-        "select case when status in ('QUEUED', 'RUNNING') then id end as open_id,
-                triggered_by as by, status,
-                width_bucket(date_part('epoch', scheduled_for - started_at), $1::float8[])
-                    as buckets_at_or_above,
-                count(*) as n, sum(date_part('epoch', started_at - scheduled_for)) as secs
-         from runs where {filter} group by 1, 2, 3, 4"
-    );
-    let query = sqlx::query_as(&sql).bind(&negated);
-    let query = match runs {
-        Runs::Ids(ids) => query.bind(ids),
-        Runs::Between(from, to) => query.bind(from).bind(to),
-        Runs::From(from) => query.bind(from),
-    };
-    query.fetch_all(&mut *tx).await
-}
-
 /// The run totals of one API process, kept up to date by folding in what changed.
 ///
 /// Runs whose id is below the watermark and that had finished when the fold read them are in
@@ -179,32 +132,13 @@ impl RunTotals {
     /// The totals as of now: the settled ones plus the open and recent runs read now.
     async fn read(&self, pool: &sqlx::PgPool) -> Result<Totals, sqlx::Error> {
         let mut fold = self.fold.lock().await;
-        // One snapshot for the three reads, so a run moving between them is counted once.
-        let mut tx = pool.begin().await?;
-        sqlx::query("set transaction isolation level repeatable read, read only")
-            .execute(&mut *tx)
-            .await?;
-        let settled_before: Uuid =
-            sqlx::query_scalar("select uuid_v7_floor(now() - make_interval(secs => $1))")
-                .bind(SETTLE.as_secs_f64())
-                .fetch_one(&mut *tx)
-                .await?;
-        let from = fold.watermark.unwrap_or(Uuid::nil());
-        let to = settled_before.max(from);
         let open: Vec<Uuid> = fold.open.iter().copied().collect();
-        let rechecked = if open.is_empty() {
-            Vec::new()
-        } else {
-            groups(&mut tx, Runs::Ids(&open)).await?
-        };
-        let crossed = groups(&mut tx, Runs::Between(from, to)).await?;
-        let recent = groups(&mut tx, Runs::From(to)).await?;
-        tx.commit().await?;
+        let read = runs_totals_read(pool, &LATENESS_BUCKETS, fold.watermark, &open, SETTLE).await?;
 
         // Every read succeeded: only now change the fold.
         let mut current = Totals::default();
         fold.open.clear();
-        for g in rechecked.iter().chain(&crossed) {
+        for g in read.rechecked.iter().chain(&read.crossed) {
             match g.open_id {
                 Some(id) => {
                     fold.open.insert(id);
@@ -213,10 +147,10 @@ impl RunTotals {
                 None => fold.settled.add(g),
             }
         }
-        for g in &recent {
+        for g in &read.recent {
             current.add(g);
         }
-        fold.watermark = Some(to);
+        fold.watermark = Some(read.watermark);
         Ok(fold.settled.plus(&current))
     }
 }
@@ -225,21 +159,13 @@ impl RunTotals {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let pool = &state.pool;
-    let scheduled: i64 = sqlx::query_scalar("select count(*) from schedule_ticks")
-        .fetch_one(pool)
-        .await?;
-    let (active_leases, expired_leases): (i64, i64) = sqlx::query_as(
-        "select count(*) filter (where lease_expires_at >= now()), count(*) filter (where lease_expires_at < now())
-         from runs where status = 'RUNNING'",
-    )
-    .fetch_one(pool)
-    .await?;
-    let (queue_depth, oldest_queued): (i64, Option<f64>) = sqlx::query_as(
-        "select count(*), extract(epoch from now() - min(coalesce(scheduled_for, queued_at)))::float8
-         from runs where status = 'QUEUED'",
-    )
-    .fetch_one(pool)
-    .await?;
+    let scheduled = tick_count(pool).await?;
+    let Gauges {
+        queue_depth,
+        oldest_queued_seconds: oldest_queued,
+        active_leases,
+        expired_leases,
+    } = runs_gauges(pool).await?;
     // Read in a task of its own: a scrape given up by its client still completes the fold,
     // and the next scrape starts from it (the first one of a process reads the whole table).
     let totals = state.runs.clone();

@@ -7,7 +7,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use autoloader::ingestion::redact_options;
+use autoloader::ingestions::definition::redact_options;
+use autoloader::ingestions::draft::Draft;
+use autoloader::ingestions::store::IngestionRow;
+use autoloader::runs::RunRow;
 
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None), for PATCH.
 pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
@@ -102,6 +105,26 @@ pub struct IngestionCreate {
     pub status: Option<String>,
 }
 
+impl From<IngestionCreate> for Draft {
+    fn from(b: IngestionCreate) -> Draft {
+        Draft {
+            name: b.name,
+            description: b.description,
+            source_type: b.source_type,
+            source_path: b.source_path,
+            format_type: b.format_type,
+            destination_table: b.destination_table,
+            options: b.options,
+            schedule_frequency: b.schedule_frequency,
+            schedule_time: b.schedule_time,
+            schedule_timezone: b.schedule_timezone,
+            schedule_cron: b.schedule_cron,
+            schedule_enabled: b.schedule_enabled,
+            status: b.status,
+        }
+    }
+}
+
 /// Body of `PATCH /api/v1/ingestions/{id}`: only the fields sent change; `null` clears a
 /// nullable field.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -134,28 +157,41 @@ pub struct IngestionPatch {
     pub status: Option<String>,
 }
 
-/// An ingestion as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct IngestionRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub status: String,
-    pub source_type: String,
-    pub source_path: String,
-    pub format_type: String,
-    pub destination_table: String,
-    pub options: Value,
-    pub schedule_frequency: Option<String>,
-    pub schedule_time: Option<String>,
-    pub schedule_timezone: String,
-    pub schedule_cron: Option<String>,
-    pub schedule_enabled: bool,
-    pub next_run_time: Option<DateTime<Utc>>,
-    pub last_scheduled_run: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+impl IngestionPatch {
+    /// The stored definition `d` with the fields this patch sends.
+    pub fn apply(self, d: &mut Draft) {
+        macro_rules! set {
+            ($($f:ident),*) => {$(
+                if let Some(v) = self.$f {
+                    d.$f = Some(v);
+                }
+            )*};
+        }
+        set!(
+            name,
+            source_type,
+            source_path,
+            format_type,
+            destination_table,
+            schedule_timezone,
+            schedule_enabled,
+            status,
+            options
+        );
+        macro_rules! set_or_clear {
+            ($($f:ident),*) => {$(
+                if let Some(v) = self.$f {
+                    d.$f = v;
+                }
+            )*};
+        }
+        set_or_clear!(
+            description,
+            schedule_frequency,
+            schedule_time,
+            schedule_cron
+        );
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -209,42 +245,6 @@ impl From<IngestionRow> for IngestionResponse {
         }
     }
 }
-
-/// A page of results.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-    pub page: i64,
-    pub page_size: i64,
-}
-
-/// A run as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RunRow {
-    pub id: Uuid,
-    pub ingestion_id: Uuid,
-    pub triggered_by: String,
-    pub status: String,
-    pub scheduled_for: Option<DateTime<Utc>>,
-    pub data_interval_start: Option<DateTime<Utc>>,
-    pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub attempt: i32,
-    pub worker_id: Option<String>,
-    pub error: Option<String>,
-    pub reason: Option<String>,
-    pub files_processed: i64,
-    pub rows_ingested: i64,
-    pub bytes_read: i64,
-    pub bytes_written: i64,
-    pub snapshot_id: Option<i64>,
-}
-
-pub const RUN_COLUMNS: &str = "id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start, \
-     queued_at, started_at, finished_at, attempt, worker_id, error, reason, files_processed, rows_ingested, bytes_read, \
-     bytes_written, snapshot_id";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunResponse {

@@ -5,7 +5,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 
-use autoloader::ingestion::ScheduleFields;
+use autoloader::ingestions::definition::ScheduleFields;
 use autoloader::schedule::Schedule;
 
 use crate::auth::Tenant;

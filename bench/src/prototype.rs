@@ -1,6 +1,6 @@
 //! What-if measurements for engine changes, run in this process (not the shipped worker loop):
 //! the same queued no-op runs as `claim`, drained by loops that use the engine's own lease SQL
-//! (`autoloader::worker::lease::claim_many` and `complete_many`, one run per call), changing only how often they talk to
+//! (`autoloader::runs::lease::run_claim` and `run_complete`, one run per call), changing only how often they talk to
 //! the database:
 //!
 //! * `batch-claim`: each loop claims up to its slots at once, runs them, then writes every
@@ -14,8 +14,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use autoloader::executor::RunOutput;
-use autoloader::worker::lease;
+use autoloader::runs::lease::RunOutput;
+use autoloader::runs::lease;
 use clap::Args;
 use serde_json::json;
 
@@ -79,7 +79,7 @@ async fn drain(
             let mut done = 0u64;
             let mut claims = 0u64;
             loop {
-                let runs = lease::claim_many(&pool, &worker, slots as i64, Duration::from_secs(30)).await?;
+                let runs = lease::run_claim(&pool, &worker, slots as i64, Duration::from_secs(30)).await?;
                 claims += 1;
                 if runs.is_empty() {
                     break;
@@ -114,7 +114,7 @@ async fn drain(
                         let (pool, worker, l) = (pool.clone(), worker.clone(), r.lease());
                         set.spawn(async move {
                             let batch = [(l, lease::Outcome::Success(out))];
-                            lease::complete_many(&pool, &worker, &batch).await.map(|a| !a.is_empty())
+                            lease::run_complete(&pool, &worker, &batch).await.map(|a| !a.is_empty())
                         });
                     }
                     while let Some(r) = set.join_next().await {

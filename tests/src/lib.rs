@@ -35,7 +35,7 @@ impl TestApi {
 
     /// An API that accepts local sources under `roots`.
     pub async fn spawn_with_roots(pool: PgPool, roots: &[PathBuf]) -> TestApi {
-        let roots = autoloader::source::FileRoots::new(roots).expect("file roots");
+        let roots = autoloader::ingestions::options::FileRoots::new(roots).expect("file roots");
         TestApi::spawn_with_state(
             autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)).with_file_roots(roots),
         )
@@ -163,18 +163,19 @@ pub async fn tenant(pool: &PgPool, name: &str) -> Uuid {
     id
 }
 
-/// An ingestion with a custom cron schedule in `tz`, enabled, with test-executor `options`.
+/// An ingestion with a custom cron schedule in UTC, enabled, whose runs the test executor
+/// (`test-worker`) runs as `knobs` says (stored as its description).
 pub async fn scheduled_ingestion(
     pool: &PgPool,
     tenant_id: Uuid,
     name: &str,
     cron: &str,
-    options: Value,
+    knobs: Value,
 ) -> Uuid {
     let id = Uuid::now_v7();
     sqlx::query(
         "insert into ingestions (id, tenant_id, name, source_type, source_path, format_type,
-                                 destination_table, options, schedule_frequency, schedule_cron,
+                                 destination_table, description, schedule_frequency, schedule_cron,
                                  schedule_timezone, schedule_enabled)
          values ($1, $2, $3, 'local', 'file:///data/in/', 'json', 'analytics.events', $4,
                  'custom', $5, 'UTC', true)",
@@ -182,7 +183,7 @@ pub async fn scheduled_ingestion(
     .bind(id)
     .bind(tenant_id)
     .bind(name)
-    .bind(options)
+    .bind(knobs.to_string())
     .bind(cron)
     .execute(pool)
     .await

@@ -38,7 +38,8 @@ pub async fn scan_url(
     let catalog = autoloader_worker::ingest::table::open_catalog(database_url, warehouse, storage)
         .await
         .expect("open catalog");
-    let dest = autoloader::ingestion::DestinationTable::parse(table).expect("table name");
+    let dest =
+        autoloader::ingestions::definition::DestinationTable::parse(table).expect("table name");
     let id = autoloader_worker::ingest::table::ident(&dest).expect("ident");
     let table = autoloader_worker::ingest::table::load(&catalog, &id)
         .await

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use autoloader::executor::RunOutput;
-use autoloader::worker::lease::{self, Lease, Outcome};
+use autoloader::runs::lease::RunOutput;
+use autoloader::runs::lease::{self, Lease, Outcome};
 use autoloader_tests::{manual_run, scheduled_ingestion, tenant};
 use serde_json::json;
 use sqlx::PgPool;
@@ -16,7 +16,7 @@ const TTL: Duration = Duration::from_secs(30);
 
 /// Records one outcome under `lease` as `worker`; true when the lease still held.
 async fn complete(pool: &PgPool, worker: &str, lease: Lease, outcome: Outcome) -> bool {
-    let applied = lease::complete_many(pool, worker, &[(lease, outcome)])
+    let applied = lease::run_complete(pool, worker, &[(lease, outcome)])
         .await
         .expect("complete");
     applied == vec![lease.run_id]
@@ -64,7 +64,7 @@ async fn racing_claimers_each_get_different_runs(pool: PgPool) {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = lease::claim_many(&pool, &format!("w{w}"), 3, TTL)
+                let got = lease::run_claim(&pool, &format!("w{w}"), 3, TTL)
                     .await
                     .expect("claim");
                 if got.is_empty() {
@@ -110,7 +110,7 @@ async fn claims_take_the_oldest_tick_first_and_no_more_than_asked(pool: PgPool) 
         .expect("queue");
         runs.push(run);
     }
-    let got = lease::claim_many(&pool, "w", 2, TTL).await.expect("claim");
+    let got = lease::run_claim(&pool, "w", 2, TTL).await.expect("claim");
     let ids: Vec<Uuid> = got.iter().map(|c| c.run_id).collect();
     assert_eq!(ids, vec![runs[4], runs[3]]);
 }
@@ -121,17 +121,19 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
     let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
     let run = manual_run(&pool, i).await;
 
-    let a = lease::claim_many(&pool, "worker-a", 1, TTL)
+    let a = lease::run_claim(&pool, "worker-a", 1, TTL)
         .await
         .expect("claim")
         .remove(0);
     assert_eq!(a.attempt, 1);
     // worker-a freezes; its lease runs out and another process rescues the run.
     expire_leases(&pool).await;
-    let rescued = lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
+    let rescued = lease::run_rescue_expired(&pool, 3, 100)
+        .await
+        .expect("rescue");
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0].status, "QUEUED");
-    let b = lease::claim_many(&pool, "worker-b", 1, TTL)
+    let b = lease::run_claim(&pool, "worker-b", 1, TTL)
         .await
         .expect("claim")
         .remove(0);
@@ -149,13 +151,13 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
         bytes_written: 9,
         snapshot_id: Some(9),
     };
-    assert!(!lease::heartbeat(&pool, "worker-a", stale, TTL)
+    assert!(!lease::run_heartbeat(&pool, "worker-a", stale, TTL)
         .await
         .expect("hb"));
     assert!(!complete(&pool, "worker-a", stale, Outcome::Success(out)).await);
     assert!(!complete(&pool, "worker-a", stale, Outcome::Failure("boom".into())).await);
     assert!(
-        !lease::requeue(&pool, "worker-a", stale, Duration::ZERO, "x", None)
+        !lease::run_requeue(&pool, "worker-a", stale, Duration::ZERO, "x", None)
             .await
             .expect("requeue")
     );
@@ -169,7 +171,7 @@ async fn a_lost_lease_is_fenced_out_of_every_later_write(pool: PgPool) {
         bytes_written: 50,
         snapshot_id: Some(7),
     };
-    assert!(lease::heartbeat(&pool, "worker-b", b.lease(), TTL)
+    assert!(lease::run_heartbeat(&pool, "worker-b", b.lease(), TTL)
         .await
         .expect("hb"));
     assert!(complete(&pool, "worker-b", b.lease(), Outcome::Success(done)).await);
@@ -202,7 +204,7 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
     }
     let first = manual_run(&pool, ingestions[0]).await;
     let lost = manual_run(&pool, ingestions[1]).await;
-    let a = lease::claim_many(&pool, "w", 2, TTL).await.expect("claim");
+    let a = lease::run_claim(&pool, "w", 2, TTL).await.expect("claim");
     assert_eq!(a.len(), 2);
     // `lost` is rescued and claimed by another worker: w's outcome for it must not land.
     sqlx::query("update runs set lease_expires_at = now() - interval '1 second' where id = $1")
@@ -210,8 +212,10 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("expire");
-    lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
-    let other = lease::claim_many(&pool, "other", 1, TTL)
+    lease::run_rescue_expired(&pool, 3, 100)
+        .await
+        .expect("rescue");
+    let other = lease::run_claim(&pool, "other", 1, TTL)
         .await
         .expect("claim");
     assert_eq!(other[0].run_id, lost);
@@ -222,7 +226,7 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
         rows_ingested: 5,
         ..RunOutput::default()
     };
-    let done = lease::exchange(
+    let done = lease::run_exchange(
         &pool,
         "w",
         &[
@@ -273,7 +277,7 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
     assert_eq!(row(&pool, after).await.status, "QUEUED");
 
     // With nothing finished and nothing to claim, it changes nothing.
-    let idle = lease::exchange(&pool, "w", &[], 0, TTL)
+    let idle = lease::run_exchange(&pool, "w", &[], 0, TTL)
         .await
         .expect("exchange");
     assert!(idle.recorded.is_empty() && idle.claimed.is_empty());
@@ -291,12 +295,12 @@ async fn an_error_text_postgres_cannot_store_does_not_sink_its_batch(pool: PgPoo
         manual_run(&pool, bad).await,
         manual_run(&pool, long).await,
     );
-    lease::claim_many(&pool, "w", 3, TTL).await.expect("claim");
+    lease::run_claim(&pool, "w", 3, TTL).await.expect("claim");
     let lease_of = |run_id| Lease { run_id, attempt: 1 };
     // A parser's error quoting a binary record (NUL bytes, which `text` refuses), and one of 1 MB.
     let binary = "bad record: 'a\0b'".to_owned();
     let huge = "x".repeat(1 << 20);
-    let done = lease::exchange(
+    let done = lease::run_exchange(
         &pool,
         "w",
         &[
@@ -328,12 +332,14 @@ async fn a_run_that_keeps_losing_its_worker_fails_as_worker_lost(pool: PgPool) {
     let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
     let run = manual_run(&pool, i).await;
     for attempt in 1..=3 {
-        let c = lease::claim_many(&pool, &format!("w{attempt}"), 1, TTL)
+        let c = lease::run_claim(&pool, &format!("w{attempt}"), 1, TTL)
             .await
             .expect("claim");
         assert_eq!(c.len(), 1);
         expire_leases(&pool).await;
-        lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
+        lease::run_rescue_expired(&pool, 3, 100)
+            .await
+            .expect("rescue");
     }
     let r = row(&pool, run).await;
     assert_eq!(
@@ -344,14 +350,14 @@ async fn a_run_that_keeps_losing_its_worker_fails_as_worker_lost(pool: PgPool) {
         r.error.as_deref(),
         Some("worker lost: w3 stopped renewing its lease (attempt 3 of 3)")
     );
-    assert!(lease::claim_many(&pool, "w4", 1, TTL)
+    assert!(lease::run_claim(&pool, "w4", 1, TTL)
         .await
         .expect("claim")
         .is_empty());
     // A live lease is never rescued.
     let again = manual_run(&pool, i).await;
-    lease::claim_many(&pool, "w5", 1, TTL).await.expect("claim");
-    assert!(lease::rescue_expired(&pool, 3, 100)
+    lease::run_claim(&pool, "w5", 1, TTL).await.expect("claim");
+    assert!(lease::run_rescue_expired(&pool, 3, 100)
         .await
         .expect("rescue")
         .is_empty());
@@ -363,11 +369,11 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
     let t = tenant(&pool, "acme").await;
     let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
     let run = manual_run(&pool, i).await;
-    let c = lease::claim_many(&pool, "w", 1, TTL)
+    let c = lease::run_claim(&pool, "w", 1, TTL)
         .await
         .expect("claim")
         .remove(0);
-    assert!(lease::requeue(
+    assert!(lease::run_requeue(
         &pool,
         "w",
         c.lease(),
@@ -378,7 +384,7 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
     .await
     .expect("requeue"));
     assert!(
-        lease::claim_many(&pool, "w", 1, TTL)
+        lease::run_claim(&pool, "w", 1, TTL)
             .await
             .expect("claim")
             .is_empty(),
@@ -389,7 +395,7 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("time passes");
-    let again = lease::claim_many(&pool, "w", 1, TTL).await.expect("claim");
+    let again = lease::run_claim(&pool, "w", 1, TTL).await.expect("claim");
     assert_eq!(
         again
             .iter()
@@ -407,7 +413,7 @@ async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
         let i = scheduled_ingestion(&pool, t, &format!("e{n}"), "0 0 * * *", json!({})).await;
         runs.push(manual_run(&pool, i).await);
     }
-    let claimed = lease::claim_many(&pool, "worker-a", 3, TTL)
+    let claimed = lease::run_claim(&pool, "worker-a", 3, TTL)
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 3);
@@ -422,8 +428,10 @@ async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("expire");
-    lease::rescue_expired(&pool, 3, 100).await.expect("rescue");
-    let b = lease::claim_many(&pool, "worker-b", 1, TTL)
+    lease::run_rescue_expired(&pool, 3, 100)
+        .await
+        .expect("rescue");
+    let b = lease::run_claim(&pool, "worker-b", 1, TTL)
         .await
         .expect("claim")
         .remove(0);
@@ -447,7 +455,7 @@ async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
             (if c.run_id == runs[0] { lost } else { c.lease() }, outcome)
         })
         .collect();
-    let mut applied = lease::complete_many(&pool, "worker-a", &batch)
+    let mut applied = lease::run_complete(&pool, "worker-a", &batch)
         .await
         .expect("complete");
     applied.sort();

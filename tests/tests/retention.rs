@@ -3,10 +3,10 @@
 
 use std::time::Duration as StdDuration;
 
-use autoloader::retention;
 use autoloader_tests::{
     database_url, scheduled_ingestion, tenant, uuid_v7_at, wait_for, WorkerProcess,
 };
+use autoloader_worker::retention;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::PgPool;

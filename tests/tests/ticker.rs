@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use autoloader::ticker::{tick_once, TickerConfig};
 use autoloader_tests::{scheduled_ingestion, tenant};
+use autoloader_worker::ticker::{tick_once, TickerConfig};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::PgPool;

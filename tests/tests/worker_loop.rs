@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoloader::executor::{ExecFuture, Executor, RunContext, RunOutput};
-use autoloader::worker::{Worker, WorkerConfig};
 use autoloader_tests::{manual_run, scheduled_ingestion, tenant};
+use autoloader_worker::executor::{ExecFuture, Executor, RunContext, RunOutput};
+use autoloader_worker::worker::{Worker, WorkerConfig};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::Barrier;

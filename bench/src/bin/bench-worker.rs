@@ -7,20 +7,8 @@
 
 use std::sync::Arc;
 
-use autoloader::config::{DatabaseConfig, RoleConfig, SchedulerConfig};
-use autoloader::executor::{ExecFuture, Executor, RunContext, RunOutput};
-use clap::Parser;
-
-#[derive(Debug, Parser)]
-#[command(name = "bench-worker")]
-struct Cli {
-    #[command(flatten)]
-    database: DatabaseConfig,
-    #[command(flatten)]
-    scheduler: SchedulerConfig,
-    #[command(flatten)]
-    role: RoleConfig,
-}
+use autoloader_worker::executor::{ExecFuture, Executor, RunContext, RunOutput};
+use autoloader_worker::process::{NoFlags, Process};
 
 /// Succeeds at once, reporting one file and no rows.
 struct NoOp;
@@ -38,20 +26,19 @@ impl Executor for NoOp {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
     // `RUST_LOG` wins; the harness sets it (`--worker-log`, default `warn`).
-    autoloader::telemetry::init("warn");
-    if let Err(e) = cli.scheduler.validate() {
-        eprintln!("{e}");
-        std::process::exit(2);
-    }
-    let pool = match autoloader::db::connect(&cli.database, "bench-worker").await {
+    let process = match Process::<NoFlags>::start(
+        "bench-worker",
+        "autoloader-worker with a no-op executor, for benchmarks",
+        "warn",
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
     };
-    let shutdown = autoloader::process::shutdown_on_signals();
-    autoloader::process::run(pool, &cli.scheduler, &cli.role, Arc::new(NoOp), shutdown).await;
+    process.serve(Arc::new(NoOp)).await;
 }

@@ -1,5 +1,6 @@
 //! `autoloader-worker` with a test executor: the same process wiring, ticker and worker runtime
-//! as the shipped binary, with an executor whose behaviour each ingestion's `options` choose:
+//! as the shipped binary, with an executor whose behaviour each ingestion's `description`
+//! chooses, a JSON object (the fixtures write it: `autoloader_tests::scheduled_ingestion`):
 //!
 //! * `test_sleep_ms` (number): how long the run takes; it stops early when cancelled.
 //! * `test_sleep_attempts` (number): sleep only on attempts up to this one (default: all).
@@ -11,27 +12,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoloader::config::{DatabaseConfig, RoleConfig, SchedulerConfig};
-use autoloader::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
-use clap::Parser;
+use autoloader_worker::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
+use autoloader_worker::process::{NoFlags, Process};
 
-#[derive(Debug, Parser)]
-#[command(name = "test-worker")]
-struct Cli {
-    #[command(flatten)]
-    database: DatabaseConfig,
-    #[command(flatten)]
-    scheduler: SchedulerConfig,
-    #[command(flatten)]
-    role: RoleConfig,
-}
+struct DescriptionExecutor;
 
-struct OptionsExecutor;
-
-impl Executor for OptionsExecutor {
+impl Executor for DescriptionExecutor {
     fn execute(&self, ctx: RunContext) -> ExecFuture<'_> {
         Box::pin(async move {
-            let opts = &ctx.ingestion.options;
+            let opts: serde_json::Value = ctx
+                .ingestion
+                .description
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or_default();
             let sleep_ms = opts["test_sleep_ms"].as_u64().unwrap_or(0);
             let sleep_attempts = opts["test_sleep_attempts"].as_i64().unwrap_or(i64::MAX);
             if sleep_ms > 0 && i64::from(ctx.attempt) <= sleep_attempts {
@@ -55,26 +49,18 @@ impl Executor for OptionsExecutor {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
-    autoloader::telemetry::init("info,autoloader=debug");
-    if let Err(e) = cli.scheduler.validate() {
-        eprintln!("{e}");
-        std::process::exit(2);
-    }
-    let pool = match autoloader::db::connect(&cli.database, "test-worker").await {
+    let process = match Process::<NoFlags>::start(
+        "test-worker",
+        "autoloader-worker with the tests' executor",
+        "info,autoloader=debug,autoloader_worker=debug",
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
     };
-    let shutdown = autoloader::process::shutdown_on_signals();
-    autoloader::process::run(
-        pool,
-        &cli.scheduler,
-        &cli.role,
-        Arc::new(OptionsExecutor),
-        shutdown,
-    )
-    .await;
+    process.serve(Arc::new(DescriptionExecutor)).await;
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use autoloader::ingestion::{SourcePath, SourceType};
-use autoloader::source::{FileRoots, IngestOptions};
+use autoloader::ingestions::definition::{SourcePath, SourceType};
+use autoloader::ingestions::options::{FileRoots, IngestOptions};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
@@ -49,14 +49,14 @@ impl Source {
 
     pub fn open(
         source_type: SourceType,
-        source_path: &str,
+        path: &SourcePath,
         options: &IngestOptions,
         roots: &FileRoots,
     ) -> Result<Source, IngestError> {
-        let path = SourcePath::parse(source_type, source_path).map_err(IngestError::Config)?;
+        let source_path = path.as_str();
         match source_type {
             SourceType::Local => {
-                let dir = roots.resolve(&path).map_err(IngestError::Config)?;
+                let dir = roots.resolve(path).map_err(IngestError::Config)?;
                 if !dir.is_dir() {
                     return Err(IngestError::Config(format!(
                         "source directory {} does not exist",
@@ -139,18 +139,9 @@ impl Source {
             })
             .collect();
         let paths: Vec<String> = found.iter().map(|c| c.url.clone()).collect();
-        let mut loaded = std::collections::HashSet::new();
-        for chunk in paths.chunks(10_000) {
-            let rows = sqlx::query_scalar!(
-                "select path from loaded_files where ingestion_id = $1 and path = any($2)",
-                ingestion_id,
-                chunk
-            )
-            .fetch_all(pool)
+        let loaded = autoloader::ledger::ledger_loaded_among(pool, ingestion_id, &paths)
             .await
             .map_err(IngestError::Db)?;
-            loaded.extend(rows);
-        }
         found.retain(|c| !loaded.contains(&c.url));
         found.sort_by(|a, b| (a.last_modified, &a.relative).cmp(&(b.last_modified, &b.relative)));
         let mut bytes = 0u64;

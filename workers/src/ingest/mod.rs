@@ -19,11 +19,10 @@ pub mod warehouse;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use autoloader::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
-use autoloader::ingestion::{DestinationTable, FormatType, SourceType};
-use autoloader::source::{FileRoots, IngestOptions};
+use autoloader::ingestions::options::FileRoots;
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::location_generator::{
@@ -162,19 +161,15 @@ impl IngestExecutor {
 
     async fn run(&self, ctx: &RunContext) -> Result<RunOutput, IngestError> {
         let ing = &ctx.ingestion;
-        let source_type = SourceType::parse(&ing.source_type).map_err(IngestError::Config)?;
-        let format = FormatType::parse(&ing.format_type).map_err(IngestError::Config)?;
-        let dest = DestinationTable::parse(&ing.destination_table).map_err(IngestError::Config)?;
-        let options = IngestOptions::parse(&ing.options, source_type, format).map_err(|ps| {
-            IngestError::Config(
-                ps.iter()
-                    .map(|p| format!("{}: {}", p.field, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let def = &ing.definition;
+        let (source_type, format, dest, options) = (
+            def.source_type,
+            def.format_type,
+            &def.destination_table,
+            &def.options,
+        );
         let catalog = self.catalog().await?;
-        let id = table::ident(&dest)?;
+        let id = table::ident(dest)?;
         let existing = table::load(catalog, &id).await?;
 
         if let Some(done) = existing
@@ -195,13 +190,8 @@ impl IngestExecutor {
             });
         }
 
-        let source = Source::open(
-            source_type,
-            &ing.source_path,
-            &options,
-            &self.cfg.file_roots,
-        )?;
-        let files = source.new_files(&self.pool, ing.id, &options).await?;
+        let source = Source::open(source_type, &def.source_path, options, &self.cfg.file_roots)?;
+        let files = source.new_files(&self.pool, ing.id, options).await?;
         if files.is_empty() {
             tracing::info!("no new files");
             return Ok(RunOutput::default());

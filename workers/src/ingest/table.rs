@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use autoloader::ingestion::DestinationTable;
+use autoloader::ingestions::definition::DestinationTable;
+use autoloader::ledger;
 use chrono::{DateTime, Utc};
 use iceberg::spec::{DataFile, DataFileFormat, Schema as IcebergSchema};
 use iceberg::table::Table;
@@ -312,18 +313,15 @@ impl Catalog for FencedCommit<'_> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // The lease check locks the run row: recovery cannot requeue the run until this
         // transaction ends, and after a requeue this worker's attempt no longer matches.
-        let held = sqlx::query_scalar!(
-            "update runs set heartbeat_at = now()
-             where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
-             returning id",
-            f.run_id,
-            f.attempt,
-            f.worker_id,
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if held.is_none() {
+        let lease = autoloader::runs::lease::Fence {
+            run_id: f.run_id,
+            attempt: f.attempt,
+            worker_id: f.worker_id.clone(),
+        };
+        let held = autoloader::runs::lease::run_fence(&mut tx, &lease)
+            .await
+            .map_err(db_error)?;
+        if !held {
             return Err(Error::new(ErrorKind::PreconditionFailed, LEASE_LOST));
         }
         let swapped = sqlx::query!(
@@ -347,32 +345,28 @@ impl Catalog for FencedCommit<'_> {
             )
             .with_retryable(true));
         }
-        let paths: Vec<String> = self.files.iter().map(|x| x.path.clone()).collect();
-        let sizes: Vec<i64> = self.files.iter().map(|x| x.size as i64).collect();
-        let etags: Vec<Option<String>> = self.files.iter().map(|x| x.etag.clone()).collect();
-        let modified: Vec<DateTime<Utc>> = self.files.iter().map(|x| x.last_modified).collect();
-        let rows: Vec<i64> = self.files.iter().map(|x| x.rows as i64).collect();
+        let files: Vec<ledger::LoadedFile> = self
+            .files
+            .iter()
+            .map(|x| ledger::LoadedFile {
+                path: x.path.clone(),
+                size: i64::try_from(x.size).unwrap_or(i64::MAX),
+                etag: x.etag.clone(),
+                last_modified: x.last_modified,
+                rows: i64::try_from(x.rows).unwrap_or(i64::MAX),
+            })
+            .collect();
+        let by = ledger::LoadedBy {
+            ingestion_id: f.ingestion_id,
+            run_id: f.run_id,
+            attempt: f.attempt,
+            snapshot_id,
+        };
         // A path already in the ledger violates its primary key and rolls the commit back: no
         // file is ever appended twice.
-        sqlx::query!(
-            "insert into loaded_files (ingestion_id, path, size_bytes, etag, last_modified,
-                                       run_id, attempt, snapshot_id, rows_loaded)
-             select $1, f.path, f.size, f.etag, f.modified, $2, $3, $4, f.rows
-             from unnest($5::text[], $6::bigint[], $7::text[], $8::timestamptz[], $9::bigint[])
-                 as f(path, size, etag, modified, rows)",
-            f.ingestion_id,
-            f.run_id,
-            f.attempt,
-            snapshot_id,
-            &paths,
-            &sizes,
-            &etags as &[Option<String>],
-            &modified,
-            &rows,
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        ledger::ledger_record(&mut tx, by, &files)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         if let Ok(mut slot) = self.snapshot_id.lock() {
             *slot = Some(snapshot_id);

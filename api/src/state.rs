@@ -1,0 +1,51 @@
+//! What every handler may use: the pool, the tenancy and admin settings, and the process's
+//! caches.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use autoloader::ingestions::options::FileRoots;
+
+use crate::auth::{self, TokenCache};
+use crate::metrics::RunTotals;
+use crate::schedule_cache::ScheduleCache;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// SHA-256 of `AUTOLOADER_ADMIN_TOKEN`; `None` disables tenant administration.
+    pub admin_token_sha256: Option<[u8; 32]>,
+    pub tokens: Arc<TokenCache>,
+    /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
+    pub file_roots: Arc<FileRoots>,
+    /// Schedule views for `GET /{id}/schedule`; bypassed until [`AppState::listen`] runs.
+    pub schedules: Arc<ScheduleCache>,
+    /// Run totals for `/metrics`, folded scrape by scrape.
+    pub runs: Arc<RunTotals>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, admin_token: Option<&str>) -> AppState {
+        AppState {
+            pool,
+            admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
+            tokens: Default::default(),
+            file_roots: Default::default(),
+            schedules: Default::default(),
+            runs: Default::default(),
+        }
+    }
+
+    /// Starts the task that keeps the schedule cache true (see [`crate::schedule_cache`]);
+    /// without it the cache is never used.
+    pub fn listen(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.schedules.clone().listen(self.pool.clone()))
+    }
+
+    /// Allows local sources under `roots`.
+    pub fn with_file_roots(mut self, roots: FileRoots) -> AppState {
+        self.file_roots = Arc::new(roots);
+        self
+    }
+}

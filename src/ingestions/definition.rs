@@ -1,0 +1,376 @@
+//! An ingestion's definition, parsed at the boundary into values that cannot be invalid: where
+//! files come from, what format they are in, which Iceberg table they go to, and when.
+//!
+//! Every problem is reported as a [`FieldProblem`] naming the API field, and all problems of one
+//! request are collected, so a user fixes a request in one round trip.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::options::IngestOptions;
+pub use crate::schedule::FieldProblem;
+use crate::schedule::{Schedule, ScheduleInput, FIELD_FREQUENCY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    S3,
+    Local,
+}
+
+impl SourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceType::S3 => "s3",
+            SourceType::Local => "local",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<SourceType, String> {
+        match s {
+            "s3" => Ok(SourceType::S3),
+            "local" => Ok(SourceType::Local),
+            other => Err(format!(
+                "source_type must be one of: s3, local (got '{other}')"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatType {
+    Json,
+    Csv,
+    Parquet,
+}
+
+impl FormatType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormatType::Json => "json",
+            FormatType::Csv => "csv",
+            FormatType::Parquet => "parquet",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<FormatType, String> {
+        match s {
+            "json" => Ok(FormatType::Json),
+            "csv" => Ok(FormatType::Csv),
+            "parquet" => Ok(FormatType::Parquet),
+            other => Err(format!(
+                "format_type must be one of: json, csv, parquet (got '{other}')"
+            )),
+        }
+    }
+}
+
+/// A source prefix that matches its source type: `s3://bucket/prefix/` (or `s3a://`) for S3,
+/// `file:///absolute/dir/` for local files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePath(String);
+
+impl SourcePath {
+    pub fn parse(source_type: SourceType, s: &str) -> Result<SourcePath, String> {
+        if s.len() > 1024 {
+            return Err("source_path is longer than 1024 characters".into());
+        }
+        if s.chars().any(char::is_control) {
+            return Err("source_path contains control characters".into());
+        }
+        match source_type {
+            SourceType::S3 => {
+                let rest = s
+                    .strip_prefix("s3://")
+                    .or_else(|| s.strip_prefix("s3a://"))
+                    .ok_or_else(|| format!("source_path must look like s3://bucket/prefix/ for an s3 source (got '{s}')"))?;
+                let bucket = rest.split('/').next().unwrap_or("");
+                if !valid_bucket(bucket) {
+                    return Err(format!(
+                        "source_path: '{bucket}' is not a valid bucket name (3-63 lower-case letters, digits, dots and hyphens)"
+                    ));
+                }
+            }
+            SourceType::Local => {
+                let path = s
+                    .strip_prefix("file://")
+                    .filter(|p| p.starts_with('/'))
+                    .ok_or_else(|| format!("source_path must look like file:///absolute/dir/ for a local source (got '{s}')"))?;
+                if path.split('/').any(|seg| seg == "..") {
+                    return Err("source_path must not contain '..'".into());
+                }
+            }
+        }
+        Ok(SourcePath(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn valid_bucket(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && b.bytes().last().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// `namespace.table` (namespaces may nest: `a.b.table`), each part an identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationTable {
+    pub namespace: Vec<String>,
+    pub table: String,
+}
+
+impl DestinationTable {
+    pub fn parse(s: &str) -> Result<DestinationTable, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.len() < 2 {
+            return Err(format!(
+                "destination_table must be namespace.table (got '{s}')"
+            ));
+        }
+        for p in &parts {
+            let ok = !p.is_empty()
+                && p.len() <= 128
+                && p.bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+                && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+            if !ok {
+                return Err(format!(
+                    "destination_table: '{p}' is not an identifier (letters, digits and underscores, not starting with a digit, at most 128)"
+                ));
+            }
+        }
+        let (table, namespace) = parts
+            .split_last()
+            .map(|(t, ns)| (t.to_string(), ns.iter().map(|s| s.to_string()).collect()))
+            .unwrap_or_default();
+        Ok(DestinationTable { namespace, table })
+    }
+}
+
+impl fmt::Display for DestinationTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.namespace.join("."), self.table)
+    }
+}
+
+/// What a run of an ingestion works from: the parts of its definition, parsed.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub source_type: SourceType,
+    pub source_path: SourcePath,
+    pub format_type: FormatType,
+    pub destination_table: DestinationTable,
+    pub options: IngestOptions,
+}
+
+impl Definition {
+    /// Parses a definition as stored. The API stores only what parses, but a person at a psql
+    /// prompt can store anything: a run of such an ingestion fails with this error.
+    pub fn parse(
+        source_type: &str,
+        source_path: &str,
+        format_type: &str,
+        destination_table: &str,
+        options: &Value,
+    ) -> Result<Definition, String> {
+        let source_type = SourceType::parse(source_type)?;
+        let format_type = FormatType::parse(format_type)?;
+        let options = IngestOptions::parse(options, source_type, format_type).map_err(|ps| {
+            ps.iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        Ok(Definition {
+            source_type,
+            source_path: SourcePath::parse(source_type, source_path)?,
+            format_type,
+            destination_table: DestinationTable::parse(destination_table)?,
+            options,
+        })
+    }
+}
+
+/// The schedule fields of a request, as the user sent them.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleFields {
+    pub frequency: Option<String>,
+    pub time: Option<String>,
+    pub timezone: Option<String>,
+    pub cron: Option<String>,
+    pub enabled: bool,
+}
+
+impl ScheduleFields {
+    /// Validates the fields as the product spec does: format rules always apply; a schedule is
+    /// required only when it is enabled. Returns the parsed schedule when there is one.
+    pub fn validate(&self) -> Result<Option<Schedule>, Vec<FieldProblem>> {
+        let input = ScheduleInput {
+            frequency: self.frequency.as_deref(),
+            time: self.time.as_deref(),
+            timezone: self.timezone.as_deref(),
+            cron: self.cron.as_deref(),
+        };
+        match Schedule::parse(&input) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                let frequency_missing = self
+                    .frequency
+                    .as_deref()
+                    .is_none_or(|f| f.trim().is_empty());
+                let problems: Vec<FieldProblem> = e
+                    .problems
+                    .into_iter()
+                    .map(|p| {
+                        if p.field == FIELD_FREQUENCY && frequency_missing {
+                            FieldProblem {
+                                field: FIELD_FREQUENCY,
+                                message:
+                                    "schedule_frequency is required when schedule_enabled is true"
+                                        .into(),
+                            }
+                        } else {
+                            p
+                        }
+                    })
+                    .filter(|p| self.enabled || !(p.field == FIELD_FREQUENCY && frequency_missing))
+                    .collect();
+                if problems.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(problems)
+                }
+            }
+        }
+    }
+}
+
+/// Longest name of an ingestion or a tenant, in characters, as sent (before trimming).
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Checks a name as sent: at most [`MAX_NAME_CHARS`] characters and no control characters.
+/// (Whether it is blank is the caller's `required` check.)
+pub fn check_name(raw: &str) -> Result<(), String> {
+    if raw.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("name must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("name must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Options whose keys name secrets; never returned by the API or logged.
+pub fn is_secret_option(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("secret")
+        || k.contains("password")
+        || k.contains("token")
+        || (k.ends_with("_key") && k != "s3_access_key_id")
+}
+
+/// The options as the API shows them: secret values replaced by "********".
+pub fn redact_options(options: &Value) -> Value {
+    match options {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_option(k) {
+                        Value::String("********".into())
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_paths_match_their_type() {
+        assert!(SourcePath::parse(SourceType::S3, "s3://my-logs-bucket/cloudtrail/").is_ok());
+        assert!(SourcePath::parse(SourceType::S3, "s3a://my-logs-bucket/").is_ok());
+        assert!(SourcePath::parse(SourceType::Local, "file:///data/in/").is_ok());
+        for (t, bad) in [
+            (SourceType::S3, "file:///data/in/"),
+            (SourceType::S3, "s3://UPPER/x/"),
+            (SourceType::S3, "s3://ab/"),
+            (SourceType::Local, "s3://bucket/x/"),
+            (SourceType::Local, "file://relative/dir"),
+            (SourceType::Local, "file:///data/../etc/"),
+        ] {
+            assert!(SourcePath::parse(t, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn destination_tables_are_identifiers() {
+        let t = DestinationTable::parse("security.cloudtrail_logs").expect("valid");
+        assert_eq!(
+            (t.namespace.clone(), t.table.as_str()),
+            (vec!["security".to_owned()], "cloudtrail_logs")
+        );
+        assert_eq!(t.to_string(), "security.cloudtrail_logs");
+        for bad in ["events", "a..b", "1a.b", "a.b-c", ".a", "a.", "a b.c"] {
+            assert!(DestinationTable::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules_are_required_only_when_enabled() {
+        let off = ScheduleFields::default();
+        assert_eq!(off.validate(), Ok(None));
+        let on = ScheduleFields {
+            enabled: true,
+            ..ScheduleFields::default()
+        };
+        let problems = on.validate().expect_err("enabled without frequency");
+        assert_eq!(problems[0].field, "schedule_frequency");
+        assert_eq!(
+            problems[0].message,
+            "schedule_frequency is required when schedule_enabled is true"
+        );
+        // Format rules apply even to a disabled schedule.
+        let bad_time = ScheduleFields {
+            time: Some("9:00".into()),
+            ..ScheduleFields::default()
+        };
+        assert_eq!(
+            bad_time.validate().expect_err("bad time")[0].field,
+            "schedule_time"
+        );
+    }
+
+    #[test]
+    fn names_are_checked_as_sent() {
+        assert!(check_name("Daily AWS CloudTrail Ingestion").is_ok());
+        let long = format!(" {}", "x".repeat(MAX_NAME_CHARS));
+        assert!(check_name(&long).is_err(), "counted before trimming");
+        assert!(check_name("tab\there").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let shown = redact_options(&serde_json::json!({
+            "s3_region": "eu-west-1", "s3_access_key_id": "AKIA", "s3_secret_access_key": "shh"
+        }));
+        assert_eq!(shown["s3_secret_access_key"], "********");
+        assert_eq!(shown["s3_access_key_id"], "AKIA");
+        assert_eq!(shown["s3_region"], "eu-west-1");
+    }
+}

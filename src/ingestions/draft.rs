@@ -1,0 +1,246 @@
+//! A definition as a request sends it ([`Draft`]: every field optional, strings as typed),
+//! checked whole into a [`Valid`] one that the store writes. Every problem is collected and
+//! named by its field, so a user fixes a request in one round trip; nothing is stored unless the
+//! whole definition is valid.
+
+use serde_json::Value;
+
+use super::definition::{
+    check_name, DestinationTable, FieldProblem, FormatType, ScheduleFields, SourcePath, SourceType,
+};
+use super::options::{FileRoots, IngestOptions};
+use super::store::IngestionRow;
+use crate::schedule::Schedule;
+
+/// One problem of a request, named by its field (`options.<key>` for an option).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl From<FieldProblem> for Problem {
+    fn from(p: FieldProblem) -> Problem {
+        Problem {
+            field: p.field.to_owned(),
+            message: p.message,
+        }
+    }
+}
+
+/// An ingestion's definition as a request sends it: the body of a create or replace, or a stored
+/// definition with a patch applied.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub source_type: Option<String>,
+    pub source_path: Option<String>,
+    pub format_type: Option<String>,
+    pub destination_table: Option<String>,
+    pub options: Option<Value>,
+    pub schedule_frequency: Option<String>,
+    pub schedule_time: Option<String>,
+    pub schedule_timezone: Option<String>,
+    pub schedule_cron: Option<String>,
+    pub schedule_enabled: Option<bool>,
+    pub status: Option<String>,
+}
+
+/// The status of an ingestion: `ACTIVE` runs on its schedule, `PAUSED` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestionStatus {
+    Active,
+    Paused,
+}
+
+impl IngestionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestionStatus::Active => "ACTIVE",
+            IngestionStatus::Paused => "PAUSED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<IngestionStatus, String> {
+        match s {
+            "ACTIVE" => Ok(IngestionStatus::Active),
+            "PAUSED" => Ok(IngestionStatus::Paused),
+            other => Err(format!("status must be ACTIVE or PAUSED (got '{other}')")),
+        }
+    }
+}
+
+/// A whole definition that passed every check, ready to store.
+#[derive(Debug, Clone)]
+pub struct Valid {
+    pub name: String,
+    pub description: Option<String>,
+    pub status: IngestionStatus,
+    pub source_type: SourceType,
+    pub source_path: SourcePath,
+    pub format_type: FormatType,
+    pub destination_table: DestinationTable,
+    /// The options object as stored (checked by [`IngestOptions::parse`]).
+    pub options: Value,
+    /// The schedule, when the fields hold one (always, when it is enabled).
+    pub schedule: Option<Schedule>,
+    pub fields: ScheduleFields,
+}
+
+impl Valid {
+    /// Whether the schedule runs: enabled, and the ingestion ACTIVE.
+    pub fn is_live(&self) -> bool {
+        self.fields.enabled && self.status == IngestionStatus::Active
+    }
+}
+
+fn blank_to_none(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl Draft {
+    /// The stored definition, as a draft a patch can change. Secret options are kept as stored
+    /// (the client never sees them, so it cannot send them back).
+    pub fn from_row(r: &IngestionRow) -> Draft {
+        Draft {
+            name: Some(r.name.clone()),
+            description: r.description.clone(),
+            source_type: Some(r.source_type.clone()),
+            source_path: Some(r.source_path.clone()),
+            format_type: Some(r.format_type.clone()),
+            destination_table: Some(r.destination_table.clone()),
+            options: Some(r.options.clone()),
+            schedule_frequency: r.schedule_frequency.clone(),
+            schedule_time: r.schedule_time.clone(),
+            schedule_timezone: Some(r.schedule_timezone.clone()),
+            schedule_cron: r.schedule_cron.clone(),
+            schedule_enabled: Some(r.schedule_enabled),
+            status: Some(r.status.clone()),
+        }
+    }
+
+    /// Checks the whole definition, collecting every problem. Local sources must lie under
+    /// `roots` (after following symlinks).
+    pub fn validate(self, roots: &FileRoots) -> Result<Valid, Vec<Problem>> {
+        let mut errors: Vec<Problem> = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            errors.push(Problem {
+                field: field.to_owned(),
+                message,
+            })
+        };
+        let raw_name_problem = self.name.as_deref().and_then(|n| check_name(n).err());
+        let mut required = |v: Option<String>, field: &str| -> Option<String> {
+            let v = blank_to_none(v);
+            if v.is_none() {
+                problem(field, format!("{field} is required"));
+            }
+            v
+        };
+        let name = required(self.name, "name");
+        let source_type = required(self.source_type, "source_type");
+        let source_path = required(self.source_path, "source_path");
+        let format_type = required(self.format_type, "format_type");
+        let destination_table = required(self.destination_table, "destination_table");
+        let mut problem = |field: &str, message: String| {
+            errors.push(Problem {
+                field: field.to_owned(),
+                message,
+            })
+        };
+
+        if let Some(m) = raw_name_problem {
+            problem("name", m);
+        }
+        let source_type = source_type.and_then(|s| {
+            SourceType::parse(&s)
+                .map_err(|m| problem("source_type", m))
+                .ok()
+        });
+        let source_path = match (source_type, source_path) {
+            (Some(t), Some(p)) => SourcePath::parse(t, &p)
+                .map_err(|m| problem("source_path", m))
+                .ok(),
+            _ => None,
+        };
+        let format_type = format_type.and_then(|s| {
+            FormatType::parse(&s)
+                .map_err(|m| problem("format_type", m))
+                .ok()
+        });
+        let destination_table = destination_table.and_then(|s| {
+            DestinationTable::parse(&s)
+                .map_err(|m| problem("destination_table", m))
+                .ok()
+        });
+        let options = match self.options {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => {
+                problem("options", "options must be a JSON object".into());
+                Value::Null
+            }
+        };
+        if let (Some(t), Some(f), Value::Object(_)) = (source_type, format_type, &options) {
+            if let Err(problems) = IngestOptions::parse(&options, t, f) {
+                for p in problems {
+                    problem(&p.field, p.message);
+                }
+            }
+        }
+        if let (Some(SourceType::Local), Some(p)) = (source_type, &source_path) {
+            if let Err(m) = roots.resolve(p) {
+                problem("source_path", m);
+            }
+        }
+        let status = match self.status.as_deref().map(str::trim) {
+            None => IngestionStatus::Active,
+            Some(s) => IngestionStatus::parse(s).unwrap_or_else(|m| {
+                problem("status", m);
+                IngestionStatus::Active
+            }),
+        };
+        let fields = ScheduleFields {
+            frequency: blank_to_none(self.schedule_frequency),
+            time: blank_to_none(self.schedule_time),
+            timezone: blank_to_none(self.schedule_timezone).or_else(|| Some("UTC".to_owned())),
+            cron: blank_to_none(self.schedule_cron),
+            enabled: self.schedule_enabled.unwrap_or(false),
+        };
+        let schedule = match fields.validate() {
+            Ok(s) => s,
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(Problem::from));
+                None
+            }
+        };
+        match (
+            name,
+            source_type,
+            source_path,
+            format_type,
+            destination_table,
+        ) {
+            (
+                Some(name),
+                Some(source_type),
+                Some(source_path),
+                Some(format_type),
+                Some(destination_table),
+            ) if errors.is_empty() => Ok(Valid {
+                name,
+                description: self.description,
+                status,
+                source_type,
+                source_path,
+                format_type,
+                destination_table,
+                options,
+                schedule,
+                fields,
+            }),
+            _ => Err(errors),
+        }
+    }
+}

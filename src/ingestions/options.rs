@@ -1,0 +1,561 @@
+//! What an ingestion reads and how: its `options` (S3 connection, CSV dialect, file filter, batch
+//! bounds) and the directories local sources may read from. Both the API (refusing a bad
+//! definition before it is stored) and the worker (reading files) use these, so a definition the
+//! API accepted is one the worker understands.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::definition::{FormatType, SourcePath, SourceType};
+
+/// Files one run takes at most, unless `options.max_files_per_run` says otherwise.
+pub const DEFAULT_MAX_FILES_PER_RUN: u64 = 1_000;
+/// Bytes one run reads at most (10 GiB), unless `options.max_bytes_per_run` says otherwise. A
+/// single file larger than this is still loaded, alone.
+pub const DEFAULT_MAX_BYTES_PER_RUN: u64 = 10 << 30;
+
+/// One problem with one option: the field is `options.<key>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// S3 connection settings; unset ones fall back to the worker's `AWS_*` environment. Its
+/// `Debug` form hides the secret key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
+    pub path_style: Option<bool>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "********"),
+            )
+            .field("allow_http", &self.allow_http)
+            .field("path_style", &self.path_style)
+            .finish()
+    }
+}
+
+/// The CSV dialect: a header row naming the columns, a delimiter and a quote character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvOptions {
+    pub header: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: b',',
+            quote: b'"',
+        }
+    }
+}
+
+/// An ingestion's `options`, parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOptions {
+    pub s3: S3Options,
+    pub csv: CsvOptions,
+    /// Only files whose path below the source prefix matches this glob are loaded.
+    pub glob: Option<Glob>,
+    pub max_files_per_run: u64,
+    pub max_bytes_per_run: u64,
+}
+
+/// Every key `options` may hold, with what it means; anything else is refused.
+pub const OPTION_KEYS: &[(&str, &str)] = &[
+    (
+        "s3_endpoint",
+        "S3 endpoint URL, for S3-compatible servers (default: AWS)",
+    ),
+    (
+        "s3_region",
+        "S3 region (default: AWS_REGION, then us-east-1)",
+    ),
+    (
+        "s3_access_key_id",
+        "S3 access key id (default: AWS_ACCESS_KEY_ID)",
+    ),
+    (
+        "s3_secret_access_key",
+        "S3 secret key (default: AWS_SECRET_ACCESS_KEY); never shown",
+    ),
+    (
+        "s3_allow_http",
+        "allow a plain http:// endpoint (default false)",
+    ),
+    (
+        "s3_path_style",
+        "path-style requests instead of virtual-hosted (default true when s3_endpoint is set)",
+    ),
+    (
+        "csv_header",
+        "the first CSV line names the columns (default true)",
+    ),
+    ("csv_delimiter", "one-character CSV delimiter (default ',')"),
+    ("csv_quote", "one-character CSV quote (default '\"')"),
+    (
+        "glob",
+        "only load files whose path below the prefix matches, e.g. '**/*.json'",
+    ),
+    (
+        "max_files_per_run",
+        "files one run loads at most; the rest wait for the next run (default 1000)",
+    ),
+    (
+        "max_bytes_per_run",
+        "bytes one run reads at most (default 10 GiB)",
+    ),
+];
+
+impl IngestOptions {
+    /// Parses `options` (a JSON object, `null` meaning none) for a source of `source_type` in
+    /// `format`, collecting every problem.
+    pub fn parse(
+        options: &Value,
+        source_type: SourceType,
+        format: FormatType,
+    ) -> Result<IngestOptions, Vec<OptionProblem>> {
+        let empty = Map::new();
+        let map = match options {
+            Value::Null => &empty,
+            Value::Object(m) => m,
+            _ => {
+                return Err(vec![OptionProblem {
+                    field: "options".into(),
+                    message: "options must be a JSON object".into(),
+                }])
+            }
+        };
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(OptionProblem {
+                field: format!("options.{key}"),
+                message,
+            })
+        };
+        let mut out = IngestOptions {
+            s3: S3Options::default(),
+            csv: CsvOptions::default(),
+            glob: None,
+            max_files_per_run: DEFAULT_MAX_FILES_PER_RUN,
+            max_bytes_per_run: DEFAULT_MAX_BYTES_PER_RUN,
+        };
+        for (key, value) in map {
+            let k = key.as_str();
+            if k.starts_with("s3_") && source_type != SourceType::S3 {
+                problem(k, format!("{k} only applies to s3 sources"));
+                continue;
+            }
+            if k.starts_with("csv_") && format != FormatType::Csv {
+                problem(k, format!("{k} only applies to the csv format"));
+                continue;
+            }
+            match k {
+                "s3_endpoint" => match text(value) {
+                    Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
+                        out.s3.endpoint = Some(s.trim_end_matches('/').to_owned())
+                    }
+                    _ => problem(k, "s3_endpoint must be an http:// or https:// URL".into()),
+                },
+                "s3_region" => match text(value) {
+                    Some(s) => out.s3.region = Some(s.to_owned()),
+                    None => problem(k, "s3_region must be a non-empty string".into()),
+                },
+                "s3_access_key_id" => match text(value) {
+                    Some(s) => out.s3.access_key_id = Some(s.to_owned()),
+                    None => problem(k, "s3_access_key_id must be a non-empty string".into()),
+                },
+                "s3_secret_access_key" => match text(value) {
+                    Some(s) => out.s3.secret_access_key = Some(s.to_owned()),
+                    None => problem(k, "s3_secret_access_key must be a non-empty string".into()),
+                },
+                "s3_allow_http" => match flag(value) {
+                    Some(b) => out.s3.allow_http = Some(b),
+                    None => problem(k, "s3_allow_http must be true or false".into()),
+                },
+                "s3_path_style" => match flag(value) {
+                    Some(b) => out.s3.path_style = Some(b),
+                    None => problem(k, "s3_path_style must be true or false".into()),
+                },
+                "csv_header" => match flag(value) {
+                    Some(b) => out.csv.header = b,
+                    None => problem(k, "csv_header must be true or false".into()),
+                },
+                "csv_delimiter" | "csv_quote" => match one_char(value) {
+                    Some(c) if k == "csv_delimiter" => out.csv.delimiter = c,
+                    Some(c) => out.csv.quote = c,
+                    None => problem(k, format!("{k} must be a single ASCII character")),
+                },
+                "glob" => match text(value).map(Glob::parse) {
+                    Some(Ok(g)) => out.glob = Some(g),
+                    Some(Err(m)) => problem(k, m),
+                    None => problem(k, "glob must be a non-empty string".into()),
+                },
+                "max_files_per_run" => match value.as_u64().filter(|n| (1..=100_000).contains(n)) {
+                    Some(n) => out.max_files_per_run = n,
+                    None => problem(
+                        k,
+                        "max_files_per_run must be an integer from 1 to 100000".into(),
+                    ),
+                },
+                "max_bytes_per_run" => match value.as_u64().filter(|n| *n >= 1) {
+                    Some(n) => out.max_bytes_per_run = n,
+                    None => problem(k, "max_bytes_per_run must be a positive integer".into()),
+                },
+                other => {
+                    let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
+                    problem(
+                        other,
+                        format!("unknown option '{other}' (known: {})", known.join(", ")),
+                    )
+                }
+            }
+        }
+        if out.csv.delimiter == out.csv.quote {
+            problem(
+                "csv_quote",
+                "csv_quote must differ from csv_delimiter".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn one_char(v: &Value) -> Option<u8> {
+    let s = v.as_str()?;
+    let s = if s == "\\t" { "\t" } else { s };
+    match s.as_bytes() {
+        [c] if c.is_ascii() && *c != b'\n' && *c != b'\r' => Some(*c),
+        _ => None,
+    }
+}
+
+/// A file-name pattern over the path below the source prefix: `*` matches within one path
+/// segment, `**` across segments, `?` one character, `{a,b}` either alternative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    pattern: String,
+    alternatives: Vec<String>,
+}
+
+impl Glob {
+    pub fn parse(pattern: &str) -> Result<Glob, String> {
+        if pattern.len() > 512 {
+            return Err("glob is longer than 512 characters".into());
+        }
+        let alternatives = expand_braces(pattern)?;
+        Ok(Glob {
+            pattern: pattern.to_owned(),
+            alternatives,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.alternatives
+            .iter()
+            .any(|p| glob_match(p.as_bytes(), path.as_bytes()))
+    }
+}
+
+fn expand_braces(p: &str) -> Result<Vec<String>, String> {
+    let Some(open) = p.find('{') else {
+        if p.contains('}') {
+            return Err("glob has a '}' without a '{'".into());
+        }
+        return Ok(vec![p.to_owned()]);
+    };
+    let close = p[open..]
+        .find('}')
+        .map(|i| open + i)
+        .ok_or("glob has a '{' without a '}'")?;
+    let inner = &p[open + 1..close];
+    if inner.contains('{') {
+        return Err("glob braces cannot nest".into());
+    }
+    let mut out = Vec::new();
+    for alt in inner.split(',') {
+        for rest in expand_braces(&p[close + 1..])? {
+            out.push(format!("{}{alt}{rest}", &p[..open]));
+        }
+    }
+    if out.len() > 64 {
+        return Err("glob expands to more than 64 alternatives".into());
+    }
+    Ok(out)
+}
+
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    match p {
+        [] => s.is_empty(),
+        [b'*', b'*', rest @ ..] => {
+            let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+            (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
+        }
+        [b'*', rest @ ..] => {
+            for i in 0..=s.len() {
+                if glob_match(rest, &s[i..]) {
+                    return true;
+                }
+                if s.get(i) == Some(&b'/') {
+                    break;
+                }
+            }
+            false
+        }
+        [b'?', rest @ ..] => matches!(s, [c, tail @ ..] if *c != b'/' && glob_match(rest, tail)),
+        [c, rest @ ..] => matches!(s, [d, tail @ ..] if c == d && glob_match(rest, tail)),
+    }
+}
+
+/// The directories local sources may read from (`AUTOLOADER_FILE_ROOTS`), resolved to their
+/// real paths. Empty means local sources are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileRoots(Vec<PathBuf>);
+
+impl FileRoots {
+    /// Resolves each root; a root that does not exist is an error, so a typo is seen at start-up
+    /// instead of as a refused ingestion later.
+    pub fn new(roots: &[PathBuf]) -> Result<FileRoots, String> {
+        let mut out = Vec::new();
+        for r in roots.iter().filter(|r| !r.as_os_str().is_empty()) {
+            if !r.is_absolute() {
+                return Err(format!(
+                    "AUTOLOADER_FILE_ROOTS: '{}' is not an absolute path",
+                    r.display()
+                ));
+            }
+            let real = r.canonicalize().map_err(|e| {
+                format!(
+                    "AUTOLOADER_FILE_ROOTS: cannot resolve '{}': {e}",
+                    r.display()
+                )
+            })?;
+            out.push(real);
+        }
+        Ok(FileRoots(out))
+    }
+
+    /// Whether the real path `real` lies under one of the roots.
+    pub fn contains(&self, real: &Path) -> bool {
+        self.0.iter().any(|root| real.starts_with(root))
+    }
+
+    /// The real directory a `file://` source reads, if it lies under one of the roots after
+    /// following every symlink of the part that exists.
+    pub fn resolve(&self, source: &SourcePath) -> Result<PathBuf, String> {
+        if self.0.is_empty() {
+            return Err(
+                "local sources are disabled on this server: AUTOLOADER_FILE_ROOTS lists no directories"
+                    .into(),
+            );
+        }
+        let raw = source
+            .as_str()
+            .strip_prefix("file://")
+            .ok_or("source_path must start with file://")?;
+        let real = real_path(Path::new(raw))?;
+        if self.contains(&real) {
+            Ok(real)
+        } else {
+            let roots: Vec<String> = self.0.iter().map(|r| r.display().to_string()).collect();
+            Err(format!(
+                "source_path {} is outside the allowed directories ({})",
+                real.display(),
+                roots.join(":")
+            ))
+        }
+    }
+}
+
+/// `path` with every symlink of its longest existing ancestor followed; the part that does not
+/// exist yet is appended as written (it cannot hold a symlink). `..` is refused outright.
+fn real_path(path: &Path) -> Result<PathBuf, String> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err("source_path must not contain '..'".into());
+    }
+    let mut existing = path.to_path_buf();
+    let mut missing = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(real) => {
+                let mut out = real;
+                for part in missing.iter().rev() {
+                    out.push(part);
+                }
+                return Ok(out);
+            }
+            Err(_) => match (existing.file_name(), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    missing.push(name.to_owned());
+                    existing = parent.to_path_buf();
+                }
+                _ => return Err(format!("cannot resolve {}", path.display())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<IngestOptions, Vec<OptionProblem>> {
+        IngestOptions::parse(&v, SourceType::S3, FormatType::Csv)
+    }
+
+    #[test]
+    fn defaults_when_no_options() {
+        let o = IngestOptions::parse(&Value::Null, SourceType::Local, FormatType::Json)
+            .expect("no options is fine");
+        assert_eq!(o.max_files_per_run, DEFAULT_MAX_FILES_PER_RUN);
+        assert_eq!(o.csv, CsvOptions::default());
+        assert_eq!(o.s3, S3Options::default());
+    }
+
+    #[test]
+    fn known_options_are_read() {
+        let o = parse(json!({
+            "s3_endpoint": "http://127.0.0.1:9000/", "s3_allow_http": "true", "s3_path_style": true,
+            "csv_delimiter": ";", "csv_quote": "'", "csv_header": false, "glob": "**/*.csv",
+            "max_files_per_run": 5
+        }))
+        .expect("valid");
+        assert_eq!(o.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(o.s3.allow_http, Some(true));
+        assert_eq!(o.csv.delimiter, b';');
+        assert_eq!(o.csv.quote, b'\'');
+        assert!(!o.csv.header);
+        assert_eq!(o.max_files_per_run, 5);
+    }
+
+    #[test]
+    fn the_secret_key_never_shows_in_debug_output() {
+        let o = parse(json!({"s3_secret_access_key": "hunter2-very-secret"})).expect("valid");
+        assert_eq!(
+            o.s3.secret_access_key.as_deref(),
+            Some("hunter2-very-secret")
+        );
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn every_bad_option_is_named() {
+        let problems = parse(json!({
+            "s3_endpoint": "ftp://x", "csv_delimiter": ";;", "max_files_per_run": 0, "colour": "red"
+        }))
+        .expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for f in [
+            "options.s3_endpoint",
+            "options.csv_delimiter",
+            "options.max_files_per_run",
+            "options.colour",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn options_must_fit_the_source_and_format() {
+        let p = IngestOptions::parse(
+            &json!({"s3_region": "eu-west-1", "csv_header": true}),
+            SourceType::Local,
+            FormatType::Json,
+        )
+        .expect_err("s3 option on a local json source");
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        let g = Glob::parse("*.json").expect("glob");
+        assert!(g.matches("a.json"));
+        assert!(!g.matches("dir/a.json"), "* stays within a segment");
+        let g = Glob::parse("**/*.json").expect("glob");
+        assert!(g.matches("a.json"));
+        assert!(g.matches("2026/11/a.json"));
+        assert!(!g.matches("2026/11/a.csv"));
+        let g = Glob::parse("logs-??.{csv,tsv}").expect("glob");
+        assert!(g.matches("logs-01.tsv"));
+        assert!(!g.matches("logs-1.csv"));
+        assert!(Glob::parse("a{b").is_err());
+    }
+
+    #[test]
+    fn local_sources_stay_under_their_roots() {
+        let base = std::env::temp_dir().join(format!("autoloader-roots-{}", std::process::id()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("in")).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        let link = root.join("escape");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+        let roots = FileRoots::new(std::slice::from_ref(&root)).expect("roots");
+        let src = |p: &Path| {
+            SourcePath::parse(SourceType::Local, &format!("file://{}/", p.display()))
+                .expect("source path")
+        };
+
+        assert!(roots.resolve(&src(&root.join("in"))).is_ok());
+        assert!(
+            roots.resolve(&src(&root.join("not-yet/created"))).is_ok(),
+            "a directory that does not exist yet is fine when under a root"
+        );
+        let err = roots.resolve(&src(&outside)).expect_err("outside");
+        assert!(err.contains("outside the allowed directories"), "{err}");
+        let err = roots
+            .resolve(&src(&link.join("x")))
+            .expect_err("symlink out");
+        assert!(err.contains("outside the allowed directories"), "{err}");
+        let err = FileRoots::default()
+            .resolve(&src(&root))
+            .expect_err("no roots");
+        assert!(err.contains("AUTOLOADER_FILE_ROOTS"), "{err}");
+        std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+}

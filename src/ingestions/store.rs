@@ -1,0 +1,409 @@
+//! Every statement on the `ingestions` table. Each one a tenant makes is scoped to that tenant:
+//! another tenant's ingestion is as absent as one that does not exist.
+//!
+//! One writer per fact: the trigger `ingestions_sync_tick` keeps the schedule's tick row in step
+//! with the definition (created, marked `recompute` with the edit's instant, or removed), and
+//! only a ticker works out fire instants and writes them (`schedule_ticks.next_fire_at`, mirrored
+//! into `ingestions.next_run_time` for people at psql). Until a ticker has recomputed an edited
+//! schedule, a read answers what the ticker will store: the first fire after the edit
+//! ([`IngestionRow::next_run_time`]).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::draft::Valid;
+use crate::paging::PageRequest;
+use crate::schedule::{Schedule, ScheduleInput};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("an ingestion named '{0}' already exists")]
+    NameTaken(String),
+    #[error("no such ingestion")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An ingestion as stored, with its schedule's next fire instant.
+#[derive(Debug, Clone)]
+pub struct IngestionRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: String,
+    pub source_type: String,
+    pub source_path: String,
+    pub format_type: String,
+    pub destination_table: String,
+    pub options: Value,
+    pub schedule_frequency: Option<String>,
+    pub schedule_time: Option<String>,
+    pub schedule_timezone: String,
+    pub schedule_cron: Option<String>,
+    pub schedule_enabled: bool,
+    /// When the next scheduled run is due; `None` while the schedule is off.
+    pub next_run_time: Option<DateTime<Utc>>,
+    pub last_scheduled_run: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The schedule columns of an ingestion (any tenant's: the caller checks), for the schedule view.
+#[derive(Debug, Clone)]
+pub struct ScheduleRow {
+    pub tenant_id: Uuid,
+    pub schedule_frequency: Option<String>,
+    pub schedule_time: Option<String>,
+    pub schedule_timezone: String,
+    pub schedule_cron: Option<String>,
+    pub schedule_enabled: bool,
+    pub next_run_time: Option<DateTime<Utc>>,
+}
+
+impl ScheduleRow {
+    /// The stored schedule, parsed as a ticker parses it; `None` when the fields hold none.
+    pub fn schedule(&self) -> Option<Schedule> {
+        stored_schedule(
+            self.schedule_frequency.as_deref(),
+            self.schedule_time.as_deref(),
+            &self.schedule_timezone,
+            self.schedule_cron.as_deref(),
+        )
+    }
+}
+
+/// A stored schedule, parsed as a ticker parses it.
+pub fn stored_schedule(
+    frequency: Option<&str>,
+    time: Option<&str>,
+    timezone: &str,
+    cron: Option<&str>,
+) -> Option<Schedule> {
+    Schedule::parse(&ScheduleInput {
+        frequency,
+        time,
+        timezone: Some(timezone),
+        cron,
+    })
+    .ok()
+}
+
+/// The tick row as a read finds it: (next fire, recompute pending, edited at).
+struct Tick {
+    next_fire_at: Option<DateTime<Utc>>,
+    recompute: Option<bool>,
+    edited_at: Option<DateTime<Utc>>,
+}
+
+/// The next fire instant a read shows: the tick row's, or, while an edit waits for a ticker,
+/// the one the ticker will store (the first fire after the edit; see the module docs).
+fn next_fire(tick: Tick, schedule: impl FnOnce() -> Option<Schedule>) -> Option<DateTime<Utc>> {
+    match tick {
+        Tick {
+            recompute: Some(true),
+            edited_at: Some(edited),
+            ..
+        } => schedule().and_then(|s| s.next_after(edited)),
+        t => t.next_fire_at,
+    }
+}
+
+macro_rules! ingestion_row {
+    ($r:expr) => {{
+        let r = $r;
+        let tick = Tick {
+            next_fire_at: r.tick_next_fire_at,
+            recompute: r.tick_recompute,
+            edited_at: r.tick_edited_at,
+        };
+        let next_run_time = next_fire(tick, || {
+            stored_schedule(
+                r.schedule_frequency.as_deref(),
+                r.schedule_time.as_deref(),
+                &r.schedule_timezone,
+                r.schedule_cron.as_deref(),
+            )
+        });
+        IngestionRow {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            description: r.description,
+            status: r.status,
+            source_type: r.source_type,
+            source_path: r.source_path,
+            format_type: r.format_type,
+            destination_table: r.destination_table,
+            options: r.options,
+            schedule_frequency: r.schedule_frequency,
+            schedule_time: r.schedule_time,
+            schedule_timezone: r.schedule_timezone,
+            schedule_cron: r.schedule_cron,
+            schedule_enabled: r.schedule_enabled,
+            next_run_time,
+            last_scheduled_run: r.last_scheduled_run,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }};
+}
+
+fn name_taken(e: sqlx::Error, name: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("ingestions_name_unique_per_tenant") => {
+            Error::NameTaken(name.to_owned())
+        }
+        _ => Error::Db(e),
+    }
+}
+
+/// Stores a new ingestion; its tick row follows (trigger). Returns it as stored.
+pub async fn ingestion_insert(pool: &PgPool, tenant_id: Uuid, v: &Valid) -> Result<IngestionRow> {
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "insert into ingestions (id, tenant_id, name, description, status, source_type, source_path,
+                                 format_type, destination_table, options, schedule_frequency,
+                                 schedule_time, schedule_timezone, schedule_cron, schedule_enabled)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        id,
+        tenant_id,
+        v.name,
+        v.description,
+        v.status.as_str(),
+        v.source_type.as_str(),
+        v.source_path.as_str(),
+        v.format_type.as_str(),
+        v.destination_table.to_string(),
+        v.options,
+        v.fields.frequency,
+        v.fields.time,
+        v.fields.timezone,
+        v.fields.cron,
+        v.fields.enabled,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| name_taken(e, &v.name))?;
+    let row = get(&mut tx, tenant_id, id).await?.ok_or(Error::NotFound)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Writes a whole definition over the tenant's ingestion `id`; its tick row follows (trigger).
+/// Returns it as stored.
+pub async fn ingestion_update(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+    v: &Valid,
+) -> Result<IngestionRow> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query!(
+        "update ingestions set name = $3, description = $4, status = $5, source_type = $6,
+                source_path = $7, format_type = $8, destination_table = $9, options = $10,
+                schedule_frequency = $11, schedule_time = $12, schedule_timezone = $13,
+                schedule_cron = $14, schedule_enabled = $15, updated_at = now()
+         where id = $1 and tenant_id = $2",
+        id,
+        tenant_id,
+        v.name,
+        v.description,
+        v.status.as_str(),
+        v.source_type.as_str(),
+        v.source_path.as_str(),
+        v.format_type.as_str(),
+        v.destination_table.to_string(),
+        v.options,
+        v.fields.frequency,
+        v.fields.time,
+        v.fields.timezone,
+        v.fields.cron,
+        v.fields.enabled,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| name_taken(e, &v.name))?;
+    if updated.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    let row = get(&mut tx, tenant_id, id).await?.ok_or(Error::NotFound)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+async fn get(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<IngestionRow>, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
+                  i.format_type, i.destination_table, i.options, i.schedule_frequency,
+                  i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
+                  i.last_scheduled_run, i.created_at, i.updated_at,
+                  t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
+                  t.updated_at as "tick_edited_at?"
+           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
+           where i.id = $1 and i.tenant_id = $2"#,
+        id,
+        tenant_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|r| ingestion_row!(r)))
+}
+
+/// The tenant's ingestion `id`.
+pub async fn ingestion_get(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<IngestionRow>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    get(&mut conn, tenant_id, id).await
+}
+
+/// Whether the tenant has an ingestion `id`.
+pub async fn ingestion_exists(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        r#"select exists (select 1 from ingestions where id = $1 and tenant_id = $2) as "found!""#,
+        id,
+        tenant_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(found)
+}
+
+/// Which of the tenant's ingestions a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// `ACTIVE` or `PAUSED`.
+    pub status: Option<&'static str>,
+    pub schedule_enabled: Option<bool>,
+    /// A substring of the name, any case.
+    pub name: Option<String>,
+}
+
+/// One page of the tenant's ingestions, oldest first, and how many match in all.
+pub async fn ingestion_list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    filter: &ListFilter,
+    page: PageRequest,
+) -> Result<(Vec<IngestionRow>, i64), sqlx::Error> {
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from ingestions
+           where tenant_id = $1 and ($2::text is null or status = $2)
+             and ($3::bool is null or schedule_enabled = $3)
+             and ($4::text is null or strpos(lower(name), lower($4)) > 0)"#,
+        tenant_id,
+        filter.status,
+        filter.schedule_enabled,
+        filter.name,
+    )
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query!(
+        r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
+                  i.format_type, i.destination_table, i.options, i.schedule_frequency,
+                  i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
+                  i.last_scheduled_run, i.created_at, i.updated_at,
+                  t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
+                  t.updated_at as "tick_edited_at?"
+           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
+           where i.tenant_id = $1 and ($2::text is null or i.status = $2)
+             and ($3::bool is null or i.schedule_enabled = $3)
+             and ($4::text is null or strpos(lower(i.name), lower($4)) > 0)
+           order by i.created_at, i.id
+           limit $5 offset $6"#,
+        tenant_id,
+        filter.status,
+        filter.schedule_enabled,
+        filter.name,
+        page.size,
+        page.offset(),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((rows.into_iter().map(|r| ingestion_row!(r)).collect(), total))
+}
+
+/// Deletes the tenant's ingestion with its tick, its runs and its ledger (cascades). `false`:
+/// there was none.
+pub async fn ingestion_delete(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "delete from ingestions where id = $1 and tenant_id = $2",
+        id,
+        tenant_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+/// The schedule of ingestion `id`, whichever tenant's it is (the schedule view checks).
+pub async fn ingestion_schedule(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<ScheduleRow>, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"select i.tenant_id, i.schedule_frequency, i.schedule_time, i.schedule_timezone,
+                  i.schedule_cron, i.schedule_enabled,
+                  t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
+                  t.updated_at as "tick_edited_at?"
+           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
+           where i.id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(r.map(|r| {
+        let mut row = ScheduleRow {
+            tenant_id: r.tenant_id,
+            schedule_frequency: r.schedule_frequency,
+            schedule_time: r.schedule_time,
+            schedule_timezone: r.schedule_timezone,
+            schedule_cron: r.schedule_cron,
+            schedule_enabled: r.schedule_enabled,
+            next_run_time: None,
+        };
+        let tick = Tick {
+            next_fire_at: r.tick_next_fire_at,
+            recompute: r.tick_recompute,
+            edited_at: r.tick_edited_at,
+        };
+        row.next_run_time = next_fire(tick, || row.schedule());
+        row
+    }))
+}
+
+/// Switches off a schedule whose stored definition no longer parses (a ticker found it); the
+/// trigger removes its tick row.
+pub async fn ingestion_schedule_switch_off(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update ingestions set schedule_enabled = false, next_run_time = null where id = $1",
+        id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

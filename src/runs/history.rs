@@ -1,0 +1,161 @@
+//! The runs people ask about: a manual trigger, one run, an ingestion's history, cancelling a
+//! queued run. Every statement is scoped to a tenant: another tenant's run is as absent as one
+//! that does not exist.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{RunRow, RunStatus};
+use crate::paging::PageRequest;
+
+/// The columns of [`RunRow`], in its order.
+const RUN_COLUMNS: &str = "id, ingestion_id, triggered_by, status, scheduled_for, \
+     data_interval_start, queued_at, started_at, finished_at, attempt, worker_id, error, reason, \
+     files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id";
+
+/// What a manual trigger did.
+#[derive(Debug)]
+pub enum Triggered {
+    Queued(Box<RunRow>),
+    /// `runs_one_active_per_ingestion` refused the run: this one is QUEUED or RUNNING (`None`
+    /// when it finished between the refusal and the look).
+    Refused(Option<(Uuid, String)>),
+}
+
+/// (new) → QUEUED: queues a manual run unless one of the ingestion's runs is QUEUED or RUNNING.
+/// The partial unique index decides (`on conflict do nothing`), not a read before the write.
+/// The caller has checked that the ingestion belongs to `tenant_id`.
+pub async fn run_insert_manual(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    ingestion_id: Uuid,
+) -> Result<Triggered, sqlx::Error> {
+    let inserted = sqlx::query_as::<_, RunRow>(&format!(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by) values ($1, $2, $3, 'manual')
+         on conflict do nothing
+         returning {RUN_COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(ingestion_id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    match inserted {
+        Some(run) => Ok(Triggered::Queued(Box::new(run))),
+        None => Ok(Triggered::Refused(run_active(pool, ingestion_id).await?)),
+    }
+}
+
+/// The ingestion's QUEUED or RUNNING run, if any: (id, status).
+pub async fn run_active(
+    pool: &PgPool,
+    ingestion_id: Uuid,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "select id, status from runs where ingestion_id = $1 and status in ('QUEUED', 'RUNNING')",
+        ingestion_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.id, r.status)))
+}
+
+/// One run of the tenant.
+pub async fn run_get(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    run_id: Uuid,
+) -> Result<Option<RunRow>, sqlx::Error> {
+    sqlx::query_as::<_, RunRow>(&format!(
+        "select {RUN_COLUMNS} from runs where id = $1 and tenant_id = $2"
+    ))
+    .bind(run_id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// One page of an ingestion's runs, newest first by the instant a run stands for (its tick, or
+/// when it was triggered by hand), and how many runs match in all.
+pub async fn run_history(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    ingestion_id: Uuid,
+    status: Option<RunStatus>,
+    page: PageRequest,
+) -> Result<(Vec<RunRow>, i64), sqlx::Error> {
+    let status = status.map(RunStatus::as_str);
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from runs
+           where ingestion_id = $1 and tenant_id = $2 and ($3::text is null or status = $3)"#,
+        ingestion_id,
+        tenant_id,
+        status
+    )
+    .fetch_one(pool)
+    .await?;
+    // Each part reads an index in that order and stops after the rows this page can need:
+    // scheduled runs through `runs_one_per_tick` backwards, finished manual runs through
+    // `runs_manual_history`, and the ingestion's one active run, if manual, through
+    // `runs_one_active_per_ingestion`. The filter is written once, in `mine`, which each part
+    // narrows in its own way (a CTE that PostgreSQL inlines, so each part keeps its index).
+    let rows = sqlx::query_as::<_, RunRow>(&format!(
+        "with mine as not materialized (
+             select * from runs
+             where ingestion_id = $1 and tenant_id = $2 and ($3::text is null or status = $3)
+         )
+         select {RUN_COLUMNS} from (
+             (select * from mine where scheduled_for is not null
+              order by scheduled_for desc limit $6)
+             union all
+             (select * from mine
+              where scheduled_for is null and status not in ('QUEUED', 'RUNNING')
+              order by queued_at desc, id desc limit $6)
+             union all
+             (select * from mine where scheduled_for is null and status in ('QUEUED', 'RUNNING'))
+         ) runs
+         order by coalesce(scheduled_for, queued_at) desc, id desc limit $4 offset $5"
+    ))
+    .bind(ingestion_id)
+    .bind(tenant_id)
+    .bind(status)
+    .bind(page.size)
+    .bind(page.offset())
+    .bind(page.offset().saturating_add(page.size))
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// What cancelling did.
+#[derive(Debug)]
+pub enum Cancelled {
+    Cancelled(Box<RunRow>),
+    /// The run is not QUEUED: it stays as it is (its status).
+    NotQueued(String),
+    NotFound,
+}
+
+/// QUEUED → CANCELLED. A RUNNING run is not interrupted.
+pub async fn run_cancel(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    run_id: Uuid,
+) -> Result<Cancelled, sqlx::Error> {
+    let cancelled = sqlx::query_as::<_, RunRow>(&format!(
+        "update runs set status = 'CANCELLED', finished_at = now(), reason = 'cancelled through the API'
+         where id = $1 and tenant_id = $2 and status = 'QUEUED'
+         returning {RUN_COLUMNS}"
+    ))
+    .bind(run_id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(run) = cancelled {
+        return Ok(Cancelled::Cancelled(Box::new(run)));
+    }
+    Ok(match run_get(pool, tenant_id, run_id).await? {
+        Some(run) => Cancelled::NotQueued(run.status),
+        None => Cancelled::NotFound,
+    })
+}

@@ -1,0 +1,502 @@
+//! A run and its lease: claim, heartbeat, outcome, give-back, rescue, and the fence a commit
+//! holds. Every status change the engine makes after a run is queued is a function here:
+//!
+//! | move | function |
+//! |---|---|
+//! | QUEUED → RUNNING | [`run_claim`] (and the claim half of [`run_exchange`]) |
+//! | RUNNING → SUCCESS / FAILED | [`run_complete`] (and the outcome half of [`run_exchange`]) |
+//! | RUNNING → QUEUED | [`run_requeue`] (retry back-off, give-back at shutdown), [`run_rescue_expired`] |
+//! | RUNNING → FAILED (`worker lost`) | [`run_rescue_expired`] |
+//!
+//! PostgreSQL refuses any other move (trigger `runs_status_transition`).
+//!
+//! Fencing: `(id, attempt, worker_id)` with `status = 'RUNNING'` names one lease. `attempt` only
+//! grows (every claim increments it), so once a run has been requeued and claimed again, every
+//! write of the earlier holder matches no row and changes nothing. Each function here that acts
+//! on a held lease returns whether the lease was still held.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgInterval;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use super::TriggeredBy;
+
+/// A run this worker holds the lease of.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub run_id: Uuid,
+    pub attempt: i32,
+    pub triggered_by: TriggeredBy,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub ingestion: ClaimedIngestion,
+}
+
+/// The ingestion of a claimed run, as stored when the run was claimed. The worker parses it into
+/// a definition before it executes the run.
+#[derive(Clone)]
+pub struct ClaimedIngestion {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub source_type: String,
+    pub source_path: String,
+    pub format_type: String,
+    pub destination_table: String,
+    pub options: serde_json::Value,
+}
+
+impl std::fmt::Debug for ClaimedIngestion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedIngestion")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("source_type", &self.source_type)
+            .field("source_path", &self.source_path)
+            .field("format_type", &self.format_type)
+            .field("destination_table", &self.destination_table)
+            .field(
+                "options",
+                &crate::ingestions::definition::redact_options(&self.options),
+            )
+            .finish()
+    }
+}
+
+/// What a successful run did, recorded in the run's row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOutput {
+    pub files_processed: i64,
+    pub rows_ingested: i64,
+    pub bytes_read: i64,
+    pub bytes_written: i64,
+    /// The Iceberg snapshot the run committed; `None` when it loaded nothing.
+    pub snapshot_id: Option<i64>,
+}
+
+/// A lease (attempt) of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub run_id: Uuid,
+    pub attempt: i32,
+}
+
+impl Claimed {
+    pub fn lease(&self) -> Lease {
+        Lease {
+            run_id: self.run_id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+fn interval(d: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Longest error text stored with a run; the rest is cut, saying so.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// `text` as PostgreSQL can store it: without NUL characters (which `text` refuses, and which an
+/// error quoting a binary record may carry) and at most [`MAX_ERROR_BYTES`] long.
+fn storable(text: &str) -> String {
+    let mut t = text.replace('\0', "\u{FFFD}");
+    if t.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+        t.push_str(" [cut at 16 KiB]");
+    }
+    t
+}
+
+fn triggered_by(s: &str) -> TriggeredBy {
+    s.parse().unwrap_or(TriggeredBy::Scheduler)
+}
+
+/// QUEUED → RUNNING: claims up to `limit` queued runs, oldest tick first, in one statement.
+pub async fn run_claim(
+    pool: &PgPool,
+    worker_id: &str,
+    limit: i64,
+    ttl: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    Ok(run_exchange(pool, worker_id, &[], limit, ttl)
+        .await?
+        .claimed)
+}
+
+/// The outcome of one run, for [`run_complete`] and [`run_exchange`].
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Success(RunOutput),
+    Failure(String),
+}
+
+/// RUNNING → SUCCESS / FAILED: records outcomes (SUCCESS with counters, FAILED with the error)
+/// in one statement, one commit, each fenced by its own lease. Returns the runs whose lease still
+/// held; the others were not touched.
+pub async fn run_complete(
+    pool: &PgPool,
+    worker_id: &str,
+    outcomes: &[(Lease, Outcome)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    Ok(run_exchange(pool, worker_id, outcomes, 0, Duration::ZERO)
+        .await?
+        .recorded
+        .into_iter()
+        .map(|l| l.run_id)
+        .collect())
+}
+
+/// What one [`run_exchange`] did.
+#[derive(Debug, Default)]
+pub struct Exchanged {
+    /// Leases whose outcome was written: they still held. The other outcomes were dropped.
+    pub recorded: Vec<Lease>,
+    /// Runs newly claimed, oldest tick first.
+    pub claimed: Vec<Claimed>,
+}
+
+/// Records the outcomes of finished runs and claims up to `claim` queued runs, in one statement
+/// and one commit: the slots that finished runs free are refilled in the same round trip.
+///
+/// Each outcome is fenced by its own lease (`id, attempt, worker_id, status = 'RUNNING'`); the
+/// claim takes the oldest queued runs with `for update skip locked`. The two parts touch disjoint
+/// rows (RUNNING ones and QUEUED ones of other ingestions: an ingestion with a RUNNING run has no
+/// QUEUED one), so neither can see or undo the other.
+///
+/// Commits: outcomes are durable (the commit waits for its WAL flush as the cluster is
+/// configured). A statement that only claims need not wait: if PostgreSQL crashes before the
+/// flush, the claim is undone, the run is QUEUED again and this worker's later writes are fenced
+/// out, exactly as if the worker had died (runs are executed at least once either way), and the
+/// flush of any later outcome carries every earlier claim with it.
+pub async fn run_exchange(
+    pool: &PgPool,
+    worker_id: &str,
+    outcomes: &[(Lease, Outcome)],
+    claim: i64,
+    ttl: Duration,
+) -> Result<Exchanged, sqlx::Error> {
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut attempts = Vec::with_capacity(outcomes.len());
+    let mut statuses = Vec::with_capacity(outcomes.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(outcomes.len());
+    let (mut files, mut rows, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut written, mut snapshots): (Vec<i64>, Vec<Option<i64>>) = (Vec::new(), Vec::new());
+    for (lease, outcome) in outcomes {
+        ids.push(lease.run_id);
+        attempts.push(lease.attempt);
+        let out = match outcome {
+            Outcome::Success(out) => {
+                statuses.push("SUCCESS".to_owned());
+                errors.push(None);
+                *out
+            }
+            Outcome::Failure(e) => {
+                statuses.push("FAILED".to_owned());
+                errors.push(Some(storable(e)));
+                RunOutput::default()
+            }
+        };
+        files.push(out.files_processed);
+        rows.push(out.rows_ingested);
+        bytes.push(out.bytes_read);
+        written.push(out.bytes_written);
+        snapshots.push(out.snapshot_id);
+    }
+    // One row always comes back: the recorded ids, and the claimed run's columns (null when
+    // nothing was claimed). `set_config(.., true)` lasts for this statement's own transaction.
+    let result = sqlx::query!(
+        r#"
+        with commit_mode as (
+            select set_config('synchronous_commit',
+                              case when cardinality($2::uuid[]) = 0 then 'off'
+                                   else current_setting('synchronous_commit') end,
+                              true)
+        ),
+        recorded as (
+            update runs r
+            set status = o.status, finished_at = now(), lease_expires_at = null, error = o.error,
+                files_processed = o.files, rows_ingested = o.rows_ingested, bytes_read = o.bytes,
+                bytes_written = o.written, snapshot_id = o.snapshot_id
+            from unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                        $8::bigint[], $9::bigint[], $10::bigint[])
+                as o(id, attempt, status, error, files, rows_ingested, bytes, written, snapshot_id)
+            where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
+            returning r.id, r.attempt
+        ),
+        picked as (
+            select id from runs
+            where status = 'QUEUED' and (not_before is null or not_before <= now())
+            order by coalesce(scheduled_for, queued_at), queued_at
+            limit $11
+            for update skip locked
+        ),
+        claimed as (
+            update runs r
+            set status = 'RUNNING', worker_id = $1, attempt = r.attempt + 1, started_at = now(),
+                heartbeat_at = now(), lease_expires_at = now() + $12::interval, not_before = null
+            from picked, ingestions i
+            where r.id = picked.id and i.id = r.ingestion_id
+            returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
+                      r.queued_at, r.started_at,
+                      i.id as ingestion_id, i.tenant_id, i.name, i.description, i.source_type,
+                      i.source_path, i.format_type, i.destination_table, i.options
+        )
+        select (select coalesce(array_agg(id), '{}') from recorded) as "recorded!: Vec<Uuid>",
+               (select coalesce(array_agg(attempt), '{}') from recorded)
+                   as "recorded_attempts!: Vec<i32>",
+               c.id as "id?", c.attempt as "attempt?", c.triggered_by as "triggered_by?",
+               c.scheduled_for, c.data_interval_start, c.queued_at as "queued_at?",
+               c.started_at as "started_at?", c.ingestion_id as "ingestion_id?",
+               c.tenant_id as "tenant_id?", c.name as "name?", c.description,
+               c.source_type as "source_type?",
+               c.source_path as "source_path?", c.format_type as "format_type?",
+               c.destination_table as "destination_table?", c.options as "options?"
+        from commit_mode left join claimed c on true
+        "#,
+        worker_id,
+        &ids,
+        &attempts,
+        &statuses,
+        &errors as &[Option<String>],
+        &files,
+        &rows,
+        &bytes,
+        &written,
+        &snapshots as &[Option<i64>],
+        claim,
+        interval(ttl) as PgInterval,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut done = Exchanged::default();
+    for r in result {
+        if done.recorded.is_empty() {
+            done.recorded = r
+                .recorded
+                .iter()
+                .zip(&r.recorded_attempts)
+                .map(|(&run_id, &attempt)| Lease { run_id, attempt })
+                .collect();
+        }
+        let (
+            Some(run_id),
+            Some(attempt),
+            Some(by),
+            Some(queued_at),
+            Some(started_at),
+            Some(id),
+            Some(tenant_id),
+            Some(name),
+            Some(source_type),
+            Some(source_path),
+            Some(format_type),
+            Some(destination_table),
+            Some(options),
+        ) = (
+            r.id,
+            r.attempt,
+            r.triggered_by,
+            r.queued_at,
+            r.started_at,
+            r.ingestion_id,
+            r.tenant_id,
+            r.name,
+            r.source_type,
+            r.source_path,
+            r.format_type,
+            r.destination_table,
+            r.options,
+        )
+        else {
+            continue; // the row that says only which outcomes were recorded
+        };
+        done.claimed.push(Claimed {
+            run_id,
+            attempt,
+            triggered_by: triggered_by(&by),
+            scheduled_for: r.scheduled_for,
+            data_interval_start: r.data_interval_start,
+            queued_at,
+            started_at,
+            ingestion: ClaimedIngestion {
+                id,
+                tenant_id,
+                name,
+                description: r.description,
+                source_type,
+                source_path,
+                format_type,
+                destination_table,
+                options,
+            },
+        });
+    }
+    // `returning` has no order; execute oldest ticks first.
+    done.claimed
+        .sort_by_key(|c| (c.scheduled_for.unwrap_or(c.queued_at), c.queued_at));
+    Ok(done)
+}
+
+/// Extends the lease. `false`: the lease is gone (rescued and maybe claimed by another worker).
+pub async fn run_heartbeat(
+    pool: &PgPool,
+    worker_id: &str,
+    lease: Lease,
+    ttl: Duration,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"
+        update runs set heartbeat_at = now(), lease_expires_at = now() + $4::interval
+        where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
+        "#,
+        lease.run_id,
+        lease.attempt,
+        worker_id,
+        interval(ttl) as PgInterval,
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// RUNNING → QUEUED: puts the run back in the queue, claimable after `delay` (a retry back-off,
+/// or zero when a worker gives its runs back at shutdown).
+pub async fn run_requeue(
+    pool: &PgPool,
+    worker_id: &str,
+    lease: Lease,
+    delay: Duration,
+    reason: &str,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"
+        update runs set status = 'QUEUED', worker_id = null, lease_expires_at = null,
+                        heartbeat_at = null, started_at = null,
+                        not_before = now() + $4::interval, reason = $5, error = coalesce($6, error)
+        where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
+        "#,
+        lease.run_id,
+        lease.attempt,
+        worker_id,
+        interval(delay) as PgInterval,
+        storable(reason),
+        error.map(storable),
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A run whose lease expired, as [`run_rescue_expired`] left it.
+#[derive(Debug, Clone)]
+pub struct Rescued {
+    pub run_id: Uuid,
+    pub ingestion_id: Uuid,
+    pub tenant_id: Uuid,
+    pub attempt: i32,
+    /// QUEUED (requeued) or FAILED (out of attempts).
+    pub status: String,
+    pub lost_worker: Option<String>,
+}
+
+/// RUNNING → QUEUED, or RUNNING → FAILED: requeues runs whose lease expired (their worker died,
+/// froze or lost the database), or fails them with reason `worker lost` once `max_attempts`
+/// claims have been spent. Any process may call this; `skip locked` keeps two callers from
+/// rescuing the same run.
+pub async fn run_rescue_expired(
+    pool: &PgPool,
+    max_attempts: i32,
+    limit: i64,
+) -> Result<Vec<Rescued>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"
+        with expired as (
+            select id, worker_id as lost_worker, lease_expires_at as expired_at from runs
+            where status = 'RUNNING' and lease_expires_at < now()
+            order by lease_expires_at
+            limit $2
+            for update skip locked
+        )
+        update runs r
+        set status = case when r.attempt >= $1 then 'FAILED' else 'QUEUED' end,
+            finished_at = case when r.attempt >= $1 then now() end,
+            error = case when r.attempt >= $1
+                         then 'worker lost: ' || e.lost_worker || ' stopped renewing its lease (attempt '
+                              || r.attempt || ' of ' || $1 || ')'
+                         else r.error end,
+            reason = case when r.attempt >= $1 then 'worker lost'
+                          else 'requeued: worker ' || e.lost_worker || ' lost its lease at '
+                               || to_char(e.expired_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') end,
+            worker_id = case when r.attempt >= $1 then r.worker_id end,
+            started_at = case when r.attempt >= $1 then r.started_at end,
+            lease_expires_at = null,
+            heartbeat_at = null
+        from expired e
+        where r.id = e.id
+        returning r.id, r.ingestion_id, r.tenant_id, r.attempt, r.status, e.lost_worker
+        "#,
+        max_attempts,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Rescued {
+            run_id: r.id,
+            ingestion_id: r.ingestion_id,
+            tenant_id: r.tenant_id,
+            attempt: r.attempt,
+            status: r.status,
+            lost_worker: r.lost_worker,
+        })
+        .collect())
+}
+
+/// The lease a commit is made under: the run, its attempt and the worker holding it.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub run_id: Uuid,
+    pub attempt: i32,
+    pub worker_id: String,
+}
+
+/// Checks, inside a commit's transaction, that the lease still holds, and locks the run row
+/// until the transaction ends: recovery cannot requeue the run meanwhile, and after a requeue
+/// this attempt no longer matches. `false`: the lease is gone and the commit must not happen.
+pub async fn run_fence(
+    tx: &mut Transaction<'_, Postgres>,
+    fence: &Fence,
+) -> Result<bool, sqlx::Error> {
+    let conn: &mut PgConnection = tx;
+    let held = sqlx::query_scalar!(
+        "update runs set heartbeat_at = now()
+         where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
+         returning id",
+        fence.run_id,
+        fence.attempt,
+        fence.worker_id,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(held.is_some())
+}

@@ -1,0 +1,86 @@
+//! Run retention: with `SCHEDULER_RUN_RETENTION_DAYS` set, finished runs older than that many days
+//! are deleted, so the run table does not grow without end. Unset, every run is kept.
+//!
+//! Only finished runs go (`finished_at` set: SUCCESS, FAILED, SKIPPED, MISSED, CANCELLED), never a
+//! queued or running one, however old. The ledger of loaded files (`loaded_files`) keeps its rows:
+//! it names the run that loaded each file but does not depend on it, so a pruned run never makes
+//! a file look new. An API process that had counted a pruned run for `/metrics` keeps counting
+//! it; one started later does not. Runs whose ids are not UUIDv7 (written by hand) are not pruned.
+//!
+//! The retention must be longer than `SCHEDULER_MISFIRE_GRACE_TIME` (checked at start): the row of
+//! a pruned tick no longer stops a ticker from materialising that tick again, and only ticks
+//! within the grace time are ever run late.
+//!
+//! Every worker process sweeps when it starts and then hourly; concurrent sweeps skip each
+//! other's rows (`for update skip locked`). A sweep deletes in batches, one commit each, oldest run ids
+//! (UUIDv7: creation time) first, reading the primary key from its left edge.
+
+use std::time::Duration;
+
+use autoloader::runs::retention::runs_prune;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// Runs one statement deletes at most.
+const BATCH: i64 = 5_000;
+/// Time between sweeps of one process.
+const EVERY: Duration = Duration::from_secs(3600);
+/// Time before a failed sweep is tried again.
+const RETRY: Duration = Duration::from_secs(60);
+/// Pause between two batches of one sweep.
+const PAUSE: Duration = Duration::from_millis(50);
+
+/// Deletes every run that finished more than `days` days ago, `limit` per commit, pausing
+/// between batches so that a large backlog does not crowd out claims. Stops early when `stop`
+/// fires; returns how many runs were deleted.
+pub async fn prune(
+    pool: &PgPool,
+    days: i32,
+    limit: i64,
+    stop: &CancellationToken,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    while !stop.is_cancelled() {
+        let n = runs_prune(pool, days, limit).await?;
+        total += n;
+        metrics::counter!("autoloader_runs_pruned_total").increment(n);
+        if n < u64::try_from(limit).unwrap_or(u64::MAX) {
+            break;
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(PAUSE) => {}
+        }
+    }
+    Ok(total)
+}
+
+/// Sweeps at start and then every hour until `shutdown` fires; a sweep that failed is tried
+/// again after a minute.
+pub async fn run(pool: PgPool, days: u32, shutdown: CancellationToken) {
+    let days = i32::try_from(days).unwrap_or(i32::MAX);
+    tracing::info!(retention_days = days, "run retention on");
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = match prune(&pool, days, BATCH, &shutdown).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        runs = n,
+                        retention_days = days,
+                        "pruned finished runs past retention"
+                    );
+                }
+                EVERY
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "run retention sweep failed; trying again in a minute");
+                RETRY
+            }
+        };
+    }
+}
