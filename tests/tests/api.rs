@@ -435,11 +435,22 @@ async fn manual_trigger_conflicts_while_a_run_is_active(pool: PgPool) {
     assert_eq!(conflict["active_run_id"], first["id"]);
     assert_eq!(conflict["type"], "/problems/conflict");
 
-    sqlx::query("update runs set status = 'SUCCESS', worker_id = 'w', started_at = now(), finished_at = now() where id = $1")
-        .bind(first["id"].as_str().and_then(|s| s.parse::<uuid::Uuid>().ok()).expect("uuid"))
-        .execute(&pool)
-        .await
-        .expect("finish");
+    // A worker claims the run and it succeeds (the state machine has no QUEUED -> SUCCESS).
+    let first_id = first["id"]
+        .as_str()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .expect("uuid");
+    for step in [
+        "update runs set status = 'RUNNING', worker_id = 'w', started_at = now(),
+                lease_expires_at = now() + interval '1 minute' where id = $1",
+        "update runs set status = 'SUCCESS', finished_at = now(), lease_expires_at = null where id = $1",
+    ] {
+        sqlx::query(step)
+            .bind(first_id)
+            .execute(&pool)
+            .await
+            .expect("finish");
+    }
     let (status, _, second) = api
         .call(
             "POST",

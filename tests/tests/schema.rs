@@ -355,15 +355,21 @@ async fn psql_views_show_names_lateness_and_local_times(pool: PgPool) {
     )
     .await
     .expect("run");
-    sqlx::query(
-        "update runs set status = 'SUCCESS', worker_id = 'worker-a',
-                started_at = '2025-11-06T02:00:03Z', finished_at = '2025-11-06T02:01:03Z'
+    // Claimed, then finished: the state machine has no QUEUED -> SUCCESS.
+    for step in [
+        "update runs set status = 'RUNNING', worker_id = 'worker-a',
+                started_at = '2025-11-06T02:00:03Z', lease_expires_at = now() + interval '1 minute'
          where id = $1",
-    )
-    .bind(run)
-    .execute(&pool)
-    .await
-    .expect("finish");
+        "update runs set status = 'SUCCESS', finished_at = '2025-11-06T02:01:03Z',
+                lease_expires_at = null
+         where id = $1",
+    ] {
+        sqlx::query(step)
+            .bind(run)
+            .execute(&pool)
+            .await
+            .expect("finish");
+    }
 
     let (name, lateness, duration): (String, f64, f64) = sqlx::query_as(
         "select ingestion, extract(epoch from lateness)::float8, extract(epoch from duration)::float8
