@@ -246,14 +246,23 @@ pub async fn schedule_info(
     }))
 }
 
+/// Enabling checks the whole definition (an enabled schedule must be complete: 422 naming the
+/// missing field); disabling checks nothing, so any schedule can be stopped.
 async fn set_enabled(
     state: &AppState,
     tenant: Uuid,
     id: Uuid,
     enabled: bool,
 ) -> ApiResult<IngestionRow> {
+    if !enabled {
+        let row = store::ingestion_schedule_disable(&state.pool, tenant, id).await;
+        state.schedules.invalidate(id);
+        let row = row?.ok_or(ApiError::NotFound("ingestion"))?;
+        tracing::info!(ingestion_id = %id, tenant_id = %tenant, "schedule disabled");
+        return Ok(row);
+    }
     let mut draft = Draft::from_row(&fetch(state, tenant, id).await?);
-    draft.schedule_enabled = Some(enabled);
+    draft.schedule_enabled = Some(true);
     overwrite(state, tenant, id, draft).await
 }
 

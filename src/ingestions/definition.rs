@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 
 use super::options::IngestOptions;
 pub use crate::schedule::FieldProblem;
-use crate::schedule::{Schedule, ScheduleInput, FIELD_FREQUENCY};
+use crate::schedule::{
+    check_cron, Schedule, ScheduleInput, FIELD_CRON, FIELD_FREQUENCY, FIELD_TIME,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -211,45 +213,70 @@ pub struct ScheduleFields {
 }
 
 impl ScheduleFields {
-    /// Validates the fields as the product spec does: format rules always apply; a schedule is
-    /// required only when it is enabled. Returns the parsed schedule when there is one.
+    /// Validates the fields as the product spec does. Format rules apply to every field given,
+    /// enabled or not (its section 7.1: `validate_cron`, `validate_time`...). Completeness
+    /// applies only to an enabled schedule (section 8.3, `_validate_schedule`): a frequency, a
+    /// time for daily and weekly, a cron for custom. Returns the schedule the fields define, if
+    /// any: a daily or weekly one without a time is at 00:00 (`_parse_schedule_time`); a
+    /// disabled one without a frequency, or a disabled custom one without a cron, has none.
     pub fn validate(&self) -> Result<Option<Schedule>, Vec<FieldProblem>> {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let frequency = given(&self.frequency);
+        let cron = given(&self.cron);
+        let mut problems = Vec::new();
+        if self.enabled {
+            match frequency.as_deref() {
+                None => problems.push(FieldProblem {
+                    field: FIELD_FREQUENCY,
+                    message: "schedule_frequency is required when schedule_enabled is true".into(),
+                }),
+                Some(f @ ("daily" | "weekly")) if given(&self.time).is_none() => {
+                    problems.push(FieldProblem {
+                        field: FIELD_TIME,
+                        message: format!("schedule_time is required for {f} schedules"),
+                    })
+                }
+                // A custom schedule without a cron: `Schedule::parse` reports it (below).
+                _ => {}
+            }
+        }
         let input = ScheduleInput {
             frequency: self.frequency.as_deref(),
             time: self.time.as_deref(),
             timezone: self.timezone.as_deref(),
             cron: self.cron.as_deref(),
         };
-        match Schedule::parse(&input) {
-            Ok(s) => Ok(Some(s)),
+        let schedule = match Schedule::parse(&input) {
+            Ok(s) => Some(s),
             Err(e) => {
-                let frequency_missing = self
-                    .frequency
-                    .as_deref()
-                    .is_none_or(|f| f.trim().is_empty());
-                let problems: Vec<FieldProblem> = e
-                    .problems
-                    .into_iter()
-                    .map(|p| {
-                        if p.field == FIELD_FREQUENCY && frequency_missing {
-                            FieldProblem {
-                                field: FIELD_FREQUENCY,
-                                message:
-                                    "schedule_frequency is required when schedule_enabled is true"
-                                        .into(),
-                            }
-                        } else {
-                            p
-                        }
-                    })
-                    .filter(|p| self.enabled || !(p.field == FIELD_FREQUENCY && frequency_missing))
-                    .collect();
-                if problems.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(problems)
-                }
+                // `Schedule::parse` cannot build a schedule without a frequency, nor a custom
+                // one without a cron; both are required of an enabled schedule only.
+                let custom_without_cron = frequency.as_deref() == Some("custom") && cron.is_none();
+                problems.extend(e.problems.into_iter().filter(|p| {
+                    if p.field == FIELD_FREQUENCY && frequency.is_none() {
+                        return false; // reported above when enabled
+                    }
+                    !(p.field == FIELD_CRON && custom_without_cron && !self.enabled)
+                }));
+                None
             }
+        };
+        // `Schedule::parse` reads the cron of custom schedules only; any other cron given must
+        // parse too (`validate_cron`), so nothing unparsable is stored.
+        if frequency.as_deref() != Some("custom") {
+            if let Some(Err(p)) = cron.as_deref().map(check_cron) {
+                problems.extend(p);
+            }
+        }
+        if problems.is_empty() {
+            Ok(schedule)
+        } else {
+            Err(problems)
         }
     }
 }
@@ -353,6 +380,78 @@ mod tests {
         assert_eq!(
             bad_time.validate().expect_err("bad time")[0].field,
             "schedule_time"
+        );
+    }
+
+    fn fields(frequency: &str, enabled: bool) -> ScheduleFields {
+        ScheduleFields {
+            frequency: Some(frequency.into()),
+            timezone: Some("UTC".into()),
+            enabled,
+            ..ScheduleFields::default()
+        }
+    }
+
+    fn problem_fields(f: &ScheduleFields) -> Vec<(&'static str, String)> {
+        f.validate()
+            .expect_err("refused")
+            .into_iter()
+            .map(|p| (p.field, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_time_or_a_cron_is_required_only_when_the_schedule_is_enabled() {
+        // Disabled: a daily or weekly schedule without a time is one at 00:00, a custom one
+        // without a cron is no schedule yet.
+        let daily = fields("daily", false).validate().expect("valid");
+        assert_eq!(
+            daily.map(|s| s.cron_expression().to_owned()),
+            Some("0 0 * * *".into())
+        );
+        let weekly = fields("weekly", false).validate().expect("valid");
+        assert_eq!(
+            weekly.map(|s| s.cron_expression().to_owned()),
+            Some("0 0 * * 0".into())
+        );
+        assert!(matches!(fields("custom", false).validate(), Ok(None)));
+        // Enabled: each names its missing field, once.
+        assert_eq!(
+            problem_fields(&fields("daily", true)),
+            [(
+                "schedule_time",
+                "schedule_time is required for daily schedules".to_owned()
+            )]
+        );
+        assert_eq!(
+            problem_fields(&fields("weekly", true)),
+            [(
+                "schedule_time",
+                "schedule_time is required for weekly schedules".to_owned()
+            )]
+        );
+        assert_eq!(
+            problem_fields(&fields("custom", true)),
+            [(
+                "schedule_cron",
+                "schedule_cron is required for custom schedules".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_cron_given_must_parse_whatever_the_frequency() {
+        let mut daily = fields("daily", false);
+        daily.cron = Some("61 * * * *".into());
+        let problems = problem_fields(&daily);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "schedule_cron");
+        let mut fine = fields("daily", true);
+        fine.time = Some("02:00".into());
+        fine.cron = Some("*/5 * * * *".into());
+        assert!(
+            fine.validate().is_ok(),
+            "a valid cron beside a preset is kept, unused"
         );
     }
 

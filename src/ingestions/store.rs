@@ -393,6 +393,29 @@ pub async fn ingestion_schedule(
     }))
 }
 
+/// Switches the tenant's schedule off, whatever the rest of the definition holds (the product
+/// spec's `disable_schedule` checks nothing: a definition that today's rules refuse, or a local
+/// source whose root was removed since, can still be stopped). The trigger removes the tick.
+/// Returns the ingestion as stored; `None`: no such ingestion.
+pub async fn ingestion_schedule_disable(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<IngestionRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "update ingestions set schedule_enabled = false, updated_at = now()
+         where id = $1 and tenant_id = $2 and schedule_enabled",
+        id,
+        tenant_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let row = get(&mut tx, tenant_id, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
 /// Switches off a schedule whose stored definition no longer parses (a ticker found it); the
 /// trigger removes its tick row.
 pub async fn ingestion_schedule_switch_off(

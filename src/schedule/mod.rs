@@ -103,6 +103,10 @@ pub struct LocalTime {
 }
 
 impl LocalTime {
+    /// 00:00: the time of a daily or weekly schedule that names none (the product spec's
+    /// `_parse_schedule_time`: "Defaults to 00:00 if not provided").
+    pub const MIDNIGHT: LocalTime = LocalTime { hour: 0, minute: 0 };
+
     pub fn new(hour: u8, minute: u8) -> Option<LocalTime> {
         (hour < 24 && minute < 60).then_some(LocalTime { hour, minute })
     }
@@ -230,8 +234,24 @@ fn present(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.trim().is_empty())
 }
 
+/// Checks a cron expression on its own, whatever frequency it comes with: any `schedule_cron`
+/// given must parse (the product spec's `validate_cron`).
+pub fn check_cron(text: &str) -> Result<(), Vec<FieldProblem>> {
+    CronExpr::parse(text.trim()).map(drop).map_err(|messages| {
+        messages
+            .into_iter()
+            .map(|message| FieldProblem {
+                field: FIELD_CRON,
+                message,
+            })
+            .collect()
+    })
+}
+
 impl Schedule {
-    /// Parse the user's fields exactly as the API receives them.
+    /// Parse the user's fields exactly as the API receives them. A daily or weekly schedule
+    /// without a time is one at 00:00; whether a time is required is the caller's rule
+    /// (`ScheduleFields::validate`: only when the schedule is enabled).
     pub fn parse(input: &ScheduleInput<'_>) -> Result<Schedule, ScheduleError> {
         let mut problems = Vec::new();
         let mut problem = |field, message: String| problems.push(FieldProblem { field, message });
@@ -265,16 +285,6 @@ impl Schedule {
                 }
             },
         };
-        let needs_time = matches!(frequency, Some(Frequency::Daily | Frequency::Weekly));
-        if needs_time && present(input.time).is_none() {
-            if let Some(f) = frequency {
-                problem(
-                    FIELD_TIME,
-                    format!("schedule_time is required for {f} schedules"),
-                );
-            }
-        }
-
         let timezone = match present(input.timezone) {
             None => Some(Tz::UTC),
             Some(name) => match name.parse::<Tz>() {
@@ -309,10 +319,20 @@ impl Schedule {
         };
         let (time, expression) = match (frequency, time, custom) {
             (Frequency::Hourly, _, _) => (None, "0 * * * *".to_string()),
-            (Frequency::Daily, Some(t), _) => (Some(t), format!("{} {} * * *", t.minute, t.hour)),
-            (Frequency::Weekly, Some(t), _) => (Some(t), format!("{} {} * * 0", t.minute, t.hour)),
+            // No time means 00:00, as the product spec's `_parse_schedule_time` says. Whether a
+            // time is required is a rule about enabled schedules: `ScheduleFields::validate`.
+            (Frequency::Daily, t, _) => {
+                let t = t.unwrap_or(LocalTime::MIDNIGHT);
+                (Some(t), format!("{} {} * * *", t.minute, t.hour))
+            }
+            (Frequency::Weekly, t, _) => {
+                let t = t.unwrap_or(LocalTime::MIDNIGHT);
+                (Some(t), format!("{} {} * * 0", t.minute, t.hour))
+            }
             (Frequency::Custom, _, Some((expression, _))) => (None, expression),
-            _ => return Err(internal("required field missing without a problem")),
+            (Frequency::Custom, _, None) => {
+                return Err(internal("required field missing without a problem"))
+            }
         };
         let cron = CronExpr::parse(&expression).map_err(|messages| ScheduleError {
             problems: messages

@@ -233,14 +233,15 @@ fn time_errors() {
     for good in ["00:00", "09:05", "19:59", "23:59"] {
         assert!(Schedule::parse(&input(Some("daily"), Some(good), None, None)).is_ok());
     }
+    // No time means 00:00 (the product spec's `_parse_schedule_time`); that a time is
+    // required of an enabled schedule is `ScheduleFields::validate`'s rule.
+    let daily = Schedule::parse(&input(Some("daily"), None, None, None)).expect("00:00");
     assert_eq!(
-        problems(&input(Some("daily"), None, None, None)),
-        ["schedule_time: schedule_time is required for daily schedules"]
+        (daily.cron_expression(), daily.time()),
+        ("0 0 * * *", LocalTime::new(0, 0))
     );
-    assert_eq!(
-        problems(&input(Some("weekly"), Some(" "), None, None)),
-        ["schedule_time: schedule_time is required for weekly schedules"]
-    );
+    let weekly = Schedule::parse(&input(Some("weekly"), Some(" "), None, None)).expect("00:00");
+    assert_eq!(weekly.cron_expression(), "0 0 * * 0");
 }
 
 #[test]
@@ -346,10 +347,7 @@ fn every_problem_is_collected() {
             Some("Nowhere"),
             Some("ignored")
         )),
-        [
-            "schedule_time: schedule_time is required for weekly schedules",
-            "schedule_timezone: unknown timezone 'Nowhere'"
-        ]
+        ["schedule_timezone: unknown timezone 'Nowhere'"]
     );
     // An unknown frequency cannot say whether time or cron are needed, but a malformed time
     // and an unknown zone are still wrong.

@@ -299,6 +299,37 @@ async fn schedules_must_be_complete_when_enabled(pool: PgPool) {
         .expect_err("incomplete schedule");
         assert_eq!(constraint(&err), Some(want), "{frequency:?} {time:?}");
     }
+    // Disabled, the same definitions are stored: completeness is a rule of enabled schedules.
+    for (n, (frequency, cron)) in [("daily", None::<&str>), ("weekly", None), ("custom", None)]
+        .into_iter()
+        .enumerate()
+    {
+        sqlx::query(
+            "insert into ingestions (id, tenant_id, name, source_type, source_path, format_type,
+                                     destination_table, schedule_frequency, schedule_cron,
+                                     schedule_enabled)
+             values ($1, $2, $3, 'local', 'file:///data/in/', 'csv', 'a.b', $4, $5, false)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(t)
+        .bind(format!("disabled {n}"))
+        .bind(frequency)
+        .bind(cron)
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("a disabled {frequency} schedule may be incomplete: {e}"));
+    }
+    let enable = sqlx::query(
+        "update ingestions set schedule_enabled = true where name = 'disabled 0' and tenant_id = $1",
+    )
+    .bind(t)
+    .execute(&pool)
+    .await
+    .expect_err("enabling a daily schedule without a time");
+    assert_eq!(
+        constraint(&enable),
+        Some("ingestions_daily_weekly_need_time")
+    );
 
     ingestion(&pool, t, "events").await;
     let dup = sqlx::query(

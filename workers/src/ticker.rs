@@ -322,7 +322,7 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, mut plan: Plan) -> Resul
         let skipped = runs_insert_skipped(tx, &refused).await?;
         report.skipped = skipped.len();
         for (run_id, ingestion_id) in &skipped {
-            tracing::info!(%ingestion_id, %run_id, "tick skipped: previous run still active");
+            tracing::warn!(%ingestion_id, %run_id, "tick skipped: previous run still active");
         }
     }
 
