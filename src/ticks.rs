@@ -84,7 +84,8 @@ pub async fn tick_lock_due(
     .await
 }
 
-/// Locks up to `limit` tick rows whose schedule was edited (`recompute`), due or not.
+/// Locks up to `limit` tick rows whose schedule was edited (`recompute`), due or not. The same
+/// statement as [`tick_lock_due`] with another `where`: see there why they are two.
 pub async fn tick_lock_edited(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,

@@ -194,6 +194,8 @@ impl IngestionPatch {
     }
 }
 
+/// An ingestion as the API shows it: the stored row's fields (a type of its own, so adding a
+/// column never changes the contract), options with secrets masked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestionResponse {
     pub id: Uuid,
@@ -246,6 +248,7 @@ impl From<IngestionRow> for IngestionResponse {
     }
 }
 
+/// A run as the API shows it: the stored row's fields, plus its duration and lateness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunResponse {
     pub id: Uuid,

@@ -114,6 +114,7 @@ fn next_fire(tick: Tick, schedule: impl FnOnce() -> Option<Schedule>) -> Option<
     }
 }
 
+/// An [`IngestionRow`] from a row of `get` or `select`, its next fire instant worked out.
 macro_rules! ingestion_row {
     ($r:expr) => {{
         let r = $r;
@@ -205,6 +206,8 @@ pub async fn ingestion_update(
     v: &Valid,
 ) -> Result<IngestionRow> {
     let mut tx = pool.begin().await?;
+    // The insert's fifteen values in its order, written again: an upsert would create the row a
+    // PUT to a missing (or another tenant's) id must answer 404 for.
     let updated = sqlx::query!(
         "update ingestions set name = $3, description = $4, status = $5, source_type = $6,
                 source_path = $7, format_type = $8, destination_table = $9, options = $10,
@@ -243,6 +246,8 @@ async fn get(
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<Option<IngestionRow>, sqlx::Error> {
+    // The columns of `select`, read by primary key. One statement for both would let a cached
+    // generic plan read the tenant's whole index for `($2 is null or id = $2)`.
     let r = sqlx::query!(
         r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
@@ -258,6 +263,39 @@ async fn get(
     .fetch_optional(conn)
     .await?;
     Ok(r.map(|r| ingestion_row!(r)))
+}
+
+/// A filtered page of the tenant's ingestion rows, oldest first, each with its tick row.
+async fn select(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    filter: &ListFilter,
+    page: PageRequest,
+) -> Result<Vec<IngestionRow>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
+                  i.format_type, i.destination_table, i.options, i.schedule_frequency,
+                  i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
+                  i.last_scheduled_run, i.created_at, i.updated_at,
+                  t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
+                  t.updated_at as "tick_edited_at?"
+           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
+           where i.tenant_id = $1
+             and ($2::text is null or i.status = $2)
+             and ($3::bool is null or i.schedule_enabled = $3)
+             and ($4::text is null or strpos(lower(i.name), lower($4)) > 0)
+           order by i.created_at, i.id
+           limit $5 offset $6"#,
+        tenant_id,
+        filter.status,
+        filter.schedule_enabled,
+        filter.name,
+        page.size,
+        page.offset(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| ingestion_row!(r)).collect())
 }
 
 /// The tenant's ingestion `id`.
@@ -315,29 +353,9 @@ pub async fn ingestion_list(
     )
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query!(
-        r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
-                  i.format_type, i.destination_table, i.options, i.schedule_frequency,
-                  i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
-                  i.last_scheduled_run, i.created_at, i.updated_at,
-                  t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
-                  t.updated_at as "tick_edited_at?"
-           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
-           where i.tenant_id = $1 and ($2::text is null or i.status = $2)
-             and ($3::bool is null or i.schedule_enabled = $3)
-             and ($4::text is null or strpos(lower(i.name), lower($4)) > 0)
-           order by i.created_at, i.id
-           limit $5 offset $6"#,
-        tenant_id,
-        filter.status,
-        filter.schedule_enabled,
-        filter.name,
-        page.size,
-        page.offset(),
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok((rows.into_iter().map(|r| ingestion_row!(r)).collect(), total))
+    let mut conn = pool.acquire().await?;
+    let rows = select(&mut conn, tenant_id, filter, page).await?;
+    Ok((rows, total))
 }
 
 /// Deletes the tenant's ingestion with its tick, its runs and its ledger (cascades). `false`:

@@ -106,6 +106,8 @@ pub async fn runs_insert_skipped(
 }
 
 /// (new) → MISSED, each with its reason. Returns (ingestion id, reason) of the rows written.
+/// Shaped as [`runs_insert_queued`], but born finished, and yielding only to a row of the same
+/// tick (a MISSED tick is recorded even while a run of the ingestion is active).
 pub async fn runs_insert_missed(
     tx: &mut Transaction<'_, Postgres>,
     runs: &[TickRun],

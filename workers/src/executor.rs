@@ -86,3 +86,55 @@ pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = Result<RunOutput, ExecErro
 pub trait Executor: Send + Sync + 'static {
     fn execute(&self, ctx: RunContext) -> ExecFuture<'_>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(options: serde_json::Value, destination: &str) -> ClaimedIngestion {
+        ClaimedIngestion {
+            id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            name: "events".into(),
+            description: None,
+            source_type: "s3".into(),
+            source_path: "s3://bucket-one/logs/".into(),
+            format_type: "csv".into(),
+            destination_table: destination.into(),
+            options,
+        }
+    }
+
+    #[test]
+    fn the_loader_gets_the_definition_parsed() {
+        let spec = IngestionSpec::parse(&claimed(
+            serde_json::json!({"csv_delimiter": ";", "max_files_per_run": 5}),
+            "analytics.events",
+        ))
+        .expect("a stored definition the API accepted parses");
+        let d = &spec.definition;
+        assert_eq!(d.destination_table.to_string(), "analytics.events");
+        assert_eq!(d.options.csv.delimiter, b';');
+        assert_eq!(d.options.max_files_per_run, 5);
+    }
+
+    #[test]
+    fn a_definition_broken_at_psql_fails_the_run_saying_why() {
+        for (options, destination, needle) in [
+            (
+                serde_json::json!({"no_such_option": 1}),
+                "analytics.events",
+                "no_such_option",
+            ),
+            (serde_json::json!({}), "not a table", "destination"),
+        ] {
+            match IngestionSpec::parse(&claimed(options, destination)) {
+                Err(ExecError::Permanent(msg)) => {
+                    assert!(msg.starts_with("the stored definition is invalid"), "{msg}");
+                    assert!(msg.contains(needle), "{msg}");
+                }
+                other => panic!("expected a permanent failure, got {other:?}"),
+            }
+        }
+    }
+}
