@@ -36,10 +36,10 @@ caught_of() {
     return 1
 }
 
+# $1: this script's pid, $2: its parent's, $3: the parent's caught_of when this script started.
 watchdog() {
-    local script="$1" parent="$2" caught ppid
-    shift 2
-    caught="$(caught_of "$parent" 2>/dev/null || echo 0)"
+    local script="$1" parent="$2" caught="$3" ppid
+    shift 3
     while ppid="$(ppid_of "$script")"; do
         if [ "$parent" != 1 ] && {
             [ "$ppid" != "$parent" ] || [ "$(caught_of "$parent" 2>/dev/null || echo 0)" != "$caught" ]
@@ -60,6 +60,8 @@ if [ "${1:-}" = --watchdog ]; then
     exit 0
 fi
 
+# Taken first, so that a signal the parent handles while the migrations run is noticed too.
+parent_caught="$(caught_of "$PPID" 2>/dev/null || echo 0)"
 : "${DATABASE_URL:?DATABASE_URL must be set (make run sets it)}"
 export DATABASE_URL
 
@@ -121,7 +123,7 @@ setsid "$bin/autoloader-api" --skip-migrations </dev/null &
 pids+=($!)
 setsid "$bin/autoloader-worker" </dev/null &
 pids+=($!)
-setsid "$0" --watchdog "$$" "$PPID" "${pids[@]}" </dev/null &
+setsid "$0" --watchdog "$$" "$PPID" "$parent_caught" "${pids[@]}" </dev/null &
 watchdog_pid=$!
 # A signal that came while they started found fewer processes to stop.
 if [ "$stopping" = 1 ]; then terminate; fi
