@@ -3,12 +3,13 @@
 #
 # Any way of stopping it stops both processes. A SIGINT (Ctrl-C), SIGTERM or SIGHUP to this script
 # or to the `make` running it sends each process one SIGTERM, so they stop gracefully (the worker
-# finishes or gives back its runs); a further signal sends another, and they exit at once. Either
-# process exiting stops the other. The two run in sessions of their own, so a signal to the whole
-# process group (Ctrl-C, `timeout`) reaches them once, through this script, and never twice.
-# A watchdog, also in a session of its own, covers what traps cannot: this script killed with
-# SIGKILL (it stops both), its parent killed with SIGKILL, or its parent handling a signal sent to
-# it alone and not passing it on, as `make` does with SIGINT and SIGHUP (it asks this script to stop).
+# finishes or gives back its runs); a further signal, half a second or more later, sends another,
+# and they exit at once. Either process exiting stops the other. The two run in sessions of their
+# own, so a signal to the whole process group (Ctrl-C, `timeout`) reaches them once, through this
+# script, and never twice. A watchdog, also in a session of its own, covers what traps cannot: this
+# script killed with SIGKILL (it stops both), its parent killed with SIGKILL, or its parent handling
+# a signal sent to it alone and not passing it on, as `make` does with SIGINT and SIGHUP (it asks
+# this script to stop).
 #
 # AUTOLOADER_BIN_DIR names the directory of the binaries (default: target/release).
 set -euo pipefail
@@ -18,7 +19,7 @@ bin="${AUTOLOADER_BIN_DIR:-$root/target/release}"
 # The parent of process $1; fails once the process has exited (a zombie counts as exited).
 ppid_of() {
     local stat fields
-    read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
     read -ra fields <<<"${stat##*) }"
     [ "${fields[0]}" != Z ] || return 1
     echo "${fields[1]}"
@@ -68,6 +69,7 @@ export DATABASE_URL
 pids=()
 watchdog_pid=""
 stopping=0
+stopped_at=0
 status=0
 
 # SIGTERM to both processes: the first asks them to stop gracefully, a second to exit at once.
@@ -78,11 +80,16 @@ terminate() {
 # A signal to this script: $1 is the exit status it leaves with.
 # shellcheck disable=SC2317  # called from traps
 on_signal() {
+    local now="${EPOCHREALTIME/[.,]/}"
     status="$1"
     if [ "$stopping" = 1 ]; then
+        # One stop often arrives twice at once: `timeout` or a terminal signals the process group,
+        # and `make` passes SIGTERM on. Only a signal half a second later or more is another.
+        if [ $((now - stopped_at)) -lt 500000 ]; then return 0; fi
         echo "run.sh: signalled again; the API and the worker exit at once" >&2
     else
         stopping=1
+        stopped_at="$now"
     fi
     terminate
 }
@@ -135,6 +142,7 @@ if [ "$stopping" = 0 ]; then
     wait -n "${pids[@]}" || rc=$?
     if [ "$stopping" = 0 ]; then
         stopping=1
+        stopped_at="${EPOCHREALTIME/[.,]/}"
         status="$rc"
         echo "run.sh: a process exited (status $rc); stopping the other" >&2
         terminate
