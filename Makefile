@@ -1,6 +1,6 @@
 # Autoloader. `make` or `make help` lists the targets.
 # Targets that need PostgreSQL use $DATABASE_URL when it is set, otherwise a private cluster
-# under .local/pg that scripts/pg.sh initialises once and starts on a free loopback port.
+# found through .local/pg that scripts/pg.sh initialises once and starts on a free loopback port.
 # `make test` likewise uses $AUTOLOADER_TEST_S3_ENDPOINT, or the S3 server of scripts/s3.sh.
 
 SHELL := /usr/bin/env bash
@@ -44,8 +44,12 @@ db: ## Start the local PostgreSQL and print its DATABASE_URL
 	@scripts/pg.sh start
 
 .PHONY: db-stop
-db-stop: ## Stop the local PostgreSQL (its data stays in .local/pg)
+db-stop: ## Stop the local PostgreSQL (its data is kept)
 	@scripts/pg.sh stop
+
+.PHONY: db-destroy
+db-destroy: ## Stop the local PostgreSQL and delete its data
+	@scripts/pg.sh destroy
 
 .PHONY: psql
 psql: ## Open psql on the database
