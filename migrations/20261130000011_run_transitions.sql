@@ -10,8 +10,11 @@
 --
 -- SKIPPED and MISSED rows are born terminal; every finished state is final. The same list is
 -- RunStatus::can_become in src/runs/mod.rs (tests/tests/run_states.rs checks they agree).
--- The trigger's WHEN clause is evaluated without calling the function, so legal moves (every
--- move the engine makes) cost one comparison, not a PL/pgSQL call.
+-- It is an AFTER trigger whose WHEN clause holds the list: PostgreSQL evaluates the clause as it
+-- writes the row and queues nothing for a legal move, so the moves the engine makes cost one
+-- comparison and no PL/pgSQL call. (A BEFORE row trigger would make every UPDATE of runs, even a
+-- heartbeat, lock its row once more first.) An illegal move queues the call, which raises at the
+-- end of the statement and rolls the statement back.
 create function runs_refuse_illegal_transition() returns trigger language plpgsql as $$
 begin
     raise exception 'run % cannot go from % to %', old.id, old.status, new.status
@@ -22,7 +25,7 @@ end
 $$;
 
 create trigger runs_status_transition
-    before update of status on runs
+    after update of status on runs
     for each row
     when (old.status is distinct from new.status
           and (old.status, new.status) not in (('QUEUED', 'RUNNING'), ('QUEUED', 'CANCELLED'),
