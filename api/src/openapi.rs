@@ -5,6 +5,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -43,6 +44,85 @@ impl Modify for Security {
         components.add_security_scheme("bearer", bearer());
         components.add_security_scheme("admin", bearer());
         document_problems(openapi);
+        document_links(openapi);
+    }
+}
+
+/// What a response's ids lead to: the operations a client (or a stateful fuzzer) can call next
+/// with them. Given explicitly, so nothing is guessed from `Location` headers.
+fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
+    const INGESTION: &str = "/api/v1/ingestions/{id}";
+    let ingestion_ops: &[(&str, &str, &str)] = &[
+        ("GetIngestion", INGESTION, "get"),
+        ("ReplaceIngestion", INGESTION, "put"),
+        ("PatchIngestion", INGESTION, "patch"),
+        ("DeleteIngestion", INGESTION, "delete"),
+        ("GetSchedule", "/api/v1/ingestions/{id}/schedule", "get"),
+        ("EnableSchedule", "/api/v1/ingestions/{id}/schedule/enable", "post"),
+        ("DisableSchedule", "/api/v1/ingestions/{id}/schedule/disable", "post"),
+        ("TriggerRun", "/api/v1/ingestions/{id}/run", "post"),
+        ("ListRuns", "/api/v1/ingestions/{id}/runs", "get"),
+    ];
+    let run_ops: &[(&str, &str, &str)] = &[
+        ("GetRun", "/api/v1/runs/{run_id}", "get"),
+        ("CancelRun", "/api/v1/runs/{run_id}/cancel", "post"),
+    ];
+    let tenant_ops: &[(&str, &str, &str)] = &[(
+        "CreateToken",
+        "/api/v1/admin/tenants/{tenant_id}/tokens",
+        "post",
+    )];
+    let token_ops: &[(&str, &str, &str)] =
+        &[("RevokeToken", "/api/v1/admin/tokens/{token_id}", "delete")];
+    let ingestion = ("id", "$response.body#/id", ingestion_ops);
+    let run = ("run_id", "$response.body#/id", run_ops);
+    let tenant = ("tenant_id", "$response.body#/tenant_id", tenant_ops);
+    let token = ("token_id", "$response.body#/token_id", token_ops);
+    let sources: &[(&str, &str, &str, &[_])] = &[
+        ("/api/v1/ingestions", "post", "201", &[ingestion]),
+        (INGESTION, "put", "200", &[ingestion]),
+        (INGESTION, "patch", "200", &[ingestion]),
+        ("/api/v1/ingestions/{id}/run", "post", "202", &[run]),
+        ("/api/v1/admin/tenants", "post", "201", &[tenant, token]),
+        ("/api/v1/admin/tenants/{tenant_id}/tokens", "post", "201", &[token]),
+    ];
+    for (path, method, status, targets) in sources {
+        let Some(response) = openapi
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| operation(item, method))
+            .and_then(|op| op.responses.responses.get_mut(*status))
+        else {
+            continue;
+        };
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        for (param, value, ops) in *targets {
+            for (name, target, target_method) in *ops {
+                let pointer = format!("#/paths/{}/{target_method}", target.replace('/', "~1"));
+                let link = LinkBuilder::new()
+                    .operation_ref(pointer)
+                    .parameter(*param, *value)
+                    .build();
+                response.links.insert((*name).to_owned(), RefOr::T(link));
+            }
+        }
+    }
+}
+
+fn operation<'a>(
+    item: &'a mut utoipa::openapi::PathItem,
+    method: &str,
+) -> Option<&'a mut utoipa::openapi::path::Operation> {
+    match method {
+        "get" => item.get.as_mut(),
+        "put" => item.put.as_mut(),
+        "post" => item.post.as_mut(),
+        "patch" => item.patch.as_mut(),
+        "delete" => item.delete.as_mut(),
+        _ => None,
     }
 }
 
