@@ -14,8 +14,7 @@ use autoloader::runs::RunRow;
 
 #[allow(unused_imports)] // the document's types, named in `value_type`
 use crate::rules::{
-    CronExpression, DestinationTableName, IngestOptionsDoc, Name, ScheduleTime, SourcePathText,
-    TimeZone,
+    DestinationTableName, IngestOptionsDoc, Name, ScheduleTime, SourcePathText, TimeZone,
 };
 
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None), for PATCH.
@@ -114,8 +113,7 @@ pub struct IngestionCreate {
     /// IANA time zone; `UTC` when omitted.
     #[schema(value_type = Option<TimeZone>)]
     pub schedule_timezone: Option<String>,
-    /// 5-field cron expression, required for custom.
-    #[schema(value_type = Option<CronExpression>)]
+    /// Read for custom schedules only, where it is required: a `CronExpression`.
     pub schedule_cron: Option<String>,
     #[serde(default)]
     pub schedule_enabled: Option<bool>,
@@ -172,8 +170,9 @@ pub struct IngestionPatch {
     pub schedule_time: Option<Option<String>>,
     #[schema(value_type = Option<TimeZone>)]
     pub schedule_timezone: Option<String>,
+    /// Read for custom schedules only, where it is required: a `CronExpression`.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<CronExpression>)]
+    #[schema(value_type = Option<String>)]
     pub schedule_cron: Option<Option<String>>,
     pub schedule_enabled: Option<bool>,
     #[schema(value_type = Option<IngestionStatusName>)]
@@ -366,7 +365,7 @@ pub struct SchedulePreviewRequest {
     pub schedule_time: Option<String>,
     #[schema(value_type = Option<TimeZone>)]
     pub schedule_timezone: Option<String>,
-    #[schema(value_type = Option<CronExpression>)]
+    /// Read for custom schedules only, where it is required: a `CronExpression`.
     pub schedule_cron: Option<String>,
     /// RFC 3339 instant to start from; now when omitted.
     #[schema(format = DateTime)]

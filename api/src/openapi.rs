@@ -4,8 +4,8 @@
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -23,6 +23,7 @@ use crate::{admin, ingestions, metrics, runs, schedules};
         admin::create_tenant, admin::list_tenants, admin::create_token, admin::revoke_token,
         metrics::metrics,
     ),
+    components(schemas(crate::model::RunStatusName, crate::rules::CronExpression)),
     modifiers(&Security),
     tags(
         (name = "ingestions", description = "What to load, from where, into which table"),
@@ -58,8 +59,16 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
         ("PatchIngestion", INGESTION, "patch"),
         ("DeleteIngestion", INGESTION, "delete"),
         ("GetSchedule", "/api/v1/ingestions/{id}/schedule", "get"),
-        ("EnableSchedule", "/api/v1/ingestions/{id}/schedule/enable", "post"),
-        ("DisableSchedule", "/api/v1/ingestions/{id}/schedule/disable", "post"),
+        (
+            "EnableSchedule",
+            "/api/v1/ingestions/{id}/schedule/enable",
+            "post",
+        ),
+        (
+            "DisableSchedule",
+            "/api/v1/ingestions/{id}/schedule/disable",
+            "post",
+        ),
         ("TriggerRun", "/api/v1/ingestions/{id}/run", "post"),
         ("ListRuns", "/api/v1/ingestions/{id}/runs", "get"),
     ];
@@ -84,7 +93,12 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
         (INGESTION, "patch", "200", &[ingestion]),
         ("/api/v1/ingestions/{id}/run", "post", "202", &[run]),
         ("/api/v1/admin/tenants", "post", "201", &[tenant, token]),
-        ("/api/v1/admin/tenants/{tenant_id}/tokens", "post", "201", &[token]),
+        (
+            "/api/v1/admin/tenants/{tenant_id}/tokens",
+            "post",
+            "201",
+            &[token],
+        ),
     ];
     for (path, method, status, targets) in sources {
         let Some(response) = openapi
@@ -187,9 +201,40 @@ fn document_problems(openapi: &mut utoipa::openapi::OpenApi) {
 
 const PROBLEM: &str = "application/problem+json";
 
+/// The document as served. utoipa 5 writes a link's fields in snake case (`operation_ref`); the
+/// OpenAPI names are camel case, so they are renamed here.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let paths = doc.get_mut("paths").and_then(|p| p.as_object_mut());
+    let operations = paths
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    let responses = operations
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    let links = responses
+        .filter_map(|r| r.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_ref", "operationRef"),
+            ("operation_id", "operationId"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_owned(), v);
+            }
+        }
+    }
+    doc
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(document()) }))
         .route("/docs", get(docs))
 }
 

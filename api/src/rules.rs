@@ -23,7 +23,8 @@ use autoloader::ingestions::definition::MAX_NAME_CHARS;
 use autoloader::ingestions::options::OPTION_KEYS;
 
 /// Unicode `White_Space`, what `str::trim` removes, as the body of a character class.
-const WS: &str = r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+const WS: &str =
+    r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 /// Unicode control characters (`char::is_control`, category Cc), as the body of a class.
 const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
 
@@ -190,9 +191,8 @@ fn source_path_pattern() -> String {
     let any = format!("[^{CONTROL}]");
     let segment_char = format!("[^/{CONTROL}]");
     // A path segment other than `..`: empty, `.`, or anything longer or not made of dots.
-    let segment = format!(
-        r"({segment_char}{{3,}}|[^./{CONTROL}]{segment_char}?|\.[^./{CONTROL}]|\.|)"
-    );
+    let segment =
+        format!(r"({segment_char}{{3,}}|[^./{CONTROL}]{segment_char}?|\.[^./{CONTROL}]|\.|)");
     format!(
         r"^[{WS}]*(s3a?://[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](/{any}*)?|file://(/{segment})+)[{WS}]*$"
     )
@@ -211,7 +211,12 @@ pub fn cron_pattern() -> String {
         let item = format!(r"(\*|{value}(-{value})?)(/0*{step})?");
         format!("{item}(,{item})*")
     }
-    let names = |list: &[&str]| list.iter().map(|n| any_case(n)).collect::<Vec<_>>().join("|");
+    let names = |list: &[&str]| {
+        list.iter()
+            .map(|n| any_case(n))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
     let minute = field("0*[1-5]?[0-9]", "([1-9]|[1-5][0-9])");
     let hour = field("0*(1?[0-9]|2[0-3])", "([1-9]|1[0-9]|2[0-3])");
     let dom = field("0*([1-9]|[12][0-9]|3[01])", "([1-9]|[12][0-9]|3[01])");
@@ -231,9 +236,7 @@ pub fn cron_pattern() -> String {
         "@hourly",
     ]);
     let sep = format!("[{WS}]+");
-    format!(
-        "^[{WS}]*(({macros})|{minute}{sep}{hour}{sep}{dom}{sep}{month}{sep}{dow})?[{WS}]*$"
-    )
+    format!("^[{WS}]*(({macros})|{minute}{sep}{hour}{sep}{dom}{sep}{month}{sep}{dow})?[{WS}]*$")
 }
 
 doc_type!(

@@ -64,14 +64,23 @@ async fn query_parameters_state_their_bounds(pool: PgPool) {
         let page = parameter(&doc, path, method, "page");
         assert_eq!(page["minimum"], 1, "{path} page");
         let size = parameter(&doc, path, method, "page_size");
-        assert_eq!((&size["minimum"], &size["maximum"]), (&1.into(), &200.into()));
+        assert_eq!(
+            (&size["minimum"], &size["maximum"]),
+            (&1.into(), &200.into())
+        );
         let status = parameter(&doc, path, method, "status");
         assert!(status["enum"].is_array(), "{path} status is an enum");
     }
     let count = parameter(&doc, "/api/v1/ingestions/{id}/schedule", "get", "count");
-    assert_eq!((&count["minimum"], &count["maximum"]), (&1.into(), &100.into()));
+    assert_eq!(
+        (&count["minimum"], &count["maximum"]),
+        (&1.into(), &100.into())
+    );
     let count = property(&doc, "SchedulePreviewRequest", "count");
-    assert_eq!((&count["minimum"], &count["maximum"]), (&1.into(), &100.into()));
+    assert_eq!(
+        (&count["minimum"], &count["maximum"]),
+        (&1.into(), &100.into())
+    );
     let id = parameter(&doc, "/api/v1/ingestions/{id}", "get", "id");
     assert_eq!(id["format"], "uuid");
 }
@@ -82,7 +91,10 @@ async fn options_is_a_closed_object_of_known_keys(pool: PgPool) {
     let doc = document(&api).await;
     for component in ["IngestionCreate", "IngestionPatch"] {
         let options = property(&doc, component, "options");
-        assert_eq!(options["additionalProperties"], false, "{component}.options");
+        assert_eq!(
+            options["additionalProperties"], false,
+            "{component}.options"
+        );
         let mut documented: Vec<&str> = options["properties"]
             .as_object()
             .expect("options lists its keys")
@@ -97,9 +109,15 @@ async fn options_is_a_closed_object_of_known_keys(pool: PgPool) {
         known.sort();
         assert_eq!(documented, known);
         let files = resolve(&doc, &options["properties"]["max_files_per_run"]);
-        assert_eq!((&files["minimum"], &files["maximum"]), (&1.into(), &100_000.into()));
+        assert_eq!(
+            (&files["minimum"], &files["maximum"]),
+            (&1.into(), &100_000.into())
+        );
         let delimiter = resolve(&doc, &options["properties"]["csv_delimiter"]);
-        assert!(delimiter["pattern"].is_string(), "csv_delimiter is one character");
+        assert!(
+            delimiter["pattern"].is_string(),
+            "csv_delimiter is one character"
+        );
     }
 }
 
@@ -118,9 +136,14 @@ async fn strings_state_their_patterns(pool: PgPool) {
             pattern.contains(r"\u0000-\u001F"),
             "{component}.{field} refuses control characters: {pattern}"
         );
-        assert_eq!((&name["minLength"], &name["maxLength"]), (&1.into(), &200.into()));
+        assert_eq!(
+            (&name["minLength"], &name["maxLength"]),
+            (&1.into(), &200.into())
+        );
     }
-    for field in ["schedule_time", "schedule_cron", "destination_table", "source_path"] {
+    let cron = &doc["components"]["schemas"]["CronExpression"];
+    assert!(cron["pattern"].is_string(), "the cron syntax is documented");
+    for field in ["schedule_time", "destination_table", "source_path"] {
         let schema = property(&doc, "IngestionCreate", field);
         assert!(schema["pattern"].is_string(), "{field} has a pattern");
     }
@@ -137,9 +160,15 @@ async fn created_resources_link_to_their_operations(pool: PgPool) {
     let api = TestApi::spawn(pool).await;
     let doc = document(&api).await;
     let links = &doc["paths"]["/api/v1/ingestions"]["post"]["responses"]["201"]["links"];
-    assert_eq!(links["GetIngestion"]["parameters"]["id"], "$response.body#/id");
+    assert_eq!(
+        links["GetIngestion"]["parameters"]["id"],
+        "$response.body#/id"
+    );
     let links = &doc["paths"]["/api/v1/ingestions/{id}/run"]["post"]["responses"]["202"]["links"];
-    assert_eq!(links["GetRun"]["parameters"]["run_id"], "$response.body#/id");
+    assert_eq!(
+        links["GetRun"]["parameters"]["run_id"],
+        "$response.body#/id"
+    );
     let links = &doc["paths"]["/api/v1/admin/tenants"]["post"]["responses"]["201"]["links"];
     assert_eq!(
         links["CreateToken"]["parameters"]["tenant_id"],
