@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantCreate {
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 200)]
+    #[schema(required = true, value_type = crate::rules::Name)]
     pub name: Option<String>,
 }
 

@@ -22,7 +22,9 @@ use autoloader::ingestions::store::{self, IngestionRow, ListFilter};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::model::{IngestionCreate, IngestionPatch, IngestionResponse, ScheduleInfoResponse};
+use crate::model::{
+    IngestionCreate, IngestionPatch, IngestionResponse, IngestionStatusName, ScheduleInfoResponse,
+};
 use crate::page::{self, Page, PageParams};
 use crate::schedule_cache::ScheduleView;
 use crate::schedules::{parse_count, upcoming};
@@ -86,7 +88,7 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/ingestions", tag = "ingestions",
-    params(PageParams, ("status" = Option<String>, Query),
+    params(PageParams, ("status" = Option<IngestionStatusName>, Query),
            ("schedule_enabled" = Option<bool>, Query), ("name" = Option<String>, Query, description = "substring")),
     responses((status = 200, body = Page<IngestionResponse>), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
@@ -195,7 +197,7 @@ pub struct CountQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/ingestions/{id}/schedule", tag = "schedules",
-    params(("id" = Uuid, Path), ("count" = Option<i64>, Query, description = "1 to 100, default 5")),
+    params(("id" = Uuid, Path), ("count" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 5")),
     responses((status = 200, body = ScheduleInfoResponse), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn schedule_info(
     State(state): State<AppState>,

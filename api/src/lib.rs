@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod page;
+pub mod rules;
 pub mod runs;
 pub mod schedule_cache;
 pub mod schedules;

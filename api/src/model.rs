@@ -12,6 +12,11 @@ use autoloader::ingestions::draft::Draft;
 use autoloader::ingestions::store::IngestionRow;
 use autoloader::runs::RunRow;
 
+#[allow(unused_imports)] // the document's types, named in `value_type`
+use crate::rules::{
+    DestinationTableName, IngestOptionsDoc, Name, ScheduleTime, SourcePathText, TimeZone,
+};
+
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None), for PATCH.
 pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -60,6 +65,20 @@ pub enum IngestionStatusName {
     Paused,
 }
 
+/// The values of a run's `status`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub enum RunStatusName {
+    Queued,
+    Running,
+    Success,
+    Failed,
+    Skipped,
+    Missed,
+    Cancelled,
+}
+
 /// Body of `POST /api/v1/ingestions` and `PUT /api/v1/ingestions/{id}`. The document marks what
 /// every request needs; rules that tie fields together (a `source_path` that fits its
 /// `source_type`, `schedule_time` for daily schedules) are checked by the server and reported
@@ -67,36 +86,34 @@ pub enum IngestionStatusName {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestionCreate {
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 200,
-             example = "Daily AWS CloudTrail Ingestion")]
+    #[schema(required = true, value_type = Name)]
     pub name: Option<String>,
     pub description: Option<String>,
     /// `s3` or `local`.
     #[schema(required = true, value_type = SourceTypeName, example = "s3")]
     pub source_type: Option<String>,
     /// `s3://bucket/prefix/` (or `s3a://`) for s3, `file:///dir/` for local.
-    #[schema(required = true, value_type = String, example = "s3a://my-logs-bucket/cloudtrail/")]
+    #[schema(required = true, value_type = SourcePathText)]
     pub source_path: Option<String>,
     /// `json` (JSON lines), `csv` or `parquet`.
     #[schema(required = true, value_type = FormatTypeName, example = "json")]
     pub format_type: Option<String>,
     /// `namespace.table`.
-    #[schema(required = true, value_type = String, pattern = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
-             example = "security.cloudtrail_logs")]
+    #[schema(required = true, value_type = DestinationTableName)]
     pub destination_table: Option<String>,
-    /// Source and format options (a JSON object); secret values are never returned.
-    #[schema(value_type = Option<Object>)]
+    /// Source and format options; secret values are never returned.
+    #[schema(value_type = Option<IngestOptionsDoc>)]
     pub options: Option<Value>,
     /// `hourly`, `daily`, `weekly` or `custom`.
     #[schema(value_type = Option<FrequencyName>, example = "daily")]
     pub schedule_frequency: Option<String>,
     /// `HH:MM`, required for daily and weekly (an empty string means not set).
-    #[schema(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$", example = "02:00")]
+    #[schema(value_type = Option<ScheduleTime>)]
     pub schedule_time: Option<String>,
     /// IANA time zone; `UTC` when omitted.
-    #[schema(example = "UTC")]
+    #[schema(value_type = Option<TimeZone>)]
     pub schedule_timezone: Option<String>,
-    /// 5-field cron expression, required for custom.
+    /// Read for custom schedules only, where it is required: a `CronExpression`.
     pub schedule_cron: Option<String>,
     #[serde(default)]
     pub schedule_enabled: Option<bool>,
@@ -130,25 +147,30 @@ impl From<IngestionCreate> for Draft {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestionPatch {
+    #[schema(value_type = Option<Name>)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     #[schema(value_type = Option<SourceTypeName>)]
     pub source_type: Option<String>,
+    #[schema(value_type = Option<SourcePathText>)]
     pub source_path: Option<String>,
     #[schema(value_type = Option<FormatTypeName>)]
     pub format_type: Option<String>,
+    #[schema(value_type = Option<DestinationTableName>)]
     pub destination_table: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<IngestOptionsDoc>)]
     pub options: Option<Value>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<FrequencyName>)]
     pub schedule_frequency: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<ScheduleTime>)]
     pub schedule_time: Option<Option<String>>,
+    #[schema(value_type = Option<TimeZone>)]
     pub schedule_timezone: Option<String>,
+    /// Read for custom schedules only, where it is required: a `CronExpression`.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub schedule_cron: Option<Option<String>>,
@@ -342,8 +364,11 @@ pub struct ScheduleInfoResponse {
 pub struct SchedulePreviewRequest {
     #[schema(required = true, value_type = FrequencyName)]
     pub schedule_frequency: Option<String>,
+    #[schema(value_type = Option<ScheduleTime>)]
     pub schedule_time: Option<String>,
+    #[schema(value_type = Option<TimeZone>)]
     pub schedule_timezone: Option<String>,
+    /// Read for custom schedules only, where it is required: a `CronExpression`.
     pub schedule_cron: Option<String>,
     /// RFC 3339 instant to start from; now when omitted.
     #[schema(format = DateTime)]

@@ -4,6 +4,7 @@
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -22,6 +23,7 @@ use crate::{admin, ingestions, metrics, runs, schedules};
         admin::create_tenant, admin::list_tenants, admin::create_token, admin::revoke_token,
         metrics::metrics,
     ),
+    components(schemas(crate::model::RunStatusName, crate::rules::CronExpression)),
     modifiers(&Security),
     tags(
         (name = "ingestions", description = "What to load, from where, into which table"),
@@ -43,6 +45,98 @@ impl Modify for Security {
         components.add_security_scheme("bearer", bearer());
         components.add_security_scheme("admin", bearer());
         document_problems(openapi);
+        document_links(openapi);
+    }
+}
+
+/// What a response's ids lead to: the operations a client (or a stateful fuzzer) can call next
+/// with them. Given explicitly, so nothing is guessed from `Location` headers.
+fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
+    const INGESTION: &str = "/api/v1/ingestions/{id}";
+    let ingestion_ops: &[(&str, &str, &str)] = &[
+        ("GetIngestion", INGESTION, "get"),
+        ("ReplaceIngestion", INGESTION, "put"),
+        ("PatchIngestion", INGESTION, "patch"),
+        ("DeleteIngestion", INGESTION, "delete"),
+        ("GetSchedule", "/api/v1/ingestions/{id}/schedule", "get"),
+        (
+            "EnableSchedule",
+            "/api/v1/ingestions/{id}/schedule/enable",
+            "post",
+        ),
+        (
+            "DisableSchedule",
+            "/api/v1/ingestions/{id}/schedule/disable",
+            "post",
+        ),
+        ("TriggerRun", "/api/v1/ingestions/{id}/run", "post"),
+        ("ListRuns", "/api/v1/ingestions/{id}/runs", "get"),
+    ];
+    let run_ops: &[(&str, &str, &str)] = &[
+        ("GetRun", "/api/v1/runs/{run_id}", "get"),
+        ("CancelRun", "/api/v1/runs/{run_id}/cancel", "post"),
+    ];
+    let tenant_ops: &[(&str, &str, &str)] = &[(
+        "CreateToken",
+        "/api/v1/admin/tenants/{tenant_id}/tokens",
+        "post",
+    )];
+    let token_ops: &[(&str, &str, &str)] =
+        &[("RevokeToken", "/api/v1/admin/tokens/{token_id}", "delete")];
+    let ingestion = ("id", "$response.body#/id", ingestion_ops);
+    let run = ("run_id", "$response.body#/id", run_ops);
+    let tenant = ("tenant_id", "$response.body#/tenant_id", tenant_ops);
+    let token = ("token_id", "$response.body#/token_id", token_ops);
+    let sources: &[(&str, &str, &str, &[_])] = &[
+        ("/api/v1/ingestions", "post", "201", &[ingestion]),
+        (INGESTION, "put", "200", &[ingestion]),
+        (INGESTION, "patch", "200", &[ingestion]),
+        ("/api/v1/ingestions/{id}/run", "post", "202", &[run]),
+        ("/api/v1/admin/tenants", "post", "201", &[tenant, token]),
+        (
+            "/api/v1/admin/tenants/{tenant_id}/tokens",
+            "post",
+            "201",
+            &[token],
+        ),
+    ];
+    for (path, method, status, targets) in sources {
+        let Some(response) = openapi
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| operation(item, method))
+            .and_then(|op| op.responses.responses.get_mut(*status))
+        else {
+            continue;
+        };
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        for (param, value, ops) in *targets {
+            for (name, target, target_method) in *ops {
+                let pointer = format!("#/paths/{}/{target_method}", target.replace('/', "~1"));
+                let link = LinkBuilder::new()
+                    .operation_ref(pointer)
+                    .parameter(*param, *value)
+                    .build();
+                response.links.insert((*name).to_owned(), RefOr::T(link));
+            }
+        }
+    }
+}
+
+fn operation<'a>(
+    item: &'a mut utoipa::openapi::PathItem,
+    method: &str,
+) -> Option<&'a mut utoipa::openapi::path::Operation> {
+    match method {
+        "get" => item.get.as_mut(),
+        "put" => item.put.as_mut(),
+        "post" => item.post.as_mut(),
+        "patch" => item.patch.as_mut(),
+        "delete" => item.delete.as_mut(),
+        _ => None,
     }
 }
 
@@ -107,9 +201,40 @@ fn document_problems(openapi: &mut utoipa::openapi::OpenApi) {
 
 const PROBLEM: &str = "application/problem+json";
 
+/// The document as served. utoipa 5 writes a link's fields in snake case (`operation_ref`); the
+/// OpenAPI names are camel case, so they are renamed here.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let paths = doc.get_mut("paths").and_then(|p| p.as_object_mut());
+    let operations = paths
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    let responses = operations
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    let links = responses
+        .filter_map(|r| r.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_ref", "operationRef"),
+            ("operation_id", "operationId"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_owned(), v);
+            }
+        }
+    }
+    doc
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(document()) }))
         .route("/docs", get(docs))
 }
 

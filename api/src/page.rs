@@ -33,7 +33,7 @@ impl<T> Page<T> {
 #[allow(dead_code)]
 pub struct PageParams {
     /// 1-based page number.
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64, default = 1)]
     page: Option<i64>,
     /// Items per page.
     #[param(minimum = 1, maximum = 200, default = 50)]

@@ -18,7 +18,7 @@ use autoloader::runs::RunStatus;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::model::RunResponse;
+use crate::model::{RunResponse, RunStatusName};
 use crate::page::{self, Page, PageParams};
 use crate::AppState;
 
@@ -85,7 +85,7 @@ pub struct HistoryQuery {
 
 /// Runs of one ingestion, newest first.
 #[utoipa::path(get, path = "/api/v1/ingestions/{id}/runs", tag = "runs",
-    params(("id" = Uuid, Path), ("status" = Option<String>, Query), PageParams),
+    params(("id" = Uuid, Path), ("status" = Option<RunStatusName>, Query), PageParams),
     responses((status = 200, body = Page<RunResponse>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
