@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use autoloader::config::FileRootsConfig;
-use autoloader_worker::ingest::warehouse::warehouse_url;
+use autoloader_worker::ingest::warehouse_url;
 use autoloader_worker::ingest::{IngestConfig, IngestExecutor};
 use autoloader_worker::process::Process;
 use clap::Args;

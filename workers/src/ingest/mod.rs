@@ -13,6 +13,7 @@
 
 pub mod discover;
 pub mod read;
+pub mod schema;
 pub mod table;
 pub mod warehouse;
 
@@ -209,9 +210,13 @@ impl IngestExecutor {
         let table = match existing {
             Some(t) => t,
             None => {
-                let schema =
-                    read::infer_schema(&source.store, &source_file(&files[0]), format, options.csv)
-                        .await?;
+                let schema = schema::infer_schema(
+                    &source.store,
+                    &source_file(&files[0]),
+                    format,
+                    options.csv,
+                )
+                .await?;
                 let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
                     .map_err(|e| {
                         IngestError::file(
@@ -408,4 +413,35 @@ impl BatchSink for TableSink {
             Err(self.writer_error().await)
         }
     }
+}
+
+/// The warehouse as the catalog takes it: an S3 URL as given (less a trailing `/`, which would
+/// double the one before each table's path), or a local directory, created if missing, as
+/// `file:///abs/path`.
+pub fn warehouse_url(value: &str) -> std::result::Result<String, String> {
+    if let Some((bucket, _)) = warehouse::split_s3(value) {
+        if bucket.is_empty() {
+            return Err(format!(
+                "AUTOLOADER_WAREHOUSE {value}: no bucket (expected s3://bucket/prefix)"
+            ));
+        }
+        return Ok(value.trim_end_matches('/').to_owned());
+    }
+    let dir = match value.strip_prefix("file://") {
+        Some(path) => path,
+        None if value.contains("://") => {
+            return Err(format!(
+                "AUTOLOADER_WAREHOUSE {value}: unsupported scheme (expected a local directory, \
+                 file:///abs/dir or s3://bucket/prefix)"
+            ))
+        }
+        None => value,
+    };
+    let dir = std::path::Path::new(dir);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("creating the warehouse {}: {e}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("resolving the warehouse {}: {e}", dir.display()))?;
+    Ok(format!("file://{}", dir.display()))
 }

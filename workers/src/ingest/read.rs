@@ -1,15 +1,15 @@
 //! Reading source files into Arrow record batches: JSON lines (or one JSON array), CSV and
 //! Parquet, streamed from the object store so memory stays bounded by a batch, not a file.
 //!
-//! Two uses: inferring a new table's schema from the first file, and reading every file with
-//! the table's schema, where a value that does not fit fails with the file and column named.
+//! Every file is read with the table's schema, and a value that does not fit fails with the file
+//! and column named. (A new table's schema comes from [`super::schema`].)
 
 use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
 use arrow_cast::{cast_with_options, CastOptions};
-use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{Field, Schema, SchemaRef};
 use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::CsvOptions;
 use bytes::{Buf, Bytes};
@@ -23,8 +23,6 @@ use super::IngestError;
 
 /// Rows per record batch handed to the table writer.
 pub const BATCH_ROWS: usize = 8_192;
-/// Records the schema of a new table is inferred from (JSON and CSV).
-const INFER_RECORDS: usize = 10_000;
 
 /// A file to read: where it is and how big.
 #[derive(Debug, Clone)]
@@ -37,139 +35,15 @@ pub struct SourceFile {
     pub read_in_ranges: bool,
 }
 
-/// Infers the schema a new table gets from `file`, normalised to what Iceberg accepts.
-pub async fn infer_schema(
-    store: &Arc<dyn ObjectStore>,
-    file: &SourceFile,
-    format: FormatType,
-    csv: CsvOptions,
-) -> Result<Schema, IngestError> {
-    let name = file.name.as_str();
-    let schema = match format {
-        FormatType::Parquet => {
-            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
-                .with_file_size(file.size);
-            let builder = ParquetRecordBatchStreamBuilder::new(reader)
-                .await
-                .map_err(|e| {
-                    IngestError::file(name, format!("not a readable Parquet file: {e}"))
-                })?;
-            builder.schema().as_ref().clone()
-        }
-        FormatType::Json => {
-            let mut head = read_head(store, file).await?;
-            if is_json_array(&head) && (head.len() as u64) < file.size {
-                // One JSON document: a part of it does not parse, so read it whole.
-                head = store
-                    .get(&file.location)
-                    .await
-                    .map_err(|e| IngestError::store(name, e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| IngestError::store(name, e))?;
-            }
-            let text = head.as_ref();
-            let schema = if is_json_array(text) {
-                let values: Vec<serde_json::Value> = serde_json::from_slice(text)
-                    .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
-                arrow_json::reader::infer_json_schema_from_iterator(
-                    values.into_iter().take(INFER_RECORDS).map(Ok),
-                )
-            } else {
-                arrow_json::reader::infer_json_schema(Cursor::new(text), Some(INFER_RECORDS))
-                    .map(|(s, _)| s)
-            };
-            schema.map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?
-        }
-        FormatType::Csv => {
-            let head = read_head(store, file).await?;
-            csv_format(csv)
-                .infer_schema(Cursor::new(head.as_ref()), Some(INFER_RECORDS))
-                .map(|(s, _)| s)
-                .map_err(|e| IngestError::file(name, format!("invalid CSV: {e}")))?
-        }
-    };
-    if schema.fields().is_empty() {
-        return Err(IngestError::file(name, "has no columns to load".into()));
-    }
-    Ok(normalise_schema(&schema))
-}
-
-/// The first part of a file, enough to infer a schema from (the whole file when it is small).
-async fn read_head(store: &Arc<dyn ObjectStore>, file: &SourceFile) -> Result<Bytes, IngestError> {
-    const HEAD: u64 = 16 << 20;
-    let name = file.name.as_str();
-    let bytes = if file.size <= HEAD {
-        store
-            .get(&file.location)
-            .await
-            .map_err(|e| IngestError::store(name, e))?
-            .bytes()
-            .await
-    } else {
-        store.get_range(&file.location, 0..HEAD).await
-    }
-    .map_err(|e| IngestError::store(name, e))?;
-    // Cut a partial last line off a truncated head.
-    if (bytes.len() as u64) < file.size {
-        if let Some(end) = bytes.iter().rposition(|b| *b == b'\n') {
-            return Ok(bytes.slice(..end + 1));
-        }
-    }
-    Ok(bytes)
-}
-
-fn is_json_array(text: &[u8]) -> bool {
+pub(super) fn is_json_array(text: &[u8]) -> bool {
     text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
-fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
+pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
     arrow_csv::reader::Format::default()
         .with_header(csv.header)
         .with_delimiter(csv.delimiter)
         .with_quote(csv.quote)
-}
-
-/// Maps types Iceberg cannot store to ones it can: timestamps to microseconds, all-null columns
-/// to strings, small and unsigned integers to wider signed ones, large and view variants to
-/// their plain forms, dictionaries to their values.
-pub fn normalise_schema(schema: &Schema) -> Schema {
-    Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| normalise_field(f))
-            .collect::<Vec<_>>(),
-    )
-}
-
-fn normalise_field(f: &Field) -> Field {
-    Field::new(f.name(), normalise_type(f.data_type()), true)
-}
-
-fn normalise_type(t: &DataType) -> DataType {
-    use DataType::*;
-    match t {
-        Null | Utf8View | LargeUtf8 => Utf8,
-        Int8 | Int16 | UInt8 | UInt16 => Int32,
-        UInt32 | UInt64 => Int64,
-        Float16 => Float32,
-        BinaryView | LargeBinary => Binary,
-        Date64 => Date32,
-        Timestamp(_, tz) => Timestamp(TimeUnit::Microsecond, tz.clone()),
-        Time32(_) | Time64(_) => Time64(TimeUnit::Microsecond),
-        Dictionary(_, v) => normalise_type(v),
-        List(f) | LargeList(f) | ListView(f) | LargeListView(f) | FixedSizeList(f, _) => {
-            List(Arc::new(normalise_field(f)))
-        }
-        Struct(fields) => Struct(
-            fields
-                .iter()
-                .map(|f| normalise_field(f))
-                .collect::<Fields>(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// Reads `file` with the table's schema, handing each batch (already in `target`'s shape) to
@@ -576,38 +450,7 @@ pub fn conform(
 mod tests {
     use super::*;
     use arrow_array::{Int64Array, StringArray};
-
-    #[test]
-    fn normalising_makes_types_iceberg_can_store() {
-        let s = Schema::new(vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
-            Field::new("empty", DataType::Null, true),
-            Field::new("small", DataType::UInt8, true),
-            Field::new(
-                "nested",
-                DataType::Struct(Fields::from(vec![Field::new(
-                    "at",
-                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-                    true,
-                )])),
-                true,
-            ),
-        ]);
-        let n = normalise_schema(&s);
-        assert_eq!(
-            n.field(0).data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, None)
-        );
-        assert_eq!(n.field(1).data_type(), &DataType::Utf8);
-        assert_eq!(n.field(2).data_type(), &DataType::Int32);
-        let DataType::Struct(inner) = n.field(3).data_type() else {
-            panic!("struct stays a struct")
-        };
-        assert_eq!(
-            inner[0].data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-        );
-    }
+    use arrow_schema::DataType;
 
     fn target() -> SchemaRef {
         Arc::new(Schema::new(vec![

@@ -543,37 +543,6 @@ impl Drop for S3FileWrite {
     }
 }
 
-/// The warehouse as the catalog takes it: an S3 URL as given (less a trailing `/`, which would
-/// double the one before each table's path), or a local directory, created if missing, as
-/// `file:///abs/path`.
-pub fn warehouse_url(value: &str) -> std::result::Result<String, String> {
-    if let Some((bucket, _)) = split_s3(value) {
-        if bucket.is_empty() {
-            return Err(format!(
-                "AUTOLOADER_WAREHOUSE {value}: no bucket (expected s3://bucket/prefix)"
-            ));
-        }
-        return Ok(value.trim_end_matches('/').to_owned());
-    }
-    let dir = match value.strip_prefix("file://") {
-        Some(path) => path,
-        None if value.contains("://") => {
-            return Err(format!(
-                "AUTOLOADER_WAREHOUSE {value}: unsupported scheme (expected a local directory, \
-                 file:///abs/dir or s3://bucket/prefix)"
-            ))
-        }
-        None => value,
-    };
-    let dir = std::path::Path::new(dir);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("creating the warehouse {}: {e}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("resolving the warehouse {}: {e}", dir.display()))?;
-    Ok(format!("file://{}", dir.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
