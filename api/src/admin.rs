@@ -62,6 +62,7 @@ pub struct TenantList {
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     /// What the token is for, e.g. "airflow".
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub label: Option<String>,
 }
 
@@ -154,6 +155,13 @@ pub async fn create_token(
     } else {
         crate::extract::parse_json::<Option<TokenCreate>>(&body)?.and_then(|b| b.label)
     };
+    // PostgreSQL stores no NUL character in text.
+    if label.as_deref().is_some_and(|l| l.contains('\0')) {
+        return Err(ApiError::field(
+            "label",
+            "label must not contain the NUL character (\\u0000)",
+        ));
+    }
     if !tenants::tenant_exists(&state.pool, tenant_id).await? {
         return Err(ApiError::NotFound("tenant"));
     }

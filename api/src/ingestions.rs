@@ -89,7 +89,7 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/api/v1/ingestions", tag = "ingestions",
     params(PageParams, ("status" = Option<IngestionStatusName>, Query),
-           ("schedule_enabled" = Option<bool>, Query), ("name" = Option<String>, Query, description = "substring")),
+           ("schedule_enabled" = Option<bool>, Query), ("name" = Option<String>, Query, description = "substring, any case", pattern = r"^[^\u0000]*$")),
     responses((status = 200, body = Page<IngestionResponse>), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -116,6 +116,13 @@ pub async fn list(
             ))
         }
     };
+    if q.name.as_deref().is_some_and(|n| n.contains('\0')) {
+        // PostgreSQL takes no NUL character in text, and no name holds one.
+        return Err(ApiError::field(
+            "name",
+            "name must not contain the NUL character (\\u0000)",
+        ));
+    }
     let filter = ListFilter {
         status,
         schedule_enabled,

@@ -88,6 +88,8 @@ pub enum RunStatusName {
 pub struct IngestionCreate {
     #[schema(required = true, value_type = Name)]
     pub name: Option<String>,
+    /// Free text (PostgreSQL stores no NUL character).
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// `s3` or `local`.
     #[schema(required = true, value_type = SourceTypeName, example = "s3")]
@@ -150,7 +152,7 @@ pub struct IngestionPatch {
     #[schema(value_type = Option<Name>)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[^\u0000]*$")]
     pub description: Option<Option<String>>,
     #[schema(value_type = Option<SourceTypeName>)]
     pub source_type: Option<String>,

@@ -95,6 +95,26 @@ impl Valid {
     }
 }
 
+const NUL_MESSAGE: &str = "must not contain the NUL character (\\u0000)";
+
+/// The top-level key of the first option whose key, or any string within whose value, holds a
+/// NUL character.
+fn nul_in_options(options: &Value) -> Option<String> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    options.as_object().and_then(|map| {
+        map.iter()
+            .find(|(k, v)| k.contains('\0') || has_nul(v))
+            .map(|(k, _)| k.replace('\0', "\\u0000"))
+    })
+}
+
 fn blank_to_none(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
@@ -174,6 +194,18 @@ impl Draft {
                 .map_err(|m| problem("destination_table", m))
                 .ok()
         });
+        // PostgreSQL stores no NUL character in text or jsonb: refused here, naming the field,
+        // rather than failing the write.
+        if self
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains('\0'))
+        {
+            problem("description", NUL_MESSAGE.into());
+        }
+        if let Some(key) = self.options.as_ref().and_then(nul_in_options) {
+            problem(&format!("options.{key}"), NUL_MESSAGE.into());
+        }
         let options = match self.options {
             None | Some(Value::Null) => Value::Object(Default::default()),
             Some(v @ Value::Object(_)) => v,
@@ -242,5 +274,37 @@ impl Draft {
             }),
             _ => Err(errors),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> Draft {
+        Draft {
+            name: Some("events".into()),
+            source_type: Some("s3".into()),
+            source_path: Some("s3://bucket-one/logs/".into()),
+            format_type: Some("json".into()),
+            destination_table: Some("analytics.events".into()),
+            ..Draft::default()
+        }
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field() {
+        assert!(draft().validate(&FileRoots::default()).is_ok());
+        let mut d = draft();
+        d.description = Some("before\0after".into());
+        d.options = Some(serde_json::json!({"glob": "a\0b"}));
+        let fields: Vec<String> = d
+            .validate(&FileRoots::default())
+            .expect_err("refused")
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert!(fields.contains(&"description".to_owned()), "{fields:?}");
+        assert!(fields.contains(&"options.glob".to_owned()), "{fields:?}");
     }
 }

@@ -298,6 +298,17 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
     let cases = [
         (json!({"name": null}), "name", "name is required"),
         (json!({"name": "   "}), "name", "name is required"),
+        // PostgreSQL stores no NUL character: a 422 naming the field, never a 500.
+        (
+            json!({"description": "before\u{0}after"}),
+            "description",
+            "NUL character",
+        ),
+        (
+            json!({"options": {"glob": "a\u{0}b"}}),
+            "options.glob",
+            "NUL character",
+        ),
         (
             json!({"name": format!(" {}", "x".repeat(200))}),
             "name",
@@ -528,6 +539,10 @@ async fn malformed_requests_get_a_precise_4xx(pool: PgPool) {
         .call("GET", "/api/v1/ingestions?status=ON", &token, None)
         .await;
     assert_problem(status, &ctype, &body, 422, "status", "ACTIVE or PAUSED");
+    let (status, ctype, body) = api
+        .call("GET", "/api/v1/ingestions?name=a%00b", &token, None)
+        .await;
+    assert_problem(status, &ctype, &body, 422, "name", "NUL character");
 
     let (status, ctype, _) = api.call("GET", "/api/v1/nothing-here", &token, None).await;
     assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
