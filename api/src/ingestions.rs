@@ -158,10 +158,10 @@ pub async fn replace(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Json<IngestionResponse>> {
-    fetch(&state, tenant, id).await?;
-    Ok(Json(
-        overwrite(&state, tenant, id, body.into()).await?.into(),
-    ))
+    let stored = fetch(&state, tenant, id).await?;
+    let mut draft = Draft::from(body);
+    draft.keep_masked_secrets(&stored.options);
+    Ok(Json(overwrite(&state, tenant, id, draft).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/api/v1/ingestions/{id}", tag = "ingestions", params(("id" = Uuid, Path)),
@@ -174,8 +174,10 @@ pub async fn patch(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(p): ApiJson<IngestionPatch>,
 ) -> ApiResult<Json<IngestionResponse>> {
-    let mut draft = Draft::from_row(&fetch(&state, tenant, id).await?);
+    let stored = fetch(&state, tenant, id).await?;
+    let mut draft = Draft::from_row(&stored);
     p.apply(&mut draft);
+    draft.keep_masked_secrets(&stored.options);
     Ok(Json(overwrite(&state, tenant, id, draft).await?.into()))
 }
 

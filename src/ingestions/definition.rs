@@ -305,14 +305,17 @@ pub fn is_secret_option(key: &str) -> bool {
         || (k.ends_with("_key") && k != "s3_access_key_id")
 }
 
-/// The options as the API shows them: secret values replaced by "********".
+/// What the API shows in place of a secret option's value.
+pub const REDACTED: &str = "********";
+
+/// The options as the API shows them: secret values replaced by [`REDACTED`].
 pub fn redact_options(options: &Value) -> Value {
     match options {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
                     let v = if is_secret_option(k) {
-                        Value::String("********".into())
+                        Value::String(REDACTED.into())
                     } else {
                         v.clone()
                     };

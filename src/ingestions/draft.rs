@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use super::definition::{
-    check_name, DestinationTable, FieldProblem, FormatType, ScheduleFields, SourcePath, SourceType,
+    check_name, is_secret_option, DestinationTable, FieldProblem, FormatType, ScheduleFields,
+    SourcePath, SourceType, REDACTED,
 };
 use super::options::{FileRoots, IngestOptions};
 use super::store::IngestionRow;
@@ -137,6 +138,26 @@ impl Draft {
             schedule_cron: r.schedule_cron.clone(),
             schedule_enabled: Some(r.schedule_enabled),
             status: Some(r.status.clone()),
+        }
+    }
+
+    /// Keeps the stored secret wherever the request sends back the mask the API shows for it
+    /// ([`REDACTED`]), so a client that echoes a GET body through PUT or PATCH does not store the
+    /// mask as its secret. A mask for a secret that was never stored is dropped.
+    pub fn keep_masked_secrets(&mut self, stored: &Value) {
+        let Some(Value::Object(options)) = self.options.as_mut() else {
+            return;
+        };
+        let masked: Vec<String> = options
+            .iter()
+            .filter(|(k, v)| is_secret_option(k) && v.as_str() == Some(REDACTED))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in masked {
+            match stored.get(&key) {
+                Some(secret) => options.insert(key, secret.clone()),
+                None => options.remove(&key),
+            };
         }
     }
 
