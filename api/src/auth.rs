@@ -23,6 +23,11 @@ pub struct Tenant(pub Uuid);
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
+/// A scrape of `/metrics` allowed in: any, unless `AUTOLOADER_METRICS_TOKEN` is set, then one
+/// carrying that token.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsReader;
+
 pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -131,6 +136,26 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             Err(ApiError::Unauthorized(
                 "this endpoint needs the admin token",
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.metrics_token_sha256 else {
+            return Ok(MetricsReader);
+        };
+        if constant_time_eq(&digest(bearer(parts)?), &expected) {
+            Ok(MetricsReader)
+        } else {
+            Err(ApiError::Unauthorized(
+                "/metrics needs the metrics token (AUTOLOADER_METRICS_TOKEN)",
             ))
         }
     }

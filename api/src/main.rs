@@ -41,6 +41,11 @@ struct ServeArgs {
     #[arg(long, env = "AUTOLOADER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
 
+    /// Bearer token scrapers of /metrics must send. Unset: /metrics answers whoever reaches it
+    /// (it shows fleet-wide counts, no tenant's data).
+    #[arg(long, env = "AUTOLOADER_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+
     /// Do not apply database migrations at start (apply them with `make migrate` or
     /// `autoloader-api --migrate-only` instead).
     #[arg(long, env = "AUTOLOADER_SKIP_MIGRATIONS", default_value_t = false,
@@ -195,8 +200,9 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
     let file_roots = cli.file_roots.resolve().map_err(anyhow::Error::msg)?;
-    let state =
-        autoloader_api::AppState::new(pool, cli.admin_token.as_deref()).with_file_roots(file_roots);
+    let state = autoloader_api::AppState::new(pool, cli.admin_token.as_deref())
+        .with_file_roots(file_roots)
+        .with_metrics_token(cli.metrics_token.as_deref());
     state.listen();
     let app = autoloader_api::app(state);
     let shutdown = autoloader::signals::shutdown_on_signals();

@@ -24,6 +24,7 @@ use autoloader::runs::totals::{runs_gauges, runs_totals_read, Gauges, Group};
 use autoloader::ticks::tick_count;
 use uuid::Uuid;
 
+use crate::auth::MetricsReader;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -156,8 +157,13 @@ impl RunTotals {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 401, body = crate::error::Problem, description = "AUTOLOADER_METRICS_TOKEN is set and the request does not carry it")),
+    security((), ("metrics" = [])))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    _: MetricsReader,
+) -> ApiResult<impl IntoResponse> {
     let pool = &state.pool;
     let scheduled = tick_count(pool).await?;
     let Gauges {

@@ -44,6 +44,7 @@ impl Modify for Security {
             || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("bearer", bearer());
         components.add_security_scheme("admin", bearer());
+        components.add_security_scheme("metrics", bearer());
         document_problems(openapi);
         document_links(openapi);
     }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// SHA-256 of `AUTOLOADER_ADMIN_TOKEN`; `None` disables tenant administration.
     pub admin_token_sha256: Option<[u8; 32]>,
+    /// SHA-256 of `AUTOLOADER_METRICS_TOKEN`; `None`: `/metrics` is open to whoever reaches it.
+    pub metrics_token_sha256: Option<[u8; 32]>,
     pub tokens: Arc<TokenCache>,
     /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
     pub file_roots: Arc<FileRoots>,
@@ -30,6 +32,7 @@ impl AppState {
         AppState {
             pool,
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
+            metrics_token_sha256: None,
             tokens: Default::default(),
             file_roots: Default::default(),
             schedules: Default::default(),
@@ -41,6 +44,12 @@ impl AppState {
     /// without it the cache is never used.
     pub fn listen(&self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.schedules.clone().listen(self.pool.clone()))
+    }
+
+    /// Asks scrapers of `/metrics` for this bearer token (unset or empty: no token asked).
+    pub fn with_metrics_token(mut self, token: Option<&str>) -> AppState {
+        self.metrics_token_sha256 = token.filter(|t| !t.is_empty()).map(auth::digest);
+        self
     }
 
     /// Allows local sources under `roots`.

@@ -42,7 +42,8 @@ impl TestApi {
         .await
     }
 
-    async fn spawn_with_state(state: autoloader_api::AppState) -> TestApi {
+    /// An API serving `state` as it is (tokens, roots, caches set by the caller).
+    pub async fn spawn_with_state(state: autoloader_api::AppState) -> TestApi {
         let listener_task = state.listen();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -56,3 +56,47 @@ async fn readyz_refuses_until_migrations_are_applied(pool: PgPool) {
         .expect("GET /readyz");
     assert_eq!(ready.status(), 200);
 }
+
+#[sqlx::test(migrator = "autoloader::db::MIGRATOR")]
+async fn metrics_ask_for_their_token_when_one_is_set(pool: PgPool) {
+    let state = autoloader_api::AppState::new(pool.clone(), Some(autoloader_tests::ADMIN_TOKEN))
+        .with_metrics_token(Some("scrape-me"));
+    let api = TestApi::spawn_with_state(state).await;
+    let scrape = |token: Option<&'static str>| {
+        let mut req = api.client.get(api.url("/metrics"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    for token in [None, Some("wrong"), Some(autoloader_tests::ADMIN_TOKEN)] {
+        let res = scrape(token).await.expect("GET /metrics");
+        assert_eq!(res.status(), 401, "{token:?}");
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert_eq!(ctype, "application/problem+json");
+        let body = res.text().await.expect("body");
+        assert!(!body.contains("autoloader_queue_depth"), "{body}");
+    }
+    let res = scrape(Some("scrape-me")).await.expect("GET /metrics");
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("autoloader_queue_depth"));
+
+    // Unset, /metrics answers whoever reaches it, as before.
+    let open = TestApi::spawn(pool).await;
+    let res = open
+        .client
+        .get(open.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(res.status(), 200);
+}
