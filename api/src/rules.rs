@@ -266,9 +266,10 @@ fn option_schema(key: &str) -> Schema {
     };
     match key {
         "s3_endpoint" => string(format!("^[{WS}]*https?://")).into(),
-        "s3_region" | "s3_access_key_id" | "s3_secret_access_key" => {
-            string(non_blank_pattern()).into()
-        }
+        "s3_region" => string(r"^[a-z0-9]+(-[a-z0-9]+)*$".to_owned())
+            .max_length(Some(64))
+            .into(),
+        "s3_access_key_id" | "s3_secret_access_key" => string(non_blank_pattern()).into(),
         "s3_allow_http" | "s3_path_style" | "csv_header" => inline(OptionFlag::schema()),
         "csv_delimiter" | "csv_quote" => inline(CsvCharacter::schema()),
         "glob" => inline(GlobPattern::schema()),

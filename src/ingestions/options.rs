@@ -176,7 +176,17 @@ impl IngestOptions {
                     _ => problem(k, "s3_endpoint must be an http:// or https:// URL".into()),
                 },
                 "s3_region" => match text(value) {
-                    Some(s) => out.s3.region = Some(s.to_owned()),
+                    Some(_) if value.as_str().is_some_and(is_region) => {
+                        out.s3.region = value.as_str().map(str::to_owned)
+                    }
+                    // The region is written into the endpoint's host name: anything but a
+                    // region's letters, digits and hyphens could send signed requests elsewhere.
+                    Some(_) => problem(
+                        k,
+                        "s3_region must look like a region: lower-case letters, digits and \
+                         hyphens, at most 64 (e.g. 'eu-west-1')"
+                            .into(),
+                    ),
                     None => problem(k, "s3_region must be a non-empty string".into()),
                 },
                 "s3_access_key_id" => match text(value) {
@@ -241,6 +251,18 @@ impl IngestOptions {
             Err(problems)
         }
     }
+}
+
+/// `eu-west-1`, `us-gov-west-1`, `local`: lower-case letters and digits in hyphen-separated
+/// parts, at most 64 characters.
+fn is_region(s: &str) -> bool {
+    s.len() <= 64
+        && s.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 fn text(v: &Value) -> Option<&str> {
@@ -710,6 +732,39 @@ mod tests {
         let g = Glob::parse(&long).expect("glob");
         assert!(g.matches(&format!("{}tail", "xy".repeat(100))));
         assert!(!g.matches(&format!("{}/tail", "xy".repeat(100))));
+    }
+
+    #[test]
+    fn a_region_is_a_region_and_nothing_that_reaches_another_host() {
+        for good in [
+            "eu-west-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "local",
+            "us-east-1",
+        ] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "eu-west-1.evil.example",
+            "evil.example/x",
+            "us-east-1#",
+            "EU-WEST-1",
+            "eu--west",
+            " eu-west-1",
+            "-eu",
+            "",
+            &"a".repeat(65),
+        ] {
+            assert!(!is_region(bad), "{bad:?}");
+        }
+        let problems = IngestOptions::parse(
+            &json!({"s3_region": "x.evil.example"}),
+            SourceType::S3,
+            FormatType::Json,
+        )
+        .expect_err("refused");
+        assert_eq!(problems[0].field, "options.s3_region");
     }
 
     #[test]
