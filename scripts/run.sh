@@ -123,6 +123,9 @@ if [ -z "${AUTOLOADER_FILE_ROOTS:-}" ]; then
 fi
 export AUTOLOADER_FILE_ROOTS
 export AUTOLOADER_WAREHOUSE="${AUTOLOADER_WAREHOUSE:-$root/.local/warehouse}"
+# One development tenant: its S3 sources may use this machine's AWS_* credentials. (A shared
+# deployment leaves this off, so no tenant reads with the worker's keys.)
+export AUTOLOADER_ALLOW_WORKER_CREDENTIALS="${AUTOLOADER_ALLOW_WORKER_CREDENTIALS:-true}"
 
 # setsid runs each in a new session without forking (a background job is no group leader), so $!
 # is the process itself.

@@ -240,3 +240,46 @@ async fn the_storage_writes_large_files_in_parts_and_reads_them_back() {
         .expect("deleting a missing object is fine");
     assert!(keys(&bucket, "wh").await.is_empty());
 }
+
+/// A tenant may not read the warehouse, where every tenant's tables are kept: not through a
+/// source in it, nor one above it, whatever keys the source gives. Its run fails saying so and
+/// loads nothing; the table it aimed at stays as it was.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_source_in_the_warehouse_is_refused(pool: PgPool) {
+    let (w, bucket) = world(pool, "s3-warehouse-source").await;
+    w.write("a.json", b"{\"id\": 1, \"value\": \"test\"}\n");
+    let victim = w.ingestion("json", TABLE, json!({})).await;
+    let _worker = w.worker("s3-loader", &[]);
+    let run = w.run_by_hand(victim).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+
+    for (n, path) in [format!("s3://{bucket}/wh/"), format!("s3a://{bucket}/")]
+        .into_iter()
+        .enumerate()
+    {
+        let thief = w
+            .ingestion(
+                "parquet",
+                &format!("stolen.t{n}"),
+                json!({
+                    "name": format!("thief {n}"),
+                    "source_type": "s3",
+                    "source_path": path,
+                    "options": {
+                        "s3_endpoint": s3::endpoint(), "s3_region": s3::REGION,
+                        "s3_allow_http": true,
+                        "s3_access_key_id": s3::ACCESS_KEY, "s3_secret_access_key": s3::SECRET_KEY,
+                    },
+                }),
+            )
+            .await;
+        let run = w.run_by_hand(thief).await;
+        assert_eq!(run["status"], "FAILED", "{path}: {run}");
+        let error = run["error"].as_str().unwrap_or("");
+        assert!(error.contains("overlaps the warehouse"), "{error}");
+        assert_eq!(run["files_processed"], 0);
+        assert!(w.table(&format!("stolen.t{n}")).await.is_none());
+    }
+    let t = w.table(TABLE).await.expect("the table exists");
+    assert_eq!(ids(&t.rows), [1]);
+}

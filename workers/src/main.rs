@@ -23,6 +23,14 @@ struct LoaderFlags {
     #[arg(long, env = "AUTOLOADER_WAREHOUSE", default_value = ".local/warehouse")]
     warehouse: String,
 
+    /// Let S3 sources that give no keys of their own use this worker's credentials (its `AWS_*`
+    /// variables or instance role). Only for a single-tenant deployment: otherwise any tenant
+    /// could read whatever the worker can. Unset: such sources are read anonymously.
+    #[arg(long, env = "AUTOLOADER_ALLOW_WORKER_CREDENTIALS", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    allow_worker_credentials: bool,
+
     /// Test hook: `after-commit` stops the worker dead right after a snapshot commits, before the
     /// run's outcome is recorded, to exercise crash recovery. Never set it in production.
     #[arg(long, env = "AUTOLOADER_FAILPOINT", hide = true)]
@@ -52,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             database_url: process.flags.database.database_url.clone(),
             warehouse: warehouse.clone(),
             file_roots,
+            allow_worker_credentials: flags.allow_worker_credentials,
             failpoint_after_commit,
         },
     );

@@ -42,6 +42,26 @@ pub struct Candidate {
 }
 
 impl Source {
+    /// Refuses a source that lies in the warehouse (`warehouse`: its URL), or holds it: tables'
+    /// data and metadata are no source, whatever credentials the source has.
+    pub fn check_outside_warehouse(&self, warehouse: &str) -> Result<(), IngestError> {
+        let dir = |url: &str| {
+            format!(
+                "{}/",
+                url.trim_end_matches('/').replacen("s3a://", "s3://", 1)
+            )
+        };
+        let (source, warehouse) = (dir(&self.base_url), dir(warehouse));
+        if source.starts_with(&warehouse) || warehouse.starts_with(&source) {
+            return Err(IngestError::Config(format!(
+                "the source {} overlaps the warehouse, where tables are kept; a source may not \
+                 read it",
+                self.base_url
+            )));
+        }
+        Ok(())
+    }
+
     /// Local files are read in large ranges; S3 objects are streamed.
     pub fn is_local(&self) -> bool {
         self.local_dir.is_some()
@@ -52,6 +72,7 @@ impl Source {
         path: &SourcePath,
         options: &IngestOptions,
         roots: &FileRoots,
+        worker_credentials: bool,
     ) -> Result<Source, IngestError> {
         let source_path = path.as_str();
         match source_type {
@@ -76,7 +97,7 @@ impl Source {
             SourceType::S3 => {
                 let (bucket, prefix) = split_s3(source_path).unwrap_or((source_path, ""));
                 let store = S3Settings::from(&options.s3)
-                    .builder(bucket)
+                    .source_builder(bucket, worker_credentials)
                     .build()
                     .map_err(|e| IngestError::Config(format!("cannot open {source_path}: {e}")))?;
                 let prefix = Path::from(prefix.trim_end_matches('/'));

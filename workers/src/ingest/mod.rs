@@ -127,6 +127,10 @@ pub struct IngestConfig {
     /// `s3://bucket/prefix` (S3 configured by `AWS_*`, see [`warehouse`]).
     pub warehouse: String,
     pub file_roots: FileRoots,
+    /// Whether S3 sources may use the worker's own credentials (`AWS_*`, instance role) when
+    /// their ingestion gives none (`AUTOLOADER_ALLOW_WORKER_CREDENTIALS`; single-tenant
+    /// deployments). Otherwise such a source is read anonymously.
+    pub allow_worker_credentials: bool,
     /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
     pub failpoint_after_commit: bool,
 }
@@ -191,7 +195,14 @@ impl IngestExecutor {
             });
         }
 
-        let source = Source::open(source_type, &def.source_path, options, &self.cfg.file_roots)?;
+        let source = Source::open(
+            source_type,
+            &def.source_path,
+            options,
+            &self.cfg.file_roots,
+            self.cfg.allow_worker_credentials,
+        )?;
+        source.check_outside_warehouse(&self.cfg.warehouse)?;
         let files = source.new_files(&self.pool, ing.id, options).await?;
         if files.is_empty() {
             tracing::info!("no new files");

@@ -110,9 +110,31 @@ impl From<&autoloader::ingestions::options::S3Options> for S3Settings {
 
 impl S3Settings {
     /// The client builder for `bucket`: the environment, these settings over it, then the
-    /// defaults (region, path-style requests with a custom endpoint).
+    /// defaults (region, path-style requests with a custom endpoint). For the warehouse, which
+    /// is the operator's.
     pub fn builder(&self, bucket: &str) -> AmazonS3Builder {
-        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let env_style = std::env::var_os("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_some();
+        self.apply(
+            AmazonS3Builder::from_env().with_bucket_name(bucket),
+            env_style,
+        )
+    }
+
+    /// The client builder for a tenant's source in `bucket`: its own settings and nothing of
+    /// the worker's. The worker's `AWS_*` environment (keys, role, endpoint) is used only when
+    /// the operator allows it (`worker_credentials`, `AUTOLOADER_ALLOW_WORKER_CREDENTIALS`);
+    /// otherwise a source without keys of its own is read anonymously, never with the worker's
+    /// keys or instance role.
+    pub fn source_builder(&self, bucket: &str, worker_credentials: bool) -> AmazonS3Builder {
+        if worker_credentials {
+            return self.builder(bucket);
+        }
+        let b = self.apply(AmazonS3Builder::new().with_bucket_name(bucket), false);
+        let own_keys = self.access_key_id.is_some() && self.secret_access_key.is_some();
+        b.with_skip_signature(!own_keys)
+    }
+
+    fn apply(&self, mut b: AmazonS3Builder, env_style: bool) -> AmazonS3Builder {
         if let Some(v) = &self.endpoint {
             b = b.with_endpoint(v);
         }
@@ -135,9 +157,7 @@ impl S3Settings {
             || b.get_config_value(&AmazonS3ConfigKey::S3Endpoint).is_some();
         match self.virtual_hosted_style_request {
             Some(v) => b = b.with_virtual_hosted_style_request(v),
-            None if has_endpoint
-                && std::env::var_os("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_none() =>
-            {
+            None if has_endpoint && !env_style => {
                 b = b.with_virtual_hosted_style_request(false);
             }
             None => {}
@@ -546,6 +566,54 @@ impl Drop for S3FileWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_never_borrows_the_workers_credentials_unless_allowed() {
+        // The worker's own keys, as a deployment gives them (no other test of this binary
+        // reads them).
+        std::env::set_var("AWS_ACCESS_KEY_ID", "WORKER");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "worker-secret");
+        let tenant = S3Settings {
+            endpoint: Some("https://s3.tenant.example".into()),
+            ..S3Settings::default()
+        };
+        // No keys of its own: anonymous, whatever the worker's environment holds.
+        let b = tenant.source_builder("bucket", false);
+        assert_eq!(b.get_config_value(&AmazonS3ConfigKey::AccessKeyId), None);
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::SkipSignature)
+                .as_deref(),
+            Some("true")
+        );
+        // Its own keys: those, signed.
+        let own = S3Settings {
+            access_key_id: Some("TENANT".into()),
+            secret_access_key: Some("tenant-secret".into()),
+            ..tenant.clone()
+        };
+        let b = own.source_builder("bucket", false);
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+                .as_deref(),
+            Some("TENANT")
+        );
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::SkipSignature)
+                .as_deref(),
+            Some("false")
+        );
+        // Allowed by the operator, or for the warehouse (the operator's): the environment.
+        for b in [
+            tenant.source_builder("bucket", true),
+            S3Settings::default().builder("wh"),
+        ] {
+            assert_eq!(
+                b.get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+                    .as_deref(),
+                Some("WORKER")
+            );
+        }
+    }
 
     #[test]
     fn s3_locations_split_into_bucket_and_key() {
