@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/tenants/{tenant_id}/tokens",
             post(create_token),
         )
+        .route(
+            "/api/v1/admin/tenants/{tenant_id}",
+            get(get_tenant).patch(patch_tenant),
+        )
+        .route("/api/v1/admin/tenants/{tenant_id}/tokens", get(list_tokens))
         .route("/api/v1/admin/tokens/{token_id}", delete(revoke_token))
 }
 
@@ -51,6 +56,57 @@ pub struct TenantResponse {
     pub tenant_id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// `ACTIVE`, or `SUSPENDED`: no schedule of the tenant fires and its tokens answer 403.
+    #[schema(value_type = TenantStatusName)]
+    pub status: String,
+    pub suspended_at: Option<DateTime<Utc>>,
+}
+
+impl From<tenants::TenantRow> for TenantResponse {
+    fn from(t: tenants::TenantRow) -> Self {
+        TenantResponse {
+            tenant_id: t.id,
+            name: t.name,
+            created_at: t.created_at,
+            status: t.status,
+            suspended_at: t.suspended_at,
+        }
+    }
+}
+
+/// The values of a tenant's `status`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub enum TenantStatusName {
+    Active,
+    Suspended,
+}
+
+/// Body of `PATCH /api/v1/admin/tenants/{tenant_id}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// `SUSPENDED` stops the tenant's schedules and refuses its tokens (403), deleting nothing;
+    /// `ACTIVE` brings both back.
+    #[schema(value_type = Option<TenantStatusName>)]
+    pub status: Option<String>,
+}
+
+/// A token as an admin sees it: never the token itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub token_id: Uuid,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub items: Vec<TokenResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +120,8 @@ pub struct TokenCreate {
     /// What the token is for, e.g. "airflow".
     #[schema(pattern = r"^[^\u0000]*$")]
     pub label: Option<String>,
+    /// When the token stops working (RFC 3339, in the future); omitted: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,6 +146,7 @@ pub async fn create_tenant_with_token(
         tenant_id,
         sha256: &digest(&token),
         label: Some(label),
+        expires_at: None,
     };
     tenants::tenant_create(pool, name, &first).await?;
     tracing::info!(%tenant_id, name, "tenant created");
@@ -131,13 +190,83 @@ pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> ApiResult<
     let items = tenants::tenant_list(&state.pool)
         .await?
         .into_iter()
-        .map(|t| TenantResponse {
-            tenant_id: t.id,
-            name: t.name,
-            created_at: t.created_at,
-        })
+        .map(TenantResponse::from)
         .collect();
     Ok(Json(TenantList { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/tenants/{tenant_id}", tag = "admin", params(("tenant_id" = Uuid, Path)),
+    responses((status = 200, body = TenantResponse), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+) -> ApiResult<Json<TenantResponse>> {
+    let t = tenants::tenant_get(&state.pool, tenant_id)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok(Json(t.into()))
+}
+
+/// Suspends a tenant or makes it active again.
+#[utoipa::path(patch, path = "/api/v1/admin/tenants/{tenant_id}", tag = "admin", params(("tenant_id" = Uuid, Path)),
+    request_body = TenantPatch,
+    responses((status = 200, body = TenantResponse), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("admin" = [])))]
+pub async fn patch_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<TenantPatch>,
+) -> ApiResult<Json<TenantResponse>> {
+    let active = match body.status.as_deref().map(str::trim) {
+        None => {
+            let t = tenants::tenant_get(&state.pool, tenant_id).await?;
+            return Ok(Json(t.ok_or(ApiError::NotFound("tenant"))?.into()));
+        }
+        Some("ACTIVE") => true,
+        Some("SUSPENDED") => false,
+        Some(other) => {
+            return Err(ApiError::field(
+                "status",
+                format!("status must be ACTIVE or SUSPENDED (got '{other}')"),
+            ))
+        }
+    };
+    let t = tenants::tenant_set_active(&state.pool, tenant_id, active)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    if !active {
+        // This process refuses the tenant's tokens at once; others within the token cache's TTL.
+        state.tokens.evict_tenant(tenant_id);
+    }
+    tracing::info!(%tenant_id, status = %t.status, "tenant status set");
+    Ok(Json(t.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/tenants/{tenant_id}/tokens", tag = "admin", params(("tenant_id" = Uuid, Path)),
+    responses((status = 200, body = TokenList), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+) -> ApiResult<Json<TokenList>> {
+    if !tenants::tenant_exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    let items = tenants::token_list(&state.pool, tenant_id)
+        .await?
+        .into_iter()
+        .map(|t| TokenResponse {
+            token_id: t.id,
+            label: t.label,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+            expires_at: t.expires_at,
+        })
+        .collect();
+    Ok(Json(TokenList { items }))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/tenants/{tenant_id}/tokens", tag = "admin",
@@ -149,23 +278,35 @@ pub async fn create_token(
     ApiPath(tenant_id): ApiPath<Uuid>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    // The body is optional: no body (or `null`) means no label.
-    let label = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    // The body is optional: no body (or `null`) means no label and no expiry.
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenCreate::default()
     } else {
-        crate::extract::parse_json::<Option<TokenCreate>>(&body)?.and_then(|b| b.label)
+        crate::extract::parse_json::<Option<TokenCreate>>(&body)?.unwrap_or_default()
     };
     // PostgreSQL stores no NUL character in text.
-    if label.as_deref().is_some_and(|l| l.contains('\0')) {
+    if body.label.as_deref().is_some_and(|l| l.contains('\0')) {
         return Err(ApiError::field(
             "label",
             "label must not contain the NUL character (\\u0000)",
         ));
     }
+    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::field(
+            "expires_at",
+            "expires_at must be in the future",
+        ));
+    }
     if !tenants::tenant_exists(&state.pool, tenant_id).await? {
         return Err(ApiError::NotFound("tenant"));
     }
-    let created = issue(&state.pool, tenant_id, label.as_deref()).await?;
+    let created = issue(
+        &state.pool,
+        tenant_id,
+        body.label.as_deref(),
+        body.expires_at,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -173,6 +314,7 @@ async fn issue(
     pool: &sqlx::PgPool,
     tenant_id: Uuid,
     label: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
 ) -> ApiResult<TokenCreated> {
     let token_id = Uuid::now_v7();
     let token = new_token();
@@ -181,6 +323,7 @@ async fn issue(
         tenant_id,
         sha256: &digest(&token),
         label,
+        expires_at,
     };
     tenants::token_issue(pool, &new).await?;
     tracing::info!(%tenant_id, %token_id, "token issued");
@@ -193,7 +336,7 @@ async fn issue(
 
 /// Issues a new token for an existing tenant and returns it (for the command line).
 pub async fn issue_token(pool: &sqlx::PgPool, tenant_id: Uuid, label: &str) -> ApiResult<String> {
-    Ok(issue(pool, tenant_id, Some(label)).await?.token)
+    Ok(issue(pool, tenant_id, Some(label), None).await?.token)
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin/tokens/{token_id}", tag = "admin", params(("token_id" = Uuid, Path)),

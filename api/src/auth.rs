@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use autoloader::tenants::TokenHolder;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -70,10 +71,16 @@ impl FromRequestParts<AppState> for Tenant {
         if let Some(tenant) = state.tokens.get(&hash) {
             return Ok(Tenant(tenant));
         }
-        let tenant = autoloader::tenants::token_tenant(&state.pool, &hash).await?;
-        let tenant = tenant.ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
-        state.tokens.insert(hash, tenant);
-        Ok(Tenant(tenant))
+        match autoloader::tenants::token_tenant(&state.pool, &hash).await? {
+            Some(TokenHolder::Tenant(tenant)) => {
+                state.tokens.insert(hash, tenant);
+                Ok(Tenant(tenant))
+            }
+            Some(TokenHolder::Suspended(_)) => Err(ApiError::Forbidden(
+                "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
+            )),
+            None => Err(ApiError::Unauthorized("unknown, revoked or expired token")),
+        }
     }
 }
 
@@ -106,6 +113,14 @@ impl TokenCache {
             }
         }
         entries.insert(hash, (tenant, Instant::now()));
+    }
+
+    /// Forgets every token of a tenant (it was suspended).
+    pub fn evict_tenant(&self, tenant: Uuid) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (t, _)| *t != tenant);
     }
 
     /// Forgets a revoked token.
