@@ -42,6 +42,8 @@ pub enum TokenHolder {
     Tenant(Uuid),
     /// A suspended tenant: refused.
     Suspended(Uuid),
+    /// A token past its `expires_at`: refused.
+    Expired,
 }
 
 /// A token to store: its id, tenant, SHA-256 digest and label.
@@ -181,7 +183,7 @@ pub async fn token_revoke(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sq
     .await
 }
 
-/// Whom the unrevoked, unexpired token with this digest stands for. Also notes when the token
+/// Whom the unrevoked token with this digest stands for. Also notes when the token
 /// was last used, at most every five minutes.
 pub async fn token_tenant(
     pool: &PgPool,
@@ -190,23 +192,27 @@ pub async fn token_tenant(
     let row = sqlx::query!(
         r#"
         with t as (
-            select a.id, a.tenant_id, a.last_used_at, n.status from api_tokens a
+            select a.id, a.tenant_id, a.last_used_at, n.status,
+                   a.expires_at is not null and a.expires_at <= now() as expired
+            from api_tokens a
             join tenants n on n.id = a.tenant_id
             where a.token_sha256 = $1 and a.revoked_at is null
-              and (a.expires_at is null or a.expires_at > now())
         ), touched as (
             update api_tokens a set last_used_at = now()
             from t
-            where a.id = t.id and (t.last_used_at is null or t.last_used_at < now() - interval '5 minutes')
+            where a.id = t.id and not t.expired
+              and (t.last_used_at is null or t.last_used_at < now() - interval '5 minutes')
         )
-        select tenant_id as "tenant_id!", status as "status!" from t
+        select tenant_id as "tenant_id!", status as "status!", expired as "expired!" from t
         "#,
         &sha256[..]
     )
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| {
-        if r.status == "ACTIVE" {
+        if r.expired {
+            TokenHolder::Expired
+        } else if r.status == "ACTIVE" {
             TokenHolder::Tenant(r.tenant_id)
         } else {
             TokenHolder::Suspended(r.tenant_id)

@@ -79,7 +79,8 @@ impl FromRequestParts<AppState> for Tenant {
             Some(TokenHolder::Suspended(_)) => Err(ApiError::Forbidden(
                 "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
             )),
-            None => Err(ApiError::Unauthorized("unknown, revoked or expired token")),
+            Some(TokenHolder::Expired) => Err(ApiError::Unauthorized("token expired")),
+            None => Err(ApiError::Unauthorized("unknown or revoked token")),
         }
     }
 }
