@@ -55,6 +55,14 @@ where
 
 /// Deserialises `bytes`, turning serde's error into a problem naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is an object (or, where a body is optional, `null`). A struct would
+    // also take an array of its fields in order (`[null, null]`), which no client means.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::field(
+            "body",
+            "the body must be a JSON object, not an array",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

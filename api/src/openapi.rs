@@ -78,11 +78,14 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
         ("GetRun", "/api/v1/runs/{run_id}", "get"),
         ("CancelRun", "/api/v1/runs/{run_id}/cancel", "post"),
     ];
-    let tenant_ops: &[(&str, &str, &str)] = &[(
-        "CreateToken",
-        "/api/v1/admin/tenants/{tenant_id}/tokens",
-        "post",
-    )];
+    const TENANT: &str = "/api/v1/admin/tenants/{tenant_id}";
+    const TOKENS: &str = "/api/v1/admin/tenants/{tenant_id}/tokens";
+    let tenant_ops: &[(&str, &str, &str)] = &[
+        ("GetTenant", TENANT, "get"),
+        ("PatchTenant", TENANT, "patch"),
+        ("CreateToken", TOKENS, "post"),
+        ("ListTokens", TOKENS, "get"),
+    ];
     let token_ops: &[(&str, &str, &str)] =
         &[("RevokeToken", "/api/v1/admin/tokens/{token_id}", "delete")];
     let ingestion = ("id", "$response.body#/id", ingestion_ops);

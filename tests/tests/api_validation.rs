@@ -543,6 +543,14 @@ async fn malformed_requests_get_a_precise_4xx(pool: PgPool) {
         .call("GET", "/api/v1/ingestions?name=a%00b", &token, None)
         .await;
     assert_problem(status, &ctype, &body, 422, "name", "NUL character");
+    // A struct would take the array of its fields in order; no body of this API is an array.
+    let (status, ctype, body) = read(
+        post_raw(b"[null, null]".to_vec(), "application/json")
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_problem(status, &ctype, &body, 422, "body", "not an array");
 
     let (status, ctype, _) = api.call("GET", "/api/v1/nothing-here", &token, None).await;
     assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
