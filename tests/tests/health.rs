@@ -100,3 +100,40 @@ async fn metrics_ask_for_their_token_when_one_is_set(pool: PgPool) {
         .expect("GET /metrics");
     assert_eq!(res.status(), 200);
 }
+
+/// `/docs` is served from the binary: the page and its script and style come from this server,
+/// nothing names another origin, and the Content-Security-Policy forbids loading from one.
+#[sqlx::test(migrator = "autoloader::db::MIGRATOR")]
+async fn docs_load_nothing_from_another_origin(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let mut assets = Vec::new();
+    for (path, kind) in [
+        ("/docs", "text/html"),
+        ("/docs/docs.js", "text/javascript"),
+        ("/docs/docs.css", "text/css"),
+    ] {
+        let res = api.client.get(api.url(path)).send().await.expect("GET");
+        assert_eq!(res.status(), 200, "{path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        let body = res.text().await.expect("body");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names another origin"
+        );
+        assets.push(body);
+    }
+    assert!(assets[0].contains(r#"src="/docs/docs.js""#));
+    assert!(assets[1].contains(r#"fetch("/openapi.json")"#));
+}
