@@ -126,6 +126,8 @@ export AUTOLOADER_WAREHOUSE="${AUTOLOADER_WAREHOUSE:-$root/.local/warehouse}"
 # One development tenant: its S3 sources may use this machine's AWS_* credentials. (A shared
 # deployment leaves this off, so no tenant reads with the worker's keys.)
 export AUTOLOADER_ALLOW_WORKER_CREDENTIALS="${AUTOLOADER_ALLOW_WORKER_CREDENTIALS:-true}"
+# S3 servers on this machine (MinIO, moto) may be a development tenant's endpoint.
+export AUTOLOADER_S3_ENDPOINT_ALLOWLIST="${AUTOLOADER_S3_ENDPOINT_ALLOWLIST:-127.0.0.0/8,localhost,::1/128}"
 
 # setsid runs each in a new session without forking (a background job is no group leader), so $!
 # is the process itself.

@@ -150,6 +150,27 @@ impl FileRootsConfig {
     }
 }
 
+/// Where tenants' S3 endpoints may point.
+#[derive(Debug, Clone, Args)]
+pub struct EgressConfig {
+    /// S3 endpoints tenants may give (`options.s3_endpoint`), comma-separated: `host`,
+    /// `host:port`, `*.suffix` (https only, and never to an internal address unless a network
+    /// below lists it) or a CIDR network for IP literals (`10.0.0.0/8`, `127.0.0.1/32`). Unset:
+    /// no custom endpoint, AWS only.
+    #[arg(
+        long = "s3-endpoint-allowlist",
+        env = "AUTOLOADER_S3_ENDPOINT_ALLOWLIST",
+        value_delimiter = ','
+    )]
+    pub s3_endpoint_allowlist: Vec<String>,
+}
+
+impl EgressConfig {
+    pub fn resolve(&self) -> Result<crate::ingestions::egress::EgressPolicy, String> {
+        crate::ingestions::egress::EgressPolicy::parse(&self.s3_endpoint_allowlist)
+    }
+}
+
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

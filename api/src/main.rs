@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
-use autoloader::config::{DatabaseConfig, FileRootsConfig};
+use autoloader::config::{DatabaseConfig, EgressConfig, FileRootsConfig};
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +55,9 @@ struct ServeArgs {
 
     #[command(flatten)]
     file_roots: FileRootsConfig,
+
+    #[command(flatten)]
+    egress: EgressConfig,
 
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
@@ -200,8 +203,10 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
     let file_roots = cli.file_roots.resolve().map_err(anyhow::Error::msg)?;
+    let egress = cli.egress.resolve().map_err(anyhow::Error::msg)?;
     let state = autoloader_api::AppState::new(pool, cli.admin_token.as_deref())
         .with_file_roots(file_roots)
+        .with_egress(egress)
         .with_metrics_token(cli.metrics_token.as_deref());
     state.listen();
     let app = autoloader_api::app(state);

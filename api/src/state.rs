@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use autoloader::ingestions::egress::EgressPolicy;
 use autoloader::ingestions::options::FileRoots;
 
 use crate::auth::{self, TokenCache};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
     pub file_roots: Arc<FileRoots>,
+    /// Where tenants' S3 endpoints may point (`AUTOLOADER_S3_ENDPOINT_ALLOWLIST`).
+    pub egress: Arc<EgressPolicy>,
     /// Schedule views for `GET /{id}/schedule`; bypassed until [`AppState::listen`] runs.
     pub schedules: Arc<ScheduleCache>,
     /// Run totals for `/metrics`, folded scrape by scrape.
@@ -35,6 +38,7 @@ impl AppState {
             metrics_token_sha256: None,
             tokens: Default::default(),
             file_roots: Default::default(),
+            egress: Default::default(),
             schedules: Default::default(),
             runs: Default::default(),
         }
@@ -49,6 +53,12 @@ impl AppState {
     /// Asks scrapers of `/metrics` for this bearer token (unset or empty: no token asked).
     pub fn with_metrics_token(mut self, token: Option<&str>) -> AppState {
         self.metrics_token_sha256 = token.filter(|t| !t.is_empty()).map(auth::digest);
+        self
+    }
+
+    /// Allows S3 endpoints the policy lists.
+    pub fn with_egress(mut self, egress: EgressPolicy) -> AppState {
+        self.egress = Arc::new(egress);
         self
     }
 

@@ -9,6 +9,7 @@ use super::definition::{
     check_name, is_secret_option, DestinationTable, FieldProblem, FormatType, ScheduleFields,
     SourcePath, SourceType, REDACTED,
 };
+use super::egress::EgressPolicy;
 use super::options::{FileRoots, IngestOptions};
 use super::store::IngestionRow;
 use crate::schedule::Schedule;
@@ -163,7 +164,7 @@ impl Draft {
 
     /// Checks the whole definition, collecting every problem. Local sources must lie under
     /// `roots` (after following symlinks).
-    pub fn validate(self, roots: &FileRoots) -> Result<Valid, Vec<Problem>> {
+    pub fn validate(self, roots: &FileRoots, egress: &EgressPolicy) -> Result<Valid, Vec<Problem>> {
         let mut errors: Vec<Problem> = Vec::new();
         let mut problem = |field: &str, message: String| {
             errors.push(Problem {
@@ -236,9 +237,16 @@ impl Draft {
             }
         };
         if let (Some(t), Some(f), Value::Object(_)) = (source_type, format_type, &options) {
-            if let Err(problems) = IngestOptions::parse(&options, t, f) {
-                for p in problems {
-                    problem(&p.field, p.message);
+            match IngestOptions::parse(&options, t, f) {
+                Ok(parsed) => {
+                    if let Err(m) = egress.check(parsed.s3.endpoint.as_deref()) {
+                        problem("options.s3_endpoint", m);
+                    }
+                }
+                Err(problems) => {
+                    for p in problems {
+                        problem(&p.field, p.message);
+                    }
                 }
             }
         }
@@ -315,12 +323,14 @@ mod tests {
 
     #[test]
     fn a_nul_character_is_refused_naming_its_field() {
-        assert!(draft().validate(&FileRoots::default()).is_ok());
+        assert!(draft()
+            .validate(&FileRoots::default(), &EgressPolicy::default())
+            .is_ok());
         let mut d = draft();
         d.description = Some("before\0after".into());
         d.options = Some(serde_json::json!({"glob": "a\0b"}));
         let fields: Vec<String> = d
-            .validate(&FileRoots::default())
+            .validate(&FileRoots::default(), &EgressPolicy::default())
             .expect_err("refused")
             .into_iter()
             .map(|p| p.field)

@@ -11,6 +11,7 @@
 
 pub mod definition;
 pub mod draft;
+pub mod egress;
 pub mod options;
 pub mod store;
 

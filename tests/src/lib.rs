@@ -20,6 +20,16 @@ use uuid::Uuid;
 /// The admin token test APIs are started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The S3 endpoints the tests' API and workers allow, as an operator would list its own server:
+/// the test S3 server runs on loopback.
+pub const TEST_S3_ALLOWLIST: &str = "127.0.0.0/8,localhost";
+
+/// [`TEST_S3_ALLOWLIST`] as a policy.
+pub fn test_egress() -> autoloader::ingestions::egress::EgressPolicy {
+    let entries: Vec<&str> = TEST_S3_ALLOWLIST.split(',').collect();
+    autoloader::ingestions::egress::EgressPolicy::parse(&entries).expect("test allowlist")
+}
+
 /// A running API on 127.0.0.1:<random port>, stopped when dropped.
 pub struct TestApi {
     pub addr: SocketAddr,
@@ -30,14 +40,19 @@ pub struct TestApi {
 
 impl TestApi {
     pub async fn spawn(pool: PgPool) -> TestApi {
-        TestApi::spawn_with_state(autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN))).await
+        TestApi::spawn_with_state(
+            autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)).with_egress(test_egress()),
+        )
+        .await
     }
 
     /// An API that accepts local sources under `roots`.
     pub async fn spawn_with_roots(pool: PgPool, roots: &[PathBuf]) -> TestApi {
         let roots = autoloader::ingestions::options::FileRoots::new(roots).expect("file roots");
         TestApi::spawn_with_state(
-            autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)).with_file_roots(roots),
+            autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN))
+                .with_file_roots(roots)
+                .with_egress(test_egress()),
         )
         .await
     }
@@ -273,6 +288,7 @@ impl WorkerProcess {
             .env("SCHEDULER_LEASE_TTL", "2")
             .env("SCHEDULER_HEARTBEAT_INTERVAL", "0.5")
             .env("SCHEDULER_POLL_INTERVAL", "60")
+            .env("AUTOLOADER_S3_ENDPOINT_ALLOWLIST", TEST_S3_ALLOWLIST)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(file));

@@ -283,3 +283,37 @@ async fn a_source_in_the_warehouse_is_refused(pool: PgPool) {
     let t = w.table(TABLE).await.expect("the table exists");
     assert_eq!(ids(&t.rows), [1]);
 }
+
+/// A worker checks a stored endpoint again before each run: one changed at a psql prompt to the
+/// metadata service fails its run, saying why, without a request being sent.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_stored_endpoint_outside_the_allowlist_fails_its_run(pool: PgPool) {
+    let (w, bucket) = world(pool, "s3-egress").await;
+    let ingestion = w
+        .ingestion(
+            "json",
+            "lake.remote",
+            json!({
+                "source_type": "s3",
+                "source_path": format!("s3://{bucket}/in/"),
+                "options": {
+                    "s3_endpoint": s3::endpoint(), "s3_region": s3::REGION, "s3_allow_http": true,
+                    "s3_access_key_id": s3::ACCESS_KEY, "s3_secret_access_key": s3::SECRET_KEY,
+                },
+            }),
+        )
+        .await;
+    sqlx::query(
+        "update ingestions set options = options || '{\"s3_endpoint\": \"http://169.254.169.254\"}'
+         where id = $1",
+    )
+    .bind(ingestion)
+    .execute(&w.pool)
+    .await
+    .expect("edit at psql");
+    let _worker = w.worker("s3-loader", &[]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(error.contains("allowlist"), "{error}");
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use autoloader::config::FileRootsConfig;
+use autoloader::config::{EgressConfig, FileRootsConfig};
 use autoloader_worker::ingest::warehouse_url;
 use autoloader_worker::ingest::{IngestConfig, IngestExecutor};
 use autoloader_worker::process::Process;
@@ -15,6 +15,9 @@ use clap::Args;
 struct LoaderFlags {
     #[command(flatten)]
     file_roots: FileRootsConfig,
+
+    #[command(flatten)]
+    egress: EgressConfig,
 
     /// Where new Iceberg tables' data and metadata go: a local directory (relative paths are
     /// taken from the working directory; `file:///abs/dir` also works) or an S3 prefix
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             warehouse: warehouse.clone(),
             file_roots,
             allow_worker_credentials: flags.allow_worker_credentials,
+            egress: flags.egress.resolve().map_err(anyhow::Error::msg)?,
             failpoint_after_commit,
         },
     );

@@ -23,6 +23,8 @@ use std::sync::Arc;
 use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use autoloader::ingestions::definition::SourceType;
+use autoloader::ingestions::egress::{EgressPolicy, Endpoint};
 use autoloader::ingestions::options::FileRoots;
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
@@ -131,6 +133,9 @@ pub struct IngestConfig {
     /// their ingestion gives none (`AUTOLOADER_ALLOW_WORKER_CREDENTIALS`; single-tenant
     /// deployments). Otherwise such a source is read anonymously.
     pub allow_worker_credentials: bool,
+    /// Where tenants' S3 endpoints may point (`AUTOLOADER_S3_ENDPOINT_ALLOWLIST`): checked again
+    /// before every run, on the addresses the endpoint resolves to then.
+    pub egress: EgressPolicy,
     /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
     pub failpoint_after_commit: bool,
 }
@@ -195,6 +200,9 @@ impl IngestExecutor {
             });
         }
 
+        if source_type == SourceType::S3 {
+            check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?;
+        }
         let source = Source::open(
             source_type,
             &def.source_path,
@@ -424,6 +432,24 @@ impl BatchSink for TableSink {
             Err(self.writer_error().await)
         }
     }
+}
+
+/// The endpoint a run is about to connect to, checked against the operator's allowlist as it is
+/// now, and on the addresses its name resolves to now (an allowed name may since point inside).
+async fn check_egress(policy: &EgressPolicy, endpoint: Option<&str>) -> Result<(), IngestError> {
+    let how = policy.check(endpoint).map_err(IngestError::Config)?;
+    let Some(url) = endpoint else {
+        return Ok(());
+    };
+    let ep = Endpoint::parse(url).map_err(IngestError::Config)?;
+    let addrs: Vec<std::net::IpAddr> = tokio::net::lookup_host((ep.host.as_str(), ep.port))
+        .await
+        .map_err(|e| IngestError::Config(format!("s3_endpoint {}: cannot resolve: {e}", ep.host)))?
+        .map(|a| a.ip())
+        .collect();
+    policy
+        .check_resolved(how, &addrs)
+        .map_err(IngestError::Config)
 }
 
 /// The warehouse as the catalog takes it: an S3 URL as given (less a trailing `/`, which would
