@@ -11,7 +11,8 @@
 #   source-path-fits-source-type, local-path-under-file-roots, s3-options-for-s3-sources,
 #   csv-options-for-csv-format, csv-quote-differs, time-for-daily-and-weekly, cron-for-custom,
 #   cron-can-fire, frequency-when-enabled, glob-expansion, source-path-bytes,
-#   endpoint-in-allowlist, patch-leaves-a-valid-definition, expires-in-the-future.
+#   endpoint-in-allowlist, within-operator-caps, patch-leaves-a-valid-definition,
+#   expires-in-the-future.
 # The API under test may read local sources anywhere (AUTOLOADER_FILE_ROOTS=/): no worker runs, so
 # nothing is read; it keeps local-path-under-file-roots out of the way of the other rules.
 set -euo pipefail

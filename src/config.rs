@@ -171,6 +171,31 @@ impl EgressConfig {
     }
 }
 
+/// The operator's caps on what one run may read, whatever a tenant's options say.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// Largest file a run reads, in bytes; a larger one fails its run, naming the file and this
+    /// cap.
+    #[arg(long, env = "AUTOLOADER_MAX_FILE_BYTES", default_value_t = crate::ingestions::options::Limits::default().max_file_bytes,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_file_bytes: u64,
+
+    /// Most bytes one run reads: the ceiling of an ingestion's `options.max_bytes_per_run`
+    /// (refused above it when written; a stored larger value is cut to it).
+    #[arg(long, env = "AUTOLOADER_MAX_BYTES_PER_RUN", default_value_t = crate::ingestions::options::Limits::default().max_bytes_per_run,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bytes_per_run: u64,
+}
+
+impl LimitsConfig {
+    pub fn limits(&self) -> crate::ingestions::options::Limits {
+        crate::ingestions::options::Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_bytes_per_run: self.max_bytes_per_run,
+        }
+    }
+}
+
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

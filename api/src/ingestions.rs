@@ -56,7 +56,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Response> {
-    let v = Draft::from(body).validate(&state.file_roots, &state.egress)?;
+    let v = Draft::from(body).validate(&state.bounds)?;
     let row = store::ingestion_insert(&state.pool, tenant, &v).await?;
     tracing::info!(ingestion_id = %row.id, tenant_id = %tenant, name = %row.name, "ingestion created");
     Ok((
@@ -140,7 +140,7 @@ async fn overwrite(
     id: Uuid,
     draft: Draft,
 ) -> ApiResult<IngestionRow> {
-    let v = draft.validate(&state.file_roots, &state.egress)?;
+    let v = draft.validate(&state.bounds)?;
     let row = store::ingestion_update(&state.pool, tenant, id, &v).await;
     state.schedules.invalidate(id);
     let row = row?;

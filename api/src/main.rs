@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
-use autoloader::config::{DatabaseConfig, EgressConfig, FileRootsConfig};
+use autoloader::config::{DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig};
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +58,9 @@ struct ServeArgs {
 
     #[command(flatten)]
     egress: EgressConfig,
+
+    #[command(flatten)]
+    limits: LimitsConfig,
 
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
@@ -207,6 +210,7 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
     let state = autoloader_api::AppState::new(pool, cli.admin_token.as_deref())
         .with_file_roots(file_roots)
         .with_egress(egress)
+        .with_limits(cli.limits.limits())
         .with_metrics_token(cli.metrics_token.as_deref());
     state.listen();
     let app = autoloader_api::app(state);

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use autoloader::ingestions::draft::Bounds;
 use autoloader::ingestions::egress::EgressPolicy;
-use autoloader::ingestions::options::FileRoots;
+use autoloader::ingestions::options::{FileRoots, Limits};
 
 use crate::auth::{self, TokenCache};
 use crate::metrics::RunTotals;
@@ -20,10 +21,10 @@ pub struct AppState {
     /// SHA-256 of `AUTOLOADER_METRICS_TOKEN`; `None`: `/metrics` is open to whoever reaches it.
     pub metrics_token_sha256: Option<[u8; 32]>,
     pub tokens: Arc<TokenCache>,
-    /// Directories local sources may read from (`AUTOLOADER_FILE_ROOTS`).
-    pub file_roots: Arc<FileRoots>,
-    /// Where tenants' S3 endpoints may point (`AUTOLOADER_S3_ENDPOINT_ALLOWLIST`).
-    pub egress: Arc<EgressPolicy>,
+    /// The operator's bounds on definitions: the directories local sources may read from
+    /// (`AUTOLOADER_FILE_ROOTS`), where S3 endpoints may point
+    /// (`AUTOLOADER_S3_ENDPOINT_ALLOWLIST`), the caps on a run's reading.
+    pub bounds: Arc<Bounds>,
     /// Schedule views for `GET /{id}/schedule`; bypassed until [`AppState::listen`] runs.
     pub schedules: Arc<ScheduleCache>,
     /// Run totals for `/metrics`, folded scrape by scrape.
@@ -37,8 +38,7 @@ impl AppState {
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(auth::digest),
             metrics_token_sha256: None,
             tokens: Default::default(),
-            file_roots: Default::default(),
-            egress: Default::default(),
+            bounds: Default::default(),
             schedules: Default::default(),
             runs: Default::default(),
         }
@@ -58,13 +58,19 @@ impl AppState {
 
     /// Allows S3 endpoints the policy lists.
     pub fn with_egress(mut self, egress: EgressPolicy) -> AppState {
-        self.egress = Arc::new(egress);
+        Arc::make_mut(&mut self.bounds).egress = egress;
+        self
+    }
+
+    /// Caps what ingestions may ask one run to read.
+    pub fn with_limits(mut self, limits: Limits) -> AppState {
+        Arc::make_mut(&mut self.bounds).limits = limits;
         self
     }
 
     /// Allows local sources under `roots`.
     pub fn with_file_roots(mut self, roots: FileRoots) -> AppState {
-        self.file_roots = Arc::new(roots);
+        Arc::make_mut(&mut self.bounds).roots = roots;
         self
     }
 }

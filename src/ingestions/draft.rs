@@ -10,7 +10,7 @@ use super::definition::{
     SourcePath, SourceType, REDACTED,
 };
 use super::egress::EgressPolicy;
-use super::options::{FileRoots, IngestOptions};
+use super::options::{FileRoots, IngestOptions, Limits};
 use super::store::IngestionRow;
 use crate::schedule::Schedule;
 
@@ -28,6 +28,15 @@ impl From<FieldProblem> for Problem {
             message: p.message,
         }
     }
+}
+
+/// The operator's bounds a definition is checked against: the directories local sources may
+/// read, where S3 endpoints may point, and the caps on what a run reads.
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    pub roots: FileRoots,
+    pub egress: EgressPolicy,
+    pub limits: Limits,
 }
 
 /// An ingestion's definition as a request sends it: the body of a create or replace, or a stored
@@ -164,7 +173,12 @@ impl Draft {
 
     /// Checks the whole definition, collecting every problem. Local sources must lie under
     /// `roots` (after following symlinks).
-    pub fn validate(self, roots: &FileRoots, egress: &EgressPolicy) -> Result<Valid, Vec<Problem>> {
+    pub fn validate(self, bounds: &Bounds) -> Result<Valid, Vec<Problem>> {
+        let Bounds {
+            roots,
+            egress,
+            limits,
+        } = bounds;
         let mut errors: Vec<Problem> = Vec::new();
         let mut problem = |field: &str, message: String| {
             errors.push(Problem {
@@ -241,6 +255,9 @@ impl Draft {
                 Ok(parsed) => {
                     if let Err(m) = egress.check(parsed.s3.endpoint.as_deref()) {
                         problem("options.s3_endpoint", m);
+                    }
+                    if let Err(p) = limits.check(&parsed) {
+                        problem(&p.field, p.message);
                     }
                 }
                 Err(problems) => {
@@ -323,14 +340,12 @@ mod tests {
 
     #[test]
     fn a_nul_character_is_refused_naming_its_field() {
-        assert!(draft()
-            .validate(&FileRoots::default(), &EgressPolicy::default())
-            .is_ok());
+        assert!(draft().validate(&Bounds::default()).is_ok());
         let mut d = draft();
         d.description = Some("before\0after".into());
         d.options = Some(serde_json::json!({"glob": "a\0b"}));
         let fields: Vec<String> = d
-            .validate(&FileRoots::default(), &EgressPolicy::default())
+            .validate(&Bounds::default())
             .expect_err("refused")
             .into_iter()
             .map(|p| p.field)

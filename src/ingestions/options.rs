@@ -15,6 +15,42 @@ pub const DEFAULT_MAX_FILES_PER_RUN: u64 = 1_000;
 /// single file larger than this is still loaded, alone.
 pub const DEFAULT_MAX_BYTES_PER_RUN: u64 = 10 << 30;
 
+/// The operator's caps on what one run reads (`AUTOLOADER_MAX_FILE_BYTES`,
+/// `AUTOLOADER_MAX_BYTES_PER_RUN`), whatever a tenant's options say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file a run reads.
+    pub max_file_bytes: u64,
+    /// The ceiling of `options.max_bytes_per_run`.
+    pub max_bytes_per_run: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_file_bytes: 64 << 30,
+            max_bytes_per_run: 100 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// A tenant's `max_bytes_per_run` within the operator's ceiling: refused above it when an
+    /// ingestion is written.
+    pub fn check(&self, options: &IngestOptions) -> Result<(), OptionProblem> {
+        if options.max_bytes_per_run > self.max_bytes_per_run {
+            return Err(OptionProblem {
+                field: "options.max_bytes_per_run".into(),
+                message: format!(
+                    "max_bytes_per_run may be at most {} (AUTOLOADER_MAX_BYTES_PER_RUN)",
+                    self.max_bytes_per_run
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// One problem with one option: the field is `options.<key>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptionProblem {

@@ -643,3 +643,42 @@ async fn tenant_names_are_checked_as_sent(pool: PgPool) {
         .expect("count");
     assert_eq!(tenants, 0, "nothing was written");
 }
+
+/// A tenant may not raise what a run reads above the operator's ceiling.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn max_bytes_per_run_stays_under_the_operators_ceiling(pool: PgPool) {
+    let state = autoloader_api::AppState::new(pool, Some(autoloader_tests::ADMIN_TOKEN))
+        .with_limits(autoloader::ingestions::options::Limits {
+            max_file_bytes: 1 << 30,
+            max_bytes_per_run: 1 << 30,
+        });
+    let api = TestApi::spawn_with_state(state).await;
+    let (_, token) = api.tenant("acme").await;
+    let (status, ctype, body) = api
+        .call(
+            "POST",
+            "/api/v1/ingestions",
+            &token,
+            Some(with(
+                json!({"options": {"max_bytes_per_run": (1u64 << 30) + 1}}),
+            )),
+        )
+        .await;
+    assert_problem(
+        status,
+        &ctype,
+        &body,
+        422,
+        "options.max_bytes_per_run",
+        "AUTOLOADER_MAX_BYTES_PER_RUN",
+    );
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/api/v1/ingestions",
+            &token,
+            Some(with(json!({"options": {"max_bytes_per_run": 1u64 << 30}}))),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}

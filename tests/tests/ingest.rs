@@ -338,3 +338,47 @@ async fn a_new_source_directory_is_new_files(pool: PgPool) {
         [1, 2]
     );
 }
+
+/// The operator's cap on one file: a file larger than `AUTOLOADER_MAX_FILE_BYTES` fails its run,
+/// naming the file and the cap, and loads nothing; the same worker goes on running others.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_file_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "file-cap").await;
+    let small = b"{\"id\": 1, \"value\": \"fits\"}\n".to_vec();
+    let big = format!("{{\"id\": 2, \"value\": \"{}\"}}\n", "x".repeat(400)).into_bytes();
+    w.write("a-small.json", &small);
+    let fits = w
+        .ingestion(
+            "json",
+            "capped.fits",
+            json!({"name": "fits", "options": {"glob": "a-*"}}),
+        )
+        .await;
+    let _worker = w.worker("loader", &[("AUTOLOADER_MAX_FILE_BYTES", "200")]);
+    let run = w.run_by_hand(fits).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+
+    w.write("b-big.json", &big);
+    let too_big = w
+        .ingestion("json", "capped.big", json!({"name": "big", "options": {"glob": "b-*"}}))
+        .await;
+    let run = w.run_by_hand(too_big).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("b-big.json")
+            && error.contains("AUTOLOADER_MAX_FILE_BYTES")
+            && error.contains("200"),
+        "{error}"
+    );
+    assert!(w.table("capped.big").await.is_none(), "nothing was loaded");
+
+    // The worker is still there for everyone else.
+    w.write("a-second.json", &small);
+    let run = w.run_by_hand(fits).await;
+    assert_eq!(
+        (run["status"].as_str(), run["files_processed"].as_i64()),
+        (Some("SUCCESS"), Some(1)),
+        "{run}"
+    );
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use autoloader::config::{EgressConfig, FileRootsConfig};
+use autoloader::config::{EgressConfig, FileRootsConfig, LimitsConfig};
 use autoloader_worker::ingest::warehouse_url;
 use autoloader_worker::ingest::{IngestConfig, IngestExecutor};
 use autoloader_worker::process::Process;
@@ -18,6 +18,9 @@ struct LoaderFlags {
 
     #[command(flatten)]
     egress: EgressConfig,
+
+    #[command(flatten)]
+    limits: LimitsConfig,
 
     /// Where new Iceberg tables' data and metadata go: a local directory (relative paths are
     /// taken from the working directory; `file:///abs/dir` also works) or an S3 prefix
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             file_roots,
             allow_worker_credentials: flags.allow_worker_credentials,
             egress: flags.egress.resolve().map_err(anyhow::Error::msg)?,
+            limits: flags.limits.limits(),
             failpoint_after_commit,
         },
     );

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use autoloader::ingestions::definition::{SourcePath, SourceType};
-use autoloader::ingestions::options::{FileRoots, IngestOptions};
+use autoloader::ingestions::options::{FileRoots, IngestOptions, Limits};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
@@ -123,6 +123,7 @@ impl Source {
         pool: &PgPool,
         ingestion_id: Uuid,
         options: &IngestOptions,
+        limits: Limits,
     ) -> Result<Vec<Candidate>, IngestError> {
         let listed: Vec<ObjectMeta> = self
             .store
@@ -165,13 +166,25 @@ impl Source {
             .map_err(IngestError::Db)?;
         found.retain(|c| !loaded.contains(&c.url));
         found.sort_by(|a, b| (a.last_modified, &a.relative).cmp(&(b.last_modified, &b.relative)));
+        // A stored option above the operator's ceiling (lowered since) is cut to it.
+        let max_bytes = options.max_bytes_per_run.min(limits.max_bytes_per_run);
         let mut bytes = 0u64;
         let mut out = Vec::new();
         for c in found {
             if out.len() as u64 >= options.max_files_per_run
-                || (!out.is_empty() && bytes + c.size > options.max_bytes_per_run)
+                || (!out.is_empty() && bytes + c.size > max_bytes)
             {
                 break;
+            }
+            if c.size > limits.max_file_bytes {
+                return Err(IngestError::file(
+                    &c.url,
+                    format!(
+                        "{} bytes is more than a run may read of one file ({} bytes, \
+                         AUTOLOADER_MAX_FILE_BYTES)",
+                        c.size, limits.max_file_bytes
+                    ),
+                ));
             }
             bytes += c.size;
             out.push(c);

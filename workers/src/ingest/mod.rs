@@ -25,7 +25,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use autoloader::ingestions::definition::SourceType;
 use autoloader::ingestions::egress::{EgressPolicy, Endpoint};
-use autoloader::ingestions::options::FileRoots;
+use autoloader::ingestions::options::{FileRoots, Limits};
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::location_generator::{
@@ -136,6 +136,9 @@ pub struct IngestConfig {
     /// Where tenants' S3 endpoints may point (`AUTOLOADER_S3_ENDPOINT_ALLOWLIST`): checked again
     /// before every run, on the addresses the endpoint resolves to then.
     pub egress: EgressPolicy,
+    /// The operator's caps on a run's reading (`AUTOLOADER_MAX_FILE_BYTES`,
+    /// `AUTOLOADER_MAX_BYTES_PER_RUN`).
+    pub limits: Limits,
     /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
     pub failpoint_after_commit: bool,
 }
@@ -211,7 +214,9 @@ impl IngestExecutor {
             self.cfg.allow_worker_credentials,
         )?;
         source.check_outside_warehouse(&self.cfg.warehouse)?;
-        let files = source.new_files(&self.pool, ing.id, options).await?;
+        let files = source
+            .new_files(&self.pool, ing.id, options, self.cfg.limits)
+            .await?;
         if files.is_empty() {
             tracing::info!("no new files");
             return Ok(RunOutput::default());
