@@ -65,7 +65,8 @@ pub enum IngestionStatusName {
     Paused,
 }
 
-/// The values of a run's `status`, for the OpenAPI document.
+/// The values of a run's `status`, for the OpenAPI document: `RunStatus::ALL` written again,
+/// since the core does not link utoipa (`tests/tests/openapi.rs` checks the two agree).
 #[derive(ToSchema)]
 #[schema(rename_all = "UPPERCASE")]
 #[allow(dead_code)]

@@ -360,7 +360,11 @@ async fn a_file_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool) {
 
     w.write("b-big.json", &big);
     let too_big = w
-        .ingestion("json", "capped.big", json!({"name": "big", "options": {"glob": "b-*"}}))
+        .ingestion(
+            "json",
+            "capped.big",
+            json!({"name": "big", "options": {"glob": "b-*"}}),
+        )
         .await;
     let run = w.run_by_hand(too_big).await;
     assert_eq!(run["status"], "FAILED", "{run}");

@@ -83,6 +83,19 @@ async fn query_parameters_state_their_bounds(pool: PgPool) {
     );
     let id = parameter(&doc, "/api/v1/ingestions/{id}", "get", "id");
     assert_eq!(id["format"], "uuid");
+    // The document's run statuses are the state machine's, every one of them.
+    let statuses = parameter(&doc, "/api/v1/ingestions/{id}/runs", "get", "status");
+    let listed: Vec<&str> = statuses["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let machine: Vec<&str> = autoloader::runs::RunStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(listed, machine);
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
