@@ -12,6 +12,7 @@
 pub mod definition;
 pub mod draft;
 pub mod egress;
+pub mod glob;
 pub mod options;
 pub mod store;
 

@@ -13,6 +13,7 @@
 
 pub mod discover;
 pub mod read;
+pub mod s3;
 pub mod schema;
 pub mod table;
 pub mod warehouse;
