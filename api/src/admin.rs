@@ -307,6 +307,8 @@ pub async fn create_token(
         body.expires_at,
     )
     .await?;
+    // A token refused before it was issued (only ever by chance) works at once.
+    state.tokens.evict(&digest(&created.token));
     Ok((StatusCode::CREATED, Json(created)))
 }
 

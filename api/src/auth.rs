@@ -71,6 +71,9 @@ impl FromRequestParts<AppState> for Tenant {
         if let Some(tenant) = state.tokens.get(&hash) {
             return Ok(Tenant(tenant));
         }
+        if state.tokens.is_refused(&hash) {
+            return Err(ApiError::Unauthorized("unknown or revoked token"));
+        }
         match autoloader::tenants::token_tenant(&state.pool, &hash).await? {
             Some(TokenHolder::Tenant(tenant)) => {
                 state.tokens.insert(hash, tenant);
@@ -80,7 +83,10 @@ impl FromRequestParts<AppState> for Tenant {
                 "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
             )),
             Some(TokenHolder::Expired) => Err(ApiError::Unauthorized("token expired")),
-            None => Err(ApiError::Unauthorized("unknown or revoked token")),
+            None => {
+                state.tokens.refuse(hash);
+                Err(ApiError::Unauthorized("unknown or revoked token"))
+            }
         }
     }
 }
@@ -88,9 +94,14 @@ impl FromRequestParts<AppState> for Tenant {
 /// Recently verified tokens, so a busy client costs one query per `TOKEN_CACHE_TTL` rather than
 /// one per request. Revoking a token evicts it here at once; other API processes stop accepting
 /// it within the TTL.
+///
+/// Tokens found unknown (or revoked) are remembered too, apart, for the same TTL: a flood of
+/// requests with a bad token costs one query, not one per request, and a flood of many bad
+/// tokens fills only its own bounded map, never evicting good ones.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<[u8; 32], (Uuid, Instant)>>,
+    refused: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -116,6 +127,24 @@ impl TokenCache {
         entries.insert(hash, (tenant, Instant::now()));
     }
 
+    fn is_refused(&self, hash: &[u8; 32]) -> bool {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < TOKEN_CACHE_TTL)
+    }
+
+    fn refuse(&self, hash: [u8; 32]) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() >= TOKEN_CACHE_MAX {
+            refused.retain(|_, at| at.elapsed() < TOKEN_CACHE_TTL);
+            if refused.len() >= TOKEN_CACHE_MAX {
+                refused.clear();
+            }
+        }
+        refused.insert(hash, Instant::now());
+    }
+
     /// Forgets every token of a tenant (it was suspended).
     pub fn evict_tenant(&self, tenant: Uuid) {
         self.entries
@@ -124,10 +153,14 @@ impl TokenCache {
             .retain(|_, (t, _)| *t != tenant);
     }
 
-    /// Forgets a revoked token.
+    /// Forgets a revoked token, or a just-issued one's refusal.
     pub fn evict(&self, hash: &[u8]) {
         if let Ok(hash) = <[u8; 32]>::try_from(hash) {
             self.entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&hash);
+            self.refused
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&hash);

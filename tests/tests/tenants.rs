@@ -2,6 +2,7 @@
 //! stop and its tokens are refused while every other tenant goes on; tokens expire; an admin
 //! sees a tenant's settings and tokens, never a token itself.
 
+use autoloader_api::auth::digest;
 use autoloader_tests::{TestApi, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -206,4 +207,43 @@ async fn tokens_expire_and_an_admin_sees_them_but_never_their_secret(pool: PgPoo
         )
         .await;
     assert_eq!(status, 404);
+}
+
+/// A flood of requests with a bad token costs one database query: the refusal is remembered
+/// (shown here by making the token valid behind the API's back: the API keeps refusing it, as it
+/// never asks again within the cache's TTL), while a token issued through the API works at once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_refused_token_is_remembered_and_refused_without_asking_again(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (tenant, _) = api.tenant("acme").await;
+    let bad = "al_0000000000000000000000000000000000000000000000000000000000000000";
+    for _ in 0..20 {
+        let (status, _, _) = api.call("GET", "/api/v1/ingestions", bad, None).await;
+        assert_eq!(status, 401);
+    }
+    sqlx::query(
+        "insert into api_tokens (id, tenant_id, token_sha256, label) values ($1, $2, $3, 'behind the back')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(&digest(bad)[..])
+    .execute(&pool)
+    .await
+    .expect("store the token directly");
+    let (status, _, _) = api.call("GET", "/api/v1/ingestions", bad, None).await;
+    assert_eq!(status, 401, "the refusal is remembered: no query was made");
+
+    // A token issued through the API is never held back by such a memory.
+    let (status, _, created) = api
+        .call(
+            "POST",
+            &format!("/api/v1/admin/tenants/{tenant}/tokens"),
+            ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let token = created["token"].as_str().expect("token");
+    let (status, _, _) = api.call("GET", "/api/v1/ingestions", token, None).await;
+    assert_eq!(status, 200);
 }
