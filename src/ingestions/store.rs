@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::draft::Valid;
 use crate::paging::PageRequest;
-use crate::schedule::{Schedule, ScheduleInput};
+use crate::schedule::{Schedule, ScheduleError, ScheduleInput};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -75,23 +75,23 @@ impl ScheduleRow {
             &self.schedule_timezone,
             self.schedule_cron.as_deref(),
         )
+        .ok()
     }
 }
 
-/// A stored schedule, parsed as a ticker parses it.
+/// A stored schedule's fields, parsed: the one parse the ticker and the reads of the API share.
 pub fn stored_schedule(
     frequency: Option<&str>,
     time: Option<&str>,
     timezone: &str,
     cron: Option<&str>,
-) -> Option<Schedule> {
+) -> Result<Schedule, ScheduleError> {
     Schedule::parse(&ScheduleInput {
         frequency,
         time,
         timezone: Some(timezone),
         cron,
     })
-    .ok()
 }
 
 /// The tick row as a read finds it: (next fire, recompute pending, edited at).
@@ -130,6 +130,7 @@ macro_rules! ingestion_row {
                 &r.schedule_timezone,
                 r.schedule_cron.as_deref(),
             )
+            .ok()
         });
         IngestionRow {
             id: r.id,

@@ -18,11 +18,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use autoloader::ingestions::store::ingestion_schedule_switch_off;
+use autoloader::ingestions::store::{ingestion_schedule_switch_off, stored_schedule};
 use autoloader::runs::scheduled::{
     runs_insert_missed, runs_insert_queued, runs_insert_skipped, TickRun,
 };
-use autoloader::schedule::{Schedule, ScheduleInput};
+use autoloader::schedule::Schedule;
 use autoloader::ticks::{self, Advance, TickRow};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -161,12 +161,12 @@ pub async fn tick_once(pool: &PgPool, config: &TickerConfig) -> Result<TickRepor
 
 /// The stored schedule of a tick row, parsed as the API parses it.
 fn parse(row: &TickRow) -> std::result::Result<Schedule, String> {
-    Schedule::parse(&ScheduleInput {
-        frequency: row.schedule_frequency.as_deref(),
-        time: row.schedule_time.as_deref(),
-        timezone: Some(row.schedule_timezone.as_str()),
-        cron: row.schedule_cron.as_deref(),
-    })
+    stored_schedule(
+        row.schedule_frequency.as_deref(),
+        row.schedule_time.as_deref(),
+        &row.schedule_timezone,
+        row.schedule_cron.as_deref(),
+    )
     .map_err(|e| e.to_string())
 }
 
