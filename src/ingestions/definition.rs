@@ -220,14 +220,8 @@ impl ScheduleFields {
     /// any: a daily or weekly one without a time is at 00:00 (`_parse_schedule_time`); a
     /// disabled one without a frequency, or a disabled custom one without a cron, has none.
     pub fn validate(&self) -> Result<Option<Schedule>, Vec<FieldProblem>> {
-        let given = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let frequency = given(&self.frequency);
-        let cron = given(&self.cron);
+        let frequency = blank_to_none(self.frequency.clone());
+        let cron = blank_to_none(self.cron.clone());
         let mut problems = Vec::new();
         if self.enabled {
             match frequency.as_deref() {
@@ -235,7 +229,7 @@ impl ScheduleFields {
                     field: FIELD_FREQUENCY,
                     message: "schedule_frequency is required when schedule_enabled is true".into(),
                 }),
-                Some(f @ ("daily" | "weekly")) if given(&self.time).is_none() => {
+                Some(f @ ("daily" | "weekly")) if blank_to_none(self.time.clone()).is_none() => {
                     problems.push(FieldProblem {
                         field: FIELD_TIME,
                         message: format!("schedule_time is required for {f} schedules"),
@@ -279,6 +273,11 @@ impl ScheduleFields {
             Err(problems)
         }
     }
+}
+
+/// A field as given, trimmed; blank or absent is "not set".
+pub(crate) fn blank_to_none(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// Longest name of an ingestion or a tenant, in characters, as sent (before trimming).

@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use super::definition::{
-    check_name, is_secret_option, DestinationTable, FieldProblem, FormatType, ScheduleFields,
-    SourcePath, SourceType, REDACTED,
+    blank_to_none, check_name, is_secret_option, DestinationTable, FieldProblem, FormatType,
+    ScheduleFields, SourcePath, SourceType, REDACTED,
 };
 use super::egress::EgressPolicy;
 use super::options::{FileRoots, IngestOptions, Limits};
@@ -124,10 +124,6 @@ fn nul_in_options(options: &Value) -> Option<String> {
             .find(|(k, v)| k.contains('\0') || has_nul(v))
             .map(|(k, _)| k.replace('\0', "\\u0000"))
     })
-}
-
-fn blank_to_none(s: Option<String>) -> Option<String> {
-    s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 impl Draft {
