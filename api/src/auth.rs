@@ -107,6 +107,18 @@ pub struct TokenCache {
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_CACHE_MAX: usize = 10_000;
 
+/// Keeps a map of the token cache under [`TOKEN_CACHE_MAX`] entries before one more goes in:
+/// expired entries go first, and if none has expired, all of them (a flood of new tokens then
+/// costs the queries it would have cost anyway).
+fn make_room<V>(map: &mut HashMap<[u8; 32], V>, stored_at: impl Fn(&V) -> Instant) {
+    if map.len() >= TOKEN_CACHE_MAX {
+        map.retain(|_, v| stored_at(v).elapsed() < TOKEN_CACHE_TTL);
+        if map.len() >= TOKEN_CACHE_MAX {
+            map.clear();
+        }
+    }
+}
+
 impl TokenCache {
     fn get(&self, hash: &[u8; 32]) -> Option<Uuid> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,12 +130,7 @@ impl TokenCache {
 
     fn insert(&self, hash: [u8; 32], tenant: Uuid) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= TOKEN_CACHE_MAX {
-            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-            if entries.len() >= TOKEN_CACHE_MAX {
-                entries.clear();
-            }
-        }
+        make_room(&mut entries, |(_, at)| *at);
         entries.insert(hash, (tenant, Instant::now()));
     }
 
@@ -136,12 +143,7 @@ impl TokenCache {
 
     fn refuse(&self, hash: [u8; 32]) {
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if refused.len() >= TOKEN_CACHE_MAX {
-            refused.retain(|_, at| at.elapsed() < TOKEN_CACHE_TTL);
-            if refused.len() >= TOKEN_CACHE_MAX {
-                refused.clear();
-            }
-        }
+        make_room(&mut refused, |at| *at);
         refused.insert(hash, Instant::now());
     }
 
