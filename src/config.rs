@@ -196,6 +196,44 @@ impl LimitsConfig {
     }
 }
 
+/// The operator's defaults for tenants' quotas (a tenant's own value, set by an admin, wins) and
+/// the API's rate limit per token.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct QuotaConfig {
+    /// Most ingestions a tenant may have; creating one more answers 403.
+    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_INGESTIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub default_max_ingestions: i32,
+
+    /// Most runs of one tenant RUNNING at once across every worker. Unset: no cap. Give every
+    /// tenant a cap below the fleet's slots and no tenant can hold all of them.
+    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_CONCURRENT_RUNS",
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub default_max_concurrent_runs: Option<i32>,
+
+    /// Most manual triggers a tenant may make in a minute; more answer 429.
+    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_MANUAL_RUNS_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub default_max_manual_runs_per_minute: i32,
+
+    /// Requests per second one API token may make (bursts of twice as many pass); more answer
+    /// 429. 0: no limit.
+    #[arg(long, env = "AUTOLOADER_TOKEN_RATE_LIMIT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub token_rate_limit: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            default_max_ingestions: 1000,
+            default_max_concurrent_runs: None,
+            default_max_manual_runs_per_minute: 60,
+            token_rate_limit: 50,
+        }
+    }
+}
+
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -229,6 +267,26 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         scheduler: SchedulerConfig,
+        #[command(flatten)]
+        quotas: QuotaConfig,
+    }
+
+    #[test]
+    fn quota_defaults_are_the_documented_ones() {
+        let q = Cli::try_parse_from(["x"]).expect("defaults parse").quotas;
+        let d = QuotaConfig::default();
+        assert_eq!(
+            (q.default_max_ingestions, q.default_max_concurrent_runs),
+            (d.default_max_ingestions, d.default_max_concurrent_runs)
+        );
+        assert_eq!(
+            (q.default_max_manual_runs_per_minute, q.token_rate_limit),
+            (d.default_max_manual_runs_per_minute, d.token_rate_limit)
+        );
+        let capped =
+            Cli::try_parse_from(["x", "--default-max-concurrent-runs", "4"]).expect("parse");
+        assert_eq!(capped.quotas.default_max_concurrent_runs, Some(4));
+        assert!(Cli::try_parse_from(["x", "--default-max-concurrent-runs", "0"]).is_err());
     }
 
     #[test]

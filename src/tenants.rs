@@ -9,6 +9,10 @@ use uuid::Uuid;
 pub enum Error {
     #[error("a tenant named '{0}' already exists")]
     NameTaken(String),
+    #[error(
+        "the namespace '{0}' belongs to another tenant; give the tenant another with \"namespace\""
+    )]
+    NamespaceTaken(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -22,6 +26,77 @@ pub struct TenantRow {
     /// `ACTIVE`, or `SUSPENDED` (no schedule fires, tokens refused).
     pub status: String,
     pub suspended_at: Option<DateTime<Utc>>,
+    /// The tenant's Iceberg namespace root; never changes.
+    pub namespace: String,
+    /// Directories its local sources may read.
+    pub file_roots: Vec<String>,
+    /// Quotas; `None`: the operator's default.
+    pub max_ingestions: Option<i32>,
+    pub max_concurrent_runs: Option<i32>,
+    pub max_manual_runs_per_minute: Option<i32>,
+}
+
+/// Longest tenant namespace.
+pub const MAX_NAMESPACE_CHARS: usize = 63;
+
+/// Checks a tenant namespace: an Iceberg identifier in lower case (`[a-z_][a-z0-9_]*`), at most
+/// [`MAX_NAMESPACE_CHARS`] long (the constraint `tenants_namespace_identifier` holds the same).
+pub fn check_namespace(ns: &str) -> Result<(), String> {
+    let ok = !ns.is_empty()
+        && ns.len() <= MAX_NAMESPACE_CHARS
+        && ns
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+        && ns
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "namespace must be lower-case letters, digits and underscores, not starting with a \
+             digit, at most {MAX_NAMESPACE_CHARS} characters (got '{ns}')"
+        ))
+    }
+}
+
+/// The namespace a tenant named `name` gets when none is given: the name in lower case with
+/// every run of other characters as one `_`, `t_` in front when it would start with a digit (as
+/// the trigger `tenants_default_namespace` derives it for a tenant inserted at psql).
+pub fn derive_namespace(name: &str) -> String {
+    let mut out = String::new();
+    let mut replacing = false;
+    for c in name.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            out.push(c);
+            replacing = false;
+        } else if !replacing {
+            out.push('_');
+            replacing = true;
+        }
+    }
+    let trimmed = out.trim_matches('_');
+    let mut ns = match trimmed.bytes().next() {
+        None => "tenant".to_owned(),
+        Some(c) if c.is_ascii_digit() => format!("t_{trimmed}"),
+        Some(_) => trimmed.to_owned(),
+    };
+    ns.truncate(48);
+    ns
+}
+
+/// What an admin changes of a tenant; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChange {
+    /// `Some(true)`: ACTIVE; `Some(false)`: SUSPENDED.
+    pub active: Option<bool>,
+    pub file_roots: Option<Vec<String>>,
+    /// `Some(None)` clears a quota back to the operator's default.
+    pub max_ingestions: Option<Option<i32>>,
+    pub max_concurrent_runs: Option<Option<i32>>,
+    pub max_manual_runs_per_minute: Option<Option<i32>>,
 }
 
 /// A token as an admin sees it: never the token, nor its digest.
@@ -74,18 +149,37 @@ async fn token_insert(
     Ok(())
 }
 
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub file_roots: &'a [String],
+}
+
 /// Creates a tenant and its first token in one transaction.
-pub async fn tenant_create(pool: &PgPool, name: &str, first: &NewToken<'_>) -> Result<(), Error> {
+pub async fn tenant_create(
+    pool: &PgPool,
+    tenant: &NewTenant<'_>,
+    first: &NewToken<'_>,
+) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        "insert into tenants (id, name) values ($1, $2)",
+        "insert into tenants (id, name, namespace, file_roots) values ($1, $2, $3, $4)",
         first.tenant_id,
-        name
+        tenant.name,
+        tenant.namespace,
+        tenant.file_roots,
     )
     .execute(&mut *tx)
     .await
     .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::NameTaken(name.to_owned()),
+        sqlx::Error::Database(d) if d.constraint() == Some("tenants_namespace_unique") => {
+            Error::NamespaceTaken(tenant.namespace.to_owned())
+        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::NameTaken(tenant.name.to_owned())
+        }
         _ => Error::Db(e),
     })?;
     token_insert(&mut tx, first).await?;
@@ -97,7 +191,9 @@ pub async fn tenant_create(pool: &PgPool, name: &str, first: &NewToken<'_>) -> R
 pub async fn tenant_list(pool: &PgPool) -> Result<Vec<TenantRow>, sqlx::Error> {
     sqlx::query_as!(
         TenantRow,
-        "select id, name, created_at, status, suspended_at from tenants order by created_at, id"
+        "select id, name, created_at, status, suspended_at, namespace, file_roots, max_ingestions,
+                max_concurrent_runs, max_manual_runs_per_minute
+         from tenants order by created_at, id"
     )
     .fetch_all(pool)
     .await
@@ -107,29 +203,50 @@ pub async fn tenant_list(pool: &PgPool) -> Result<Vec<TenantRow>, sqlx::Error> {
 pub async fn tenant_get(pool: &PgPool, id: Uuid) -> Result<Option<TenantRow>, sqlx::Error> {
     sqlx::query_as!(
         TenantRow,
-        "select id, name, created_at, status, suspended_at from tenants where id = $1",
+        "select id, name, created_at, status, suspended_at, namespace, file_roots, max_ingestions,
+                max_concurrent_runs, max_manual_runs_per_minute
+         from tenants where id = $1",
         id
     )
     .fetch_optional(pool)
     .await
 }
 
-/// Suspends tenant `id` (`ACTIVE` false) or makes it active again; its schedules follow
-/// (trigger `tenants_sync_ticks`). Returns the tenant as stored; `None`: no such tenant.
-pub async fn tenant_set_active(
+/// Changes tenant `id` as `change` says, in one statement. Suspending or resuming moves its
+/// schedules too (trigger `tenants_sync_ticks`). Returns the tenant as stored; `None`: no such
+/// tenant.
+pub async fn tenant_update(
     pool: &PgPool,
     id: Uuid,
-    active: bool,
+    change: &TenantChange,
 ) -> Result<Option<TenantRow>, sqlx::Error> {
+    let quota = |q: Option<Option<i32>>| (q.is_some(), q.flatten());
+    let (set_ingestions, max_ingestions) = quota(change.max_ingestions);
+    let (set_concurrent, max_concurrent) = quota(change.max_concurrent_runs);
+    let (set_manual, max_manual) = quota(change.max_manual_runs_per_minute);
     sqlx::query_as!(
         TenantRow,
         "update tenants
-         set status = case when $2 then 'ACTIVE' else 'SUSPENDED' end,
-             suspended_at = case when $2 then null else coalesce(suspended_at, now()) end
+         set status = case when $2::bool is null then status
+                           when $2 then 'ACTIVE' else 'SUSPENDED' end,
+             suspended_at = case when $2::bool is null then suspended_at
+                                 when $2 then null else coalesce(suspended_at, now()) end,
+             file_roots = coalesce($3, file_roots),
+             max_ingestions = case when $4 then $5 else max_ingestions end,
+             max_concurrent_runs = case when $6 then $7 else max_concurrent_runs end,
+             max_manual_runs_per_minute = case when $8 then $9 else max_manual_runs_per_minute end
          where id = $1
-         returning id, name, created_at, status, suspended_at",
+         returning id, name, created_at, status, suspended_at, namespace, file_roots, max_ingestions,
+                max_concurrent_runs, max_manual_runs_per_minute",
         id,
-        active
+        change.active,
+        change.file_roots.as_deref(),
+        set_ingestions,
+        max_ingestions,
+        set_concurrent,
+        max_concurrent,
+        set_manual,
+        max_manual,
     )
     .fetch_optional(pool)
     .await
@@ -145,6 +262,16 @@ pub async fn token_list(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<TokenRow>,
     )
     .fetch_all(pool)
     .await
+}
+
+/// The directories tenant `id`'s local sources may read (none when there is no such tenant).
+pub async fn tenant_file_roots(pool: &PgPool, id: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar!("select file_roots from tenants where id = $1", id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or_default(),
+    )
 }
 
 /// Whether tenant `id` exists.
@@ -218,4 +345,45 @@ pub async fn token_tenant(
             TokenHolder::Suspended(r.tenant_id)
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_is_derived_from_the_name_as_an_identifier() {
+        for (name, want) in [
+            ("Acme Corp", "acme_corp"),
+            ("acme--corp!!", "acme_corp"),
+            ("a_-b", "a__b"),
+            ("42 labs", "t_42_labs"),
+            ("---", "tenant"),
+            ("Éclair", "clair"),
+        ] {
+            let ns = derive_namespace(name);
+            assert_eq!(ns, want, "{name}");
+            check_namespace(&ns).expect("a derived namespace is valid");
+        }
+        assert!(derive_namespace(&"x".repeat(300)).len() <= MAX_NAMESPACE_CHARS);
+    }
+
+    #[test]
+    fn a_namespace_is_a_lower_case_identifier() {
+        for bad in [
+            "",
+            "Acme",
+            "9lives",
+            "a.b",
+            "a-b",
+            "a b",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(check_namespace(bad).is_err(), "{bad:?}");
+        }
+        for good in ["acme", "_x", "team_42", &"a".repeat(63)] {
+            assert!(check_namespace(good).is_ok(), "{good:?}");
+        }
+    }
 }

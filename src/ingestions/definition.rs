@@ -158,6 +158,26 @@ impl DestinationTable {
     }
 }
 
+impl DestinationTable {
+    /// The Iceberg table this destination is for a tenant whose namespace root is `root`:
+    /// `<root>.<namespace>.<table>`. Tenants never share a table, whatever names they choose.
+    pub fn under(&self, root: &str) -> DestinationTable {
+        let mut namespace = Vec::with_capacity(self.namespace.len() + 1);
+        namespace.push(root.to_owned());
+        namespace.extend(self.namespace.iter().cloned());
+        DestinationTable {
+            namespace,
+            table: self.table.clone(),
+        }
+    }
+}
+
+/// The full, dot-joined Iceberg identifier of a tenant's destination, as readers (pyiceberg,
+/// Spark) load it from the catalog.
+pub fn iceberg_table(tenant_namespace: &str, destination_table: &str) -> String {
+    format!("{tenant_namespace}.{destination_table}")
+}
+
 impl fmt::Display for DestinationTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.namespace.join("."), self.table)

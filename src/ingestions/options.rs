@@ -328,10 +328,15 @@ fn one_char(v: &Value) -> Option<u8> {
     }
 }
 
-/// The directories local sources may read from (`AUTOLOADER_FILE_ROOTS`), resolved to their
-/// real paths. Empty means local sources are refused.
+/// The directories local sources may read from, resolved to their real paths: the operator's
+/// (`AUTOLOADER_FILE_ROOTS`), or a tenant's own inside them ([`FileRoots::within`]). Empty means
+/// local sources are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileRoots(Vec<PathBuf>);
+pub struct FileRoots {
+    roots: Vec<PathBuf>,
+    /// A tenant's roots (the refusal then names the tenant's setting, not the operator's).
+    tenant: bool,
+}
 
 impl FileRoots {
     /// Resolves each root; a root that does not exist is an error, so a typo is seen at start-up
@@ -353,22 +358,94 @@ impl FileRoots {
             })?;
             out.push(real);
         }
-        Ok(FileRoots(out))
+        Ok(FileRoots {
+            roots: out,
+            tenant: false,
+        })
     }
 
     /// Whether the real path `real` lies under one of the roots.
     pub fn contains(&self, real: &Path) -> bool {
-        self.0.iter().any(|root| real.starts_with(root))
+        self.roots.iter().any(|root| real.starts_with(root))
+    }
+
+    /// A tenant's roots as an admin gives them, checked and resolved for storing: each an
+    /// absolute path without `..` or control characters, lying (after following symlinks) inside
+    /// these, the operator's, roots. Returned resolved, without duplicates.
+    pub fn admit(&self, roots: &[String]) -> Result<Vec<String>, String> {
+        let mut out: Vec<String> = Vec::new();
+        for raw in roots {
+            if raw.len() > 1024 || raw.chars().any(char::is_control) {
+                return Err(
+                    "file_roots: each directory is at most 1024 characters, without control characters"
+                        .into(),
+                );
+            }
+            let path = Path::new(raw);
+            if !path.is_absolute() {
+                return Err(format!("file_roots: '{raw}' is not an absolute path"));
+            }
+            let real = real_path(path).map_err(|m| format!("file_roots: {m}"))?;
+            if !self.contains(&real) {
+                return Err(format!(
+                    "file_roots: {} is outside the directories this server allows ({})",
+                    real.display(),
+                    self.describe()
+                ));
+            }
+            let real = real.display().to_string();
+            if !out.contains(&real) {
+                out.push(real);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tenant's stored roots, as a run uses them: each resolved again and still inside these,
+    /// the operator's, roots (the operator may have narrowed them since).
+    pub fn within(&self, tenant_roots: &[String]) -> Result<FileRoots, String> {
+        if self.roots.is_empty() {
+            // Local sources are off on this server, whatever the tenant was given.
+            return Ok(self.clone());
+        }
+        let mut roots = Vec::new();
+        for raw in tenant_roots {
+            let real = real_path(Path::new(raw))?;
+            if !self.contains(&real) {
+                return Err(format!(
+                    "the tenant's file root {} is outside this worker's AUTOLOADER_FILE_ROOTS ({})",
+                    real.display(),
+                    self.describe()
+                ));
+            }
+            roots.push(real);
+        }
+        Ok(FileRoots {
+            roots,
+            tenant: true,
+        })
+    }
+
+    fn describe(&self) -> String {
+        if self.roots.is_empty() {
+            return "none".into();
+        }
+        let roots: Vec<String> = self.roots.iter().map(|r| r.display().to_string()).collect();
+        roots.join(":")
     }
 
     /// The real directory a `file://` source reads, if it lies under one of the roots after
     /// following every symlink of the part that exists.
     pub fn resolve(&self, source: &SourcePath) -> Result<PathBuf, String> {
-        if self.0.is_empty() {
-            return Err(
+        if self.roots.is_empty() {
+            return Err(if self.tenant {
+                "this tenant may read no local directories: an admin gives it some with \
+                 PATCH /api/v1/admin/tenants/{id} {\"file_roots\": [...]}"
+                    .into()
+            } else {
                 "local sources are disabled on this server: AUTOLOADER_FILE_ROOTS lists no directories"
-                    .into(),
-            );
+                    .into()
+            });
         }
         let raw = source
             .as_str()
@@ -378,11 +455,15 @@ impl FileRoots {
         if self.contains(&real) {
             Ok(real)
         } else {
-            let roots: Vec<String> = self.0.iter().map(|r| r.display().to_string()).collect();
             Err(format!(
-                "source_path {} is outside the allowed directories ({})",
+                "source_path {} is outside the {} ({})",
                 real.display(),
-                roots.join(":")
+                if self.tenant {
+                    "tenant's file roots"
+                } else {
+                    "allowed directories"
+                },
+                self.describe()
             ))
         }
     }

@@ -21,6 +21,8 @@ use crate::schedule::{Schedule, ScheduleError, ScheduleInput};
 pub enum Error {
     #[error("an ingestion named '{0}' already exists")]
     NameTaken(String),
+    #[error("the tenant has {limit} ingestions, its quota (max_ingestions); delete one or ask an admin to raise it")]
+    Quota { limit: i32 },
     #[error("no such ingestion")]
     NotFound,
     #[error(transparent)]
@@ -41,6 +43,8 @@ pub struct IngestionRow {
     pub source_path: String,
     pub format_type: String,
     pub destination_table: String,
+    /// The tenant's Iceberg namespace root: the table is `<tenant_namespace>.<destination_table>`.
+    pub tenant_namespace: String,
     pub options: Value,
     pub schedule_frequency: Option<String>,
     pub schedule_time: Option<String>,
@@ -142,6 +146,7 @@ macro_rules! ingestion_row {
             source_path: r.source_path,
             format_type: r.format_type,
             destination_table: r.destination_table,
+            tenant_namespace: r.tenant_namespace,
             options: r.options,
             schedule_frequency: r.schedule_frequency,
             schedule_time: r.schedule_time,
@@ -166,9 +171,36 @@ fn name_taken(e: sqlx::Error, name: &str) -> Error {
 }
 
 /// Stores a new ingestion; its tick row follows (trigger). Returns it as stored.
-pub async fn ingestion_insert(pool: &PgPool, tenant_id: Uuid, v: &Valid) -> Result<IngestionRow> {
+///
+/// Refused with [`Error::Quota`] when the tenant already has its quota of ingestions (its own
+/// `max_ingestions`, else `default_max`). Creations of one tenant take its row lock in turn, so
+/// two cannot both take the last place.
+pub async fn ingestion_insert(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    v: &Valid,
+    default_max: i32,
+) -> Result<IngestionRow> {
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
+    let limit = sqlx::query_scalar!(
+        r#"select coalesce(max_ingestions, $2) as "limit!" from tenants where id = $1
+           for no key update"#,
+        tenant_id,
+        default_max
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // After the lock, in a statement of its own: its snapshot sees every earlier creation.
+    let count = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from ingestions where tenant_id = $1"#,
+        tenant_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if count >= i64::from(limit) {
+        return Err(Error::Quota { limit });
+    }
     sqlx::query!(
         "insert into ingestions (id, tenant_id, name, description, status, source_type, source_path,
                                  format_type, destination_table, options, schedule_frequency,
@@ -255,8 +287,9 @@ async fn get(
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
                   i.last_scheduled_run, i.created_at, i.updated_at,
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
-                  t.updated_at as "tick_edited_at?"
-           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
+                  t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
+           from ingestions i join tenants n on n.id = i.tenant_id
+           left join schedule_ticks t on t.ingestion_id = i.id
            where i.id = $1 and i.tenant_id = $2"#,
         id,
         tenant_id
@@ -279,8 +312,9 @@ async fn select(
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
                   i.last_scheduled_run, i.created_at, i.updated_at,
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
-                  t.updated_at as "tick_edited_at?"
-           from ingestions i left join schedule_ticks t on t.ingestion_id = i.id
+                  t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
+           from ingestions i join tenants n on n.id = i.tenant_id
+           left join schedule_ticks t on t.ingestion_id = i.id
            where i.tenant_id = $1
              and ($2::text is null or i.status = $2)
              and ($3::bool is null or i.schedule_enabled = $3)

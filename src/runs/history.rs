@@ -21,16 +21,60 @@ pub enum Triggered {
     /// `runs_one_active_per_ingestion` refused the run: this one is QUEUED or RUNNING (`None`
     /// when it finished between the refusal and the look).
     Refused(Option<(Uuid, String)>),
+    /// The tenant has made `limit` manual triggers in the last minute; the oldest of them leaves
+    /// the window in `retry_after_secs`.
+    RateLimited {
+        limit: i32,
+        retry_after_secs: u64,
+    },
 }
 
 /// (new) → QUEUED: queues a manual run unless one of the ingestion's runs is QUEUED or RUNNING.
 /// The partial unique index decides (`on conflict do nothing`), not a read before the write.
 /// The caller has checked that the ingestion belongs to `tenant_id`.
+///
+/// At most `max_per_minute` manual triggers per tenant in any minute (the tenant's own
+/// `max_manual_runs_per_minute`, else this default): concurrent triggers of one tenant take the
+/// tenant's trigger lock in turn, so two cannot both take the last place.
 pub async fn run_insert_manual(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
+    default_max_per_minute: i32,
 ) -> Result<Triggered, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('autoloader.manual.' || ($1::uuid)::text, 0))",
+        tenant_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    // After the lock, in a statement of its own: its snapshot sees every earlier trigger.
+    let window = sqlx::query!(
+        r#"select coalesce(t.max_manual_runs_per_minute, $2) as "limit!",
+                  count(r.id) as "used!",
+                  min(r.queued_at) as oldest
+           from tenants t
+           left join runs r on r.tenant_id = t.id and r.triggered_by = 'manual'
+                           and r.queued_at > now() - interval '1 minute'
+           where t.id = $1
+           group by t.id"#,
+        tenant_id,
+        default_max_per_minute
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if window.used >= i64::from(window.limit) {
+        let retry_after_secs = window
+            .oldest
+            .map(|o| (o + chrono::Duration::minutes(1) - chrono::Utc::now()).num_seconds() + 1)
+            .unwrap_or(60)
+            .clamp(1, 60) as u64;
+        return Ok(Triggered::RateLimited {
+            limit: window.limit,
+            retry_after_secs,
+        });
+    }
     let inserted = sqlx::query_as!(
         RunRow,
         "insert into runs (id, ingestion_id, tenant_id, triggered_by) values ($1, $2, $3, 'manual')
@@ -42,8 +86,9 @@ pub async fn run_insert_manual(
         ingestion_id,
         tenant_id
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     match inserted {
         Some(run) => Ok(Triggered::Queued(Box::new(run))),
         None => Ok(Triggered::Refused(run_active(pool, ingestion_id).await?)),

@@ -52,6 +52,10 @@ pub struct ClaimedIngestion {
     pub format_type: String,
     pub destination_table: String,
     pub options: serde_json::Value,
+    /// The tenant's Iceberg namespace root: the run writes `<tenant_namespace>.<destination_table>`.
+    pub tenant_namespace: String,
+    /// The directories the tenant's local sources may read.
+    pub tenant_file_roots: Vec<String>,
 }
 
 impl std::fmt::Debug for ClaimedIngestion {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for ClaimedIngestion {
             .field("source_path", &self.source_path)
             .field("format_type", &self.format_type)
             .field("destination_table", &self.destination_table)
+            .field("tenant_namespace", &self.tenant_namespace)
             .field(
                 "options",
                 &crate::ingestions::definition::redact_options(&self.options),
@@ -129,14 +134,15 @@ fn triggered_by(s: &str) -> TriggeredBy {
     s.parse().unwrap_or(TriggeredBy::Scheduler)
 }
 
-/// QUEUED → RUNNING: claims up to `limit` queued runs, oldest tick first, in one statement.
+/// QUEUED → RUNNING: claims up to `limit` queued runs, oldest tick first, in one statement
+/// (tenants without a default cap on concurrent runs: see [`run_exchange`]).
 pub async fn run_claim(
     pool: &PgPool,
     worker_id: &str,
     limit: i64,
     ttl: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    Ok(run_exchange(pool, worker_id, &[], limit, ttl)
+    Ok(run_exchange(pool, worker_id, &[], limit, ttl, None)
         .await?
         .claimed)
 }
@@ -156,12 +162,14 @@ pub async fn run_complete(
     worker_id: &str,
     outcomes: &[(Lease, Outcome)],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    Ok(run_exchange(pool, worker_id, outcomes, 0, Duration::ZERO)
-        .await?
-        .recorded
-        .into_iter()
-        .map(|l| l.run_id)
-        .collect())
+    Ok(
+        run_exchange(pool, worker_id, outcomes, 0, Duration::ZERO, None)
+            .await?
+            .recorded
+            .into_iter()
+            .map(|l| l.run_id)
+            .collect(),
+    )
 }
 
 /// What one [`run_exchange`] did.
@@ -186,12 +194,21 @@ pub struct Exchanged {
 /// flush, the claim is undone, the run is QUEUED again and this worker's later writes are fenced
 /// out, exactly as if the worker had died (runs are executed at least once either way), and the
 /// flush of any later outcome carries every earlier claim with it.
+///
+/// Tenants: runs of a SUSPENDED tenant are never claimed (they wait, QUEUED, until it is ACTIVE
+/// again, or are cancelled). A tenant with a cap on concurrent runs (`tenants.max_concurrent_runs`,
+/// or `default_max_concurrent_runs` when that is null) never has more RUNNING runs than its cap
+/// across every worker: the claim takes that tenant's claim lock (an advisory lock held to the
+/// commit; a claim that finds it taken leaves the tenant to the claim holding it) and counts its
+/// RUNNING runs after taking it (`tenant_free_run_slots`, migration 0014). Uncapped tenants' runs
+/// are taken oldest tick first with no lock beyond the rows'. Among the picks, the oldest ticks win.
 pub async fn run_exchange(
     pool: &PgPool,
     worker_id: &str,
     outcomes: &[(Lease, Outcome)],
     claim: i64,
     ttl: Duration,
+    default_max_concurrent_runs: Option<i32>,
 ) -> Result<Exchanged, sqlx::Error> {
     let mut ids = Vec::with_capacity(outcomes.len());
     let mut attempts = Vec::with_capacity(outcomes.len());
@@ -241,23 +258,53 @@ pub async fn run_exchange(
             where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
             returning r.id, r.attempt
         ),
-        picked as (
-            select id from runs
-            where status = 'QUEUED' and (not_before is null or not_before <= now())
-            order by coalesce(scheduled_for, queued_at), queued_at
+        quota as materialized (
+            select t.id, tenant_free_run_slots(t.id, coalesce(t.max_concurrent_runs, $13)) as free
+            from tenants t
+            where $11::bigint > 0 and t.status = 'ACTIVE'
+              and coalesce(t.max_concurrent_runs, $13) is not null
+              and exists (select 1 from runs q
+                          where q.tenant_id = t.id and q.status = 'QUEUED'
+                            and (q.not_before is null or q.not_before <= now()))
+            order by t.id
+        ),
+        open_pick as (
+            select r.id, coalesce(r.scheduled_for, r.queued_at) as due, r.queued_at
+            from runs r join tenants t on t.id = r.tenant_id
+            where r.status = 'QUEUED' and (r.not_before is null or r.not_before <= now())
+              and t.status = 'ACTIVE' and coalesce(t.max_concurrent_runs, $13) is null
+            order by coalesce(r.scheduled_for, r.queued_at), r.queued_at
             limit $11
-            for update skip locked
+            for update of r skip locked
+        ),
+        capped_pick as (
+            select c.id, c.due, c.queued_at
+            from quota cross join lateral (
+                select r.id, coalesce(r.scheduled_for, r.queued_at) as due, r.queued_at
+                from runs r
+                where r.tenant_id = quota.id and r.status = 'QUEUED'
+                  and (r.not_before is null or r.not_before <= now())
+                order by coalesce(r.scheduled_for, r.queued_at), r.queued_at
+                limit least(quota.free::bigint, $11)
+                for update skip locked
+            ) c
+        ),
+        picked as (
+            select id from (select * from open_pick union all select * from capped_pick) p
+            order by due, queued_at
+            limit $11
         ),
         claimed as (
             update runs r
             set status = 'RUNNING', worker_id = $1, attempt = r.attempt + 1, started_at = now(),
                 heartbeat_at = now(), lease_expires_at = now() + $12::interval, not_before = null
-            from picked, ingestions i
-            where r.id = picked.id and i.id = r.ingestion_id
+            from picked, ingestions i, tenants n
+            where r.id = picked.id and i.id = r.ingestion_id and n.id = i.tenant_id
             returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
                       r.queued_at, r.started_at,
                       i.id as ingestion_id, i.tenant_id, i.name, i.description, i.source_type,
-                      i.source_path, i.format_type, i.destination_table, i.options
+                      i.source_path, i.format_type, i.destination_table, i.options,
+                      n.namespace as tenant_namespace, n.file_roots as tenant_file_roots
         )
         select (select coalesce(array_agg(id), '{}') from recorded) as "recorded!: Vec<Uuid>",
                (select coalesce(array_agg(attempt), '{}') from recorded)
@@ -268,7 +315,9 @@ pub async fn run_exchange(
                c.tenant_id as "tenant_id?", c.name as "name?", c.description,
                c.source_type as "source_type?",
                c.source_path as "source_path?", c.format_type as "format_type?",
-               c.destination_table as "destination_table?", c.options as "options?"
+               c.destination_table as "destination_table?", c.options as "options?",
+               c.tenant_namespace as "tenant_namespace?",
+               c.tenant_file_roots as "tenant_file_roots?"
         from commit_mode left join claimed c on true
         "#,
         worker_id,
@@ -283,6 +332,7 @@ pub async fn run_exchange(
         &snapshots as &[Option<i64>],
         claim,
         interval(ttl) as PgInterval,
+        default_max_concurrent_runs,
     )
     .fetch_all(pool)
     .await?;
@@ -310,6 +360,8 @@ pub async fn run_exchange(
             Some(format_type),
             Some(destination_table),
             Some(options),
+            Some(tenant_namespace),
+            Some(tenant_file_roots),
         ) = (
             r.id,
             r.attempt,
@@ -324,6 +376,8 @@ pub async fn run_exchange(
             r.format_type,
             r.destination_table,
             r.options,
+            r.tenant_namespace,
+            r.tenant_file_roots,
         )
         else {
             continue; // the row that says only which outcomes were recorded
@@ -346,6 +400,8 @@ pub async fn run_exchange(
                 format_type,
                 destination_table,
                 options,
+                tenant_namespace,
+                tenant_file_roots,
             },
         });
     }

@@ -247,6 +247,7 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
         ],
         1,
         TTL,
+        None,
     )
     .await
     .expect("exchange");
@@ -277,7 +278,7 @@ async fn one_statement_records_outcomes_and_claims_the_next_runs(pool: PgPool) {
     assert_eq!(row(&pool, after).await.status, "QUEUED");
 
     // With nothing finished and nothing to claim, it changes nothing.
-    let idle = lease::run_exchange(&pool, "w", &[], 0, TTL)
+    let idle = lease::run_exchange(&pool, "w", &[], 0, TTL, None)
         .await
         .expect("exchange");
     assert!(idle.recorded.is_empty() && idle.claimed.is_empty());
@@ -310,6 +311,7 @@ async fn an_error_text_postgres_cannot_store_does_not_sink_its_batch(pool: PgPoo
         ],
         0,
         TTL,
+        None,
     )
     .await
     .expect("the batch is written");

@@ -25,6 +25,12 @@ pub struct IngestionSpec {
     pub name: String,
     pub description: Option<String>,
     pub definition: Definition,
+    /// The tenant's Iceberg namespace root: the run's table is
+    /// `<tenant_namespace>.<destination_table>`.
+    pub tenant_namespace: String,
+    /// The directories the tenant's local sources may read (each still checked against the
+    /// operator's `AUTOLOADER_FILE_ROOTS` when the run opens its source).
+    pub tenant_file_roots: Vec<String>,
 }
 
 impl IngestionSpec {
@@ -45,6 +51,8 @@ impl IngestionSpec {
             name: claimed.name.clone(),
             description: claimed.description.clone(),
             definition,
+            tenant_namespace: claimed.tenant_namespace.clone(),
+            tenant_file_roots: claimed.tenant_file_roots.clone(),
         })
     }
 }
@@ -102,6 +110,8 @@ mod tests {
             format_type: "csv".into(),
             destination_table: destination.into(),
             options,
+            tenant_namespace: "acme".into(),
+            tenant_file_roots: Vec::new(),
         }
     }
 

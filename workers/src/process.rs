@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use autoloader::config::{DatabaseConfig, RoleConfig, SchedulerConfig};
+use autoloader::config::{DatabaseConfig, QuotaConfig, RoleConfig, SchedulerConfig};
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,9 @@ pub struct Flags<X: Args> {
     pub scheduler: SchedulerConfig,
     #[command(flatten)]
     pub role: RoleConfig,
+    /// Tenants' quotas: the claim honours `AUTOLOADER_DEFAULT_MAX_CONCURRENT_RUNS`.
+    #[command(flatten)]
+    pub quotas: QuotaConfig,
     #[command(flatten)]
     pub executor: X,
 }
@@ -77,6 +80,7 @@ impl<X: Args + FromArgMatches> Process<X> {
             self.pool,
             &self.flags.scheduler,
             &self.flags.role,
+            &self.flags.quotas,
             executor,
             shutdown,
         )
@@ -89,6 +93,7 @@ pub async fn run(
     pool: PgPool,
     scheduler: &SchedulerConfig,
     role: &RoleConfig,
+    quotas: &QuotaConfig,
     executor: Arc<dyn Executor>,
     shutdown: CancellationToken,
 ) {
@@ -103,7 +108,8 @@ pub async fn run(
         ));
     }
     if !role.ticker_only {
-        let config = WorkerConfig::from_settings(scheduler, worker_id.clone());
+        let mut config = WorkerConfig::from_settings(scheduler, worker_id.clone());
+        config.default_max_concurrent_runs = quotas.default_max_concurrent_runs;
         let worker = Worker::new(pool.clone(), config, executor);
         tasks.spawn(worker.run(shutdown.clone()));
     }

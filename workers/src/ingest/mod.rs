@@ -183,7 +183,8 @@ impl IngestExecutor {
             &def.options,
         );
         let catalog = self.catalog().await?;
-        let id = table::ident(dest)?;
+        // The tenant's own table: `<tenant namespace>.<destination_table>`.
+        let id = table::ident(&dest.under(&ing.tenant_namespace))?;
         let existing = table::load(catalog, &id).await?;
 
         if let Some(done) = existing
@@ -207,11 +208,20 @@ impl IngestExecutor {
         if source_type == SourceType::S3 {
             check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?;
         }
+        // Local sources read only under the tenant's own roots, each inside the operator's.
+        let roots = match source_type {
+            SourceType::Local => self
+                .cfg
+                .file_roots
+                .within(&ing.tenant_file_roots)
+                .map_err(IngestError::Config)?,
+            SourceType::S3 => FileRoots::default(),
+        };
         let source = Source::open(
             source_type,
             &def.source_path,
             options,
-            &self.cfg.file_roots,
+            &roots,
             self.cfg.allow_worker_credentials,
         )?;
         source.check_outside_warehouse(&self.cfg.warehouse)?;
@@ -229,7 +239,7 @@ impl IngestExecutor {
             read_in_ranges: source.is_local(),
         };
         for c in &files {
-            source.check_contained(c, &self.cfg.file_roots)?;
+            source.check_contained(c, &roots)?;
         }
 
         let table = match existing {

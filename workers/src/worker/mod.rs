@@ -51,6 +51,9 @@ pub struct WorkerConfig {
     pub retry_backoff: Duration,
     /// Longest wait between looks at the queue and at expired leases, whatever notifications say.
     pub poll_interval: Duration,
+    /// The cap on a tenant's RUNNING runs across the fleet when its own is not set
+    /// (`AUTOLOADER_DEFAULT_MAX_CONCURRENT_RUNS`); `None`: no cap.
+    pub default_max_concurrent_runs: Option<i32>,
 }
 
 impl WorkerConfig {
@@ -66,6 +69,7 @@ impl WorkerConfig {
             retries: s.retries,
             retry_backoff: s.retry_backoff,
             poll_interval: s.poll_interval,
+            default_max_concurrent_runs: None,
         }
     }
 }
@@ -258,6 +262,7 @@ impl Worker {
             &outcomes,
             claim as i64,
             cfg.lease_ttl,
+            cfg.default_max_concurrent_runs,
         )
         .await;
         if !outcomes.is_empty() {
@@ -278,10 +283,16 @@ impl Worker {
                                "writing a batch of outcomes failed; writing them one by one");
                 for f in finished.drain(..) {
                     let one = [(f.lease, f.outcome.clone())];
-                    let alone =
-                        lease::run_exchange(&self.pool, &cfg.worker_id, &one, 0, cfg.lease_ttl)
-                            .await
-                            .map(|d| d.recorded.contains(&f.lease));
+                    let alone = lease::run_exchange(
+                        &self.pool,
+                        &cfg.worker_id,
+                        &one,
+                        0,
+                        cfg.lease_ttl,
+                        None,
+                    )
+                    .await
+                    .map(|d| d.recorded.contains(&f.lease));
                     match alone {
                         Ok(recorded) => outcomes::report(&f, Ok(recorded)),
                         Err(e) => outcomes::report(&f, Err(&e.to_string())),
