@@ -13,7 +13,8 @@
 #   cron-can-fire, frequency-when-enabled, glob-expansion, source-path-bytes,
 #   endpoint-in-allowlist, within-operator-caps, patch-leaves-a-valid-definition,
 #   expires-in-the-future.
-# The API under test may read local sources anywhere (AUTOLOADER_FILE_ROOTS=/): no worker runs, so
+# The API under test and its tenant may read local sources anywhere (AUTOLOADER_FILE_ROOTS=/, the
+# tenant's file_roots [/]): no worker runs, so
 # nothing is read; it keeps local-path-under-file-roots out of the way of the other rules.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,9 +31,13 @@ while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); d
 admin="fuzz-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 bin="${CARGO_TARGET_DIR:-$root/target}/release/autoloader-api"
 "$bin" --migrate-only
-token="$("$bin" create-token --tenant fuzz --label "make fuzz" | sed -n 's/^AUTOLOADER_TOKEN=//p')"
+token="$("$bin" create-token --tenant fuzz --label "make fuzz" --file-roots / | sed -n 's/^AUTOLOADER_TOKEN=//p')"
 
-AUTOLOADER_API_ADDR="127.0.0.1:$port" AUTOLOADER_ADMIN_TOKEN="$admin" AUTOLOADER_LOG_FORMAT=json AUTOLOADER_FILE_ROOTS=/ \
+# Quotas and the rate limit are off: thousands of generated requests would otherwise spend them
+# and test 429s instead of the definitions (tests/tests/isolation.rs tests the limits).
+AUTOLOADER_TOKEN_RATE_LIMIT=0 AUTOLOADER_DEFAULT_MAX_INGESTIONS=2000000000 \
+    AUTOLOADER_DEFAULT_MAX_MANUAL_RUNS_PER_MINUTE=2000000000 \
+    AUTOLOADER_API_ADDR="127.0.0.1:$port" AUTOLOADER_ADMIN_TOKEN="$admin" AUTOLOADER_LOG_FORMAT=json AUTOLOADER_FILE_ROOTS=/ \
     RUST_LOG=warn "$bin" --skip-migrations 2>"$root/.local/fuzz-api.log" &
 api=$!
 trap 'kill $api 2>/dev/null || true; wait $api 2>/dev/null || true' EXIT

@@ -107,9 +107,6 @@ trap on_request USR1
 
 "$bin/autoloader-api" --migrate-only
 [ "$stopping" = 0 ] || exit "$status"
-# A development tenant and a fresh token for it, printed for curl.
-"$bin/autoloader-api" create-token --tenant dev --label "make run"
-[ "$stopping" = 0 ] || exit "$status"
 if [ -z "${AUTOLOADER_ADMIN_TOKEN:-}" ]; then
     AUTOLOADER_ADMIN_TOKEN="dev-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     echo "AUTOLOADER_ADMIN_TOKEN=$AUTOLOADER_ADMIN_TOKEN (generated for this session)"
@@ -122,6 +119,9 @@ if [ -z "${AUTOLOADER_FILE_ROOTS:-}" ]; then
     echo "AUTOLOADER_FILE_ROOTS=$AUTOLOADER_FILE_ROOTS (file:// sources may read under it)"
 fi
 export AUTOLOADER_FILE_ROOTS
+# A development tenant and a fresh token for it, printed for curl; it may read every file root.
+"$bin/autoloader-api" create-token --tenant dev --label "make run" --file-roots "$AUTOLOADER_FILE_ROOTS"
+[ "$stopping" = 0 ] || exit "$status"
 export AUTOLOADER_WAREHOUSE="${AUTOLOADER_WAREHOUSE:-$root/.local/warehouse}"
 # One development tenant: its S3 sources may use this machine's AWS_* credentials. (A shared
 # deployment leaves this off, so no tenant reads with the worker's keys.)

@@ -1,5 +1,5 @@
 //! Tenant administration, authorised by `AUTOLOADER_ADMIN_TOKEN`: create tenants (with a first
-//! token, shown once), issue and revoke tokens.
+//! token, shown once), issue and revoke tokens, suspend a tenant, give it file roots and quotas.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use autoloader::tenants::{self, NewToken};
+use autoloader::config::QuotaConfig;
+use autoloader::ingestions::options::FileRoots;
+use autoloader::tenants::{self, NewTenant, NewToken, TenantChange};
 
 use crate::auth::{digest, new_token, Admin};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -40,12 +42,18 @@ pub fn router() -> Router<AppState> {
 pub struct TenantCreate {
     #[schema(required = true, value_type = crate::rules::Name)]
     pub name: Option<String>,
+    /// The tenant's Iceberg namespace root (lower-case identifier, unique, never changed):
+    /// its destination `a.b` is the table `<namespace>.a.b`. Omitted: derived from the name.
+    #[schema(pattern = "^[a-z_][a-z0-9_]{0,62}$")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantCreated {
     pub tenant_id: Uuid,
     pub name: String,
+    /// The tenant's Iceberg namespace root.
+    pub namespace: String,
     pub token_id: Uuid,
     /// The tenant's first API token. It is shown this once; only its hash is stored.
     pub token: String,
@@ -60,16 +68,50 @@ pub struct TenantResponse {
     #[schema(value_type = TenantStatusName)]
     pub status: String,
     pub suspended_at: Option<DateTime<Utc>>,
+    /// The tenant's Iceberg namespace root: its destination `a.b` is the table `<namespace>.a.b`.
+    pub namespace: String,
+    /// Directories the tenant's `file://` sources may read (each inside the operator's
+    /// `AUTOLOADER_FILE_ROOTS`). Empty: no local sources.
+    pub file_roots: Vec<String>,
+    /// The tenant's own quotas; null: the operator's default (see `quotas`).
+    pub max_ingestions: Option<i32>,
+    pub max_concurrent_runs: Option<i32>,
+    pub max_manual_runs_per_minute: Option<i32>,
+    /// The quotas in force: the tenant's own, else the operator's defaults.
+    pub quotas: Quotas,
 }
 
-impl From<tenants::TenantRow> for TenantResponse {
-    fn from(t: tenants::TenantRow) -> Self {
+/// The quotas in force for a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Quotas {
+    pub max_ingestions: i32,
+    /// Null: no cap.
+    pub max_concurrent_runs: Option<i32>,
+    pub max_manual_runs_per_minute: i32,
+}
+
+impl TenantResponse {
+    fn new(t: tenants::TenantRow, defaults: &QuotaConfig) -> Self {
         TenantResponse {
             tenant_id: t.id,
             name: t.name,
             created_at: t.created_at,
             status: t.status,
             suspended_at: t.suspended_at,
+            namespace: t.namespace,
+            file_roots: t.file_roots,
+            max_ingestions: t.max_ingestions,
+            max_concurrent_runs: t.max_concurrent_runs,
+            max_manual_runs_per_minute: t.max_manual_runs_per_minute,
+            quotas: Quotas {
+                max_ingestions: t.max_ingestions.unwrap_or(defaults.default_max_ingestions),
+                max_concurrent_runs: t
+                    .max_concurrent_runs
+                    .or(defaults.default_max_concurrent_runs),
+                max_manual_runs_per_minute: t
+                    .max_manual_runs_per_minute
+                    .unwrap_or(defaults.default_max_manual_runs_per_minute),
+            },
         }
     }
 }
@@ -83,7 +125,7 @@ pub enum TenantStatusName {
     Suspended,
 }
 
-/// Body of `PATCH /api/v1/admin/tenants/{tenant_id}`.
+/// Body of `PATCH /api/v1/admin/tenants/{tenant_id}`: the fields sent change, the others stay.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
@@ -91,6 +133,55 @@ pub struct TenantPatch {
     /// `ACTIVE` brings both back.
     #[schema(value_type = Option<TenantStatusName>)]
     pub status: Option<String>,
+    /// Directories the tenant's `file://` sources may read, each an absolute path inside the
+    /// operator's `AUTOLOADER_FILE_ROOTS` (stored resolved). `[]`: no local sources.
+    #[schema(max_items = 32)]
+    pub file_roots: Option<Vec<String>>,
+    /// Quotas; null puts one back to the operator's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub max_ingestions: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub max_concurrent_runs: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub max_manual_runs_per_minute: Option<Option<i64>>,
+}
+
+/// A field that is present (even as null) is `Some`; an absent one stays `None` (the default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// Most file roots a tenant may have.
+pub const MAX_TENANT_ROOTS: usize = 32;
+
+fn quota(field: &'static str, value: Option<Option<i64>>) -> ApiResult<Option<Option<i32>>> {
+    match value {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(v)) => match i32::try_from(v) {
+            Ok(v) if v >= 0 => Ok(Some(Some(v))),
+            _ => Err(ApiError::field(
+                field,
+                format!("{field} must be a whole number from 0 to 2147483647, or null for the operator's default (got {v})"),
+            )),
+        },
+    }
+}
+
+/// The roots as stored: each resolved, inside the operator's roots, at most [`MAX_TENANT_ROOTS`].
+fn tenant_roots(operator: &FileRoots, roots: &[String]) -> ApiResult<Vec<String>> {
+    if roots.len() > MAX_TENANT_ROOTS {
+        return Err(ApiError::field(
+            "file_roots",
+            format!("file_roots lists at most {MAX_TENANT_ROOTS} directories"),
+        ));
+    }
+    operator
+        .admit(roots)
+        .map_err(|m| ApiError::field("file_roots", m))
 }
 
 /// A token as an admin sees it: never the token itself.
@@ -132,12 +223,21 @@ pub struct TokenCreated {
     pub token: String,
 }
 
-/// Creates a tenant and its first token in one transaction.
+/// Creates a tenant and its first token in one transaction. `namespace` `None`: derived from the
+/// name.
 pub async fn create_tenant_with_token(
     pool: &sqlx::PgPool,
     name: &str,
+    namespace: Option<&str>,
     label: &str,
 ) -> ApiResult<TenantCreated> {
+    let namespace = match namespace {
+        Some(ns) => {
+            tenants::check_namespace(ns).map_err(|m| ApiError::field("namespace", m))?;
+            ns.to_owned()
+        }
+        None => tenants::derive_namespace(name),
+    };
     let tenant_id = Uuid::now_v7();
     let token_id = Uuid::now_v7();
     let token = new_token();
@@ -148,11 +248,17 @@ pub async fn create_tenant_with_token(
         label: Some(label),
         expires_at: None,
     };
-    tenants::tenant_create(pool, name, &first).await?;
-    tracing::info!(%tenant_id, name, "tenant created");
+    let tenant = NewTenant {
+        name,
+        namespace: &namespace,
+        file_roots: &[],
+    };
+    tenants::tenant_create(pool, &tenant, &first).await?;
+    tracing::info!(%tenant_id, name, namespace, "tenant created");
     Ok(TenantCreated {
         tenant_id,
         name: name.to_owned(),
+        namespace,
         token_id,
         token,
     })
@@ -180,7 +286,13 @@ pub async fn create_tenant(
     let Some(name) = name else {
         return Err(ApiError::field("name", "name is required"));
     };
-    let created = create_tenant_with_token(&state.pool, &name, "first token").await?;
+    let created = create_tenant_with_token(
+        &state.pool,
+        &name,
+        body.namespace.as_deref().map(str::trim),
+        "first token",
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -190,7 +302,7 @@ pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> ApiResult<
     let items = tenants::tenant_list(&state.pool)
         .await?
         .into_iter()
-        .map(TenantResponse::from)
+        .map(|t| TenantResponse::new(t, &state.quotas))
         .collect();
     Ok(Json(TenantList { items }))
 }
@@ -205,10 +317,10 @@ pub async fn get_tenant(
     let t = tenants::tenant_get(&state.pool, tenant_id)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
-    Ok(Json(t.into()))
+    Ok(Json(TenantResponse::new(t, &state.quotas)))
 }
 
-/// Suspends a tenant or makes it active again.
+/// Suspends a tenant or makes it active again, sets its file roots and quotas.
 #[utoipa::path(patch, path = "/api/v1/admin/tenants/{tenant_id}", tag = "admin", params(("tenant_id" = Uuid, Path)),
     request_body = TenantPatch,
     responses((status = 200, body = TenantResponse), (status = 404, body = Problem), (status = 422, body = Problem)),
@@ -220,12 +332,9 @@ pub async fn patch_tenant(
     ApiJson(body): ApiJson<TenantPatch>,
 ) -> ApiResult<Json<TenantResponse>> {
     let active = match body.status.as_deref().map(str::trim) {
-        None => {
-            let t = tenants::tenant_get(&state.pool, tenant_id).await?;
-            return Ok(Json(t.ok_or(ApiError::NotFound("tenant"))?.into()));
-        }
-        Some("ACTIVE") => true,
-        Some("SUSPENDED") => false,
+        None => None,
+        Some("ACTIVE") => Some(true),
+        Some("SUSPENDED") => Some(false),
         Some(other) => {
             return Err(ApiError::field(
                 "status",
@@ -233,15 +342,31 @@ pub async fn patch_tenant(
             ))
         }
     };
-    let t = tenants::tenant_set_active(&state.pool, tenant_id, active)
+    let change = TenantChange {
+        active,
+        file_roots: body
+            .file_roots
+            .as_deref()
+            .map(|r| tenant_roots(&state.bounds.roots, r))
+            .transpose()?,
+        max_ingestions: quota("max_ingestions", body.max_ingestions)?,
+        max_concurrent_runs: quota("max_concurrent_runs", body.max_concurrent_runs)?,
+        max_manual_runs_per_minute: quota(
+            "max_manual_runs_per_minute",
+            body.max_manual_runs_per_minute,
+        )?,
+    };
+    let t = tenants::tenant_update(&state.pool, tenant_id, &change)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
-    if !active {
+    if active == Some(false) {
         // This process refuses the tenant's tokens at once; others within the token cache's TTL.
         state.tokens.evict_tenant(tenant_id);
     }
-    tracing::info!(%tenant_id, status = %t.status, "tenant status set");
-    Ok(Json(t.into()))
+    tracing::info!(%tenant_id, status = %t.status, file_roots = ?t.file_roots,
+                   max_ingestions = ?t.max_ingestions, max_concurrent_runs = ?t.max_concurrent_runs,
+                   max_manual_runs_per_minute = ?t.max_manual_runs_per_minute, "tenant changed");
+    Ok(Json(TenantResponse::new(t, &state.quotas)))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/tenants/{tenant_id}/tokens", tag = "admin", params(("tenant_id" = Uuid, Path)),

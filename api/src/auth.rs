@@ -69,6 +69,7 @@ impl FromRequestParts<AppState> for Tenant {
     ) -> Result<Self, Self::Rejection> {
         let hash = digest(bearer(parts)?);
         if let Some(tenant) = state.tokens.get(&hash) {
+            state.rate.admit(&hash)?;
             return Ok(Tenant(tenant));
         }
         if state.tokens.is_refused(&hash) {
@@ -77,6 +78,7 @@ impl FromRequestParts<AppState> for Tenant {
         match autoloader::tenants::token_tenant(&state.pool, &hash).await? {
             Some(TokenHolder::Tenant(tenant)) => {
                 state.tokens.insert(hash, tenant);
+                state.rate.admit(&hash)?;
                 Ok(Tenant(tenant))
             }
             Some(TokenHolder::Suspended(_)) => Err(ApiError::Forbidden(
@@ -111,8 +113,13 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 /// expired entries go first, and if none has expired, all of them (a flood of new tokens then
 /// costs the queries it would have cost anyway).
 fn make_room<V>(map: &mut HashMap<[u8; 32], V>, stored_at: impl Fn(&V) -> Instant) {
+    make_room_by(map, |v| stored_at(v).elapsed() < TOKEN_CACHE_TTL);
+}
+
+/// Keeps `map` under [`TOKEN_CACHE_MAX`] entries: those no longer `live` go first, then all.
+fn make_room_by<V>(map: &mut HashMap<[u8; 32], V>, live: impl Fn(&V) -> bool) {
     if map.len() >= TOKEN_CACHE_MAX {
-        map.retain(|_, v| stored_at(v).elapsed() < TOKEN_CACHE_TTL);
+        map.retain(|_, v| live(v));
         if map.len() >= TOKEN_CACHE_MAX {
             map.clear();
         }
@@ -167,6 +174,61 @@ impl TokenCache {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&hash);
         }
+    }
+}
+
+/// Requests per second per tenant token, in this API process: a token bucket per token holding
+/// up to twice the rate, refilled continuously. Only tokens that authenticated get a bucket
+/// (unknown ones are refused before, by the token cache), and the map stays under
+/// [`TOKEN_CACHE_MAX`] buckets: idle ones go first, as in the token cache.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    buckets: Mutex<HashMap<[u8; 32], (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_second` 0: no limit.
+    pub fn new(per_second: u32) -> RateLimiter {
+        RateLimiter {
+            per_second: f64::from(per_second),
+            buckets: Mutex::default(),
+        }
+    }
+
+    fn burst(&self) -> f64 {
+        self.per_second * 2.0
+    }
+
+    /// Takes one request from the token's bucket, or says how many seconds until one is there.
+    pub fn admit(&self, hash: &[u8; 32]) -> Result<(), ApiError> {
+        if self.per_second <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if !buckets.contains_key(hash) {
+            // A bucket idle long enough to have refilled is as good as none.
+            let full_after = Duration::from_secs_f64(self.burst() / self.per_second);
+            make_room_by(&mut buckets, |(_, at)| at.elapsed() < full_after);
+        }
+        let (level, at) = buckets.entry(*hash).or_insert((self.burst(), now));
+        *level =
+            (*level + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst());
+        *at = now;
+        if *level >= 1.0 {
+            *level -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - *level) / self.per_second).ceil().max(1.0) as u64;
+        Err(ApiError::Quota {
+            detail: format!(
+                "this token made more than {} requests a second; wait {wait} s",
+                self.per_second
+            ),
+            field: None,
+            retry_after_secs: Some(wait),
+        })
     }
 }
 

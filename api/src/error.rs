@@ -73,6 +73,13 @@ pub enum ApiError {
     },
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A quota (403) or a rate limit (429, with the seconds to wait).
+    #[error("{detail}")]
+    Quota {
+        detail: String,
+        field: Option<&'static str>,
+        retry_after_secs: Option<u64>,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -141,6 +148,11 @@ impl From<store::Error> for ApiError {
                 active_run_id: None,
             },
             store::Error::NotFound => ApiError::NotFound("ingestion"),
+            store::Error::Quota { .. } => ApiError::Quota {
+                detail: e.to_string(),
+                field: None,
+                retry_after_secs: None,
+            },
             store::Error::Db(e) => e.into(),
         }
     }
@@ -152,6 +164,11 @@ impl From<autoloader::tenants::Error> for ApiError {
             autoloader::tenants::Error::NameTaken(_) => ApiError::Conflict {
                 detail: e.to_string(),
                 field: Some("name"),
+                active_run_id: None,
+            },
+            autoloader::tenants::Error::NamespaceTaken(_) => ApiError::Conflict {
+                detail: e.to_string(),
+                field: Some("namespace"),
                 active_run_id: None,
             },
             autoloader::tenants::Error::Db(e) => e.into(),
@@ -190,6 +207,15 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "/problems/conflict", "Conflict"),
+            ApiError::Quota {
+                retry_after_secs: None,
+                ..
+            } => (StatusCode::FORBIDDEN, "/problems/quota", "Quota exceeded"),
+            ApiError::Quota { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/quota",
+                "Too many requests",
+            ),
             ApiError::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "/problems/method-not-allowed",
@@ -203,6 +229,7 @@ impl IntoResponse for ApiError {
         };
         let mut errors = Vec::new();
         let mut active_run_id = None;
+        let mut retry_after = None;
         let detail = match self {
             ApiError::Validation(list) => {
                 let detail = list
@@ -236,6 +263,20 @@ impl IntoResponse for ApiError {
                 active_run_id = run;
                 detail
             }
+            ApiError::Quota {
+                detail,
+                field,
+                retry_after_secs,
+            } => {
+                if let Some(field) = field {
+                    errors.push(FieldError {
+                        field: field.to_owned(),
+                        message: detail.clone(),
+                    });
+                }
+                retry_after = retry_after_secs;
+                detail
+            }
             ApiError::Internal(e) => {
                 // The request id is on the current span (see `app`), so this line carries it.
                 tracing::error!(
@@ -265,6 +306,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }

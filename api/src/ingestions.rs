@@ -49,15 +49,20 @@ async fn fetch(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<IngestionR
 }
 
 #[utoipa::path(post, path = "/api/v1/ingestions", tag = "ingestions", request_body = IngestionCreate,
-    responses((status = 201, body = IngestionResponse), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = IngestionResponse),
+              (status = 403, body = Problem, description = "the tenant has max_ingestions ingestions already"),
+              (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Response> {
-    let v = Draft::from(body).validate(&state.bounds)?;
-    let row = store::ingestion_insert(&state.pool, tenant, &v).await?;
+    let draft = Draft::from(body);
+    let bounds = state.bounds_for(tenant, &draft).await?;
+    let v = draft.validate(&bounds)?;
+    let row = store::ingestion_insert(&state.pool, tenant, &v, state.quotas.default_max_ingestions)
+        .await?;
     tracing::info!(ingestion_id = %row.id, tenant_id = %tenant, name = %row.name, "ingestion created");
     Ok((
         StatusCode::CREATED,
@@ -140,7 +145,8 @@ async fn overwrite(
     id: Uuid,
     draft: Draft,
 ) -> ApiResult<IngestionRow> {
-    let v = draft.validate(&state.bounds)?;
+    let bounds = state.bounds_for(tenant, &draft).await?;
+    let v = draft.validate(&bounds)?;
     let row = store::ingestion_update(&state.pool, tenant, id, &v).await;
     state.schedules.invalidate(id);
     let row = row?;

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
-use autoloader::config::{DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig};
+use autoloader::config::{
+    DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig,
+};
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +64,9 @@ struct ServeArgs {
     #[command(flatten)]
     limits: LimitsConfig,
 
+    #[command(flatten)]
+    quotas: QuotaConfig,
+
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
     migrate_only: bool,
@@ -107,6 +112,10 @@ struct CreateTokenArgs {
     /// What the token is for.
     #[arg(long, default_value = "created from the command line")]
     label: String,
+    /// Directories the tenant's `file://` sources may read, colon-separated (set on the tenant,
+    /// new or existing; the worker still holds them to its AUTOLOADER_FILE_ROOTS).
+    #[arg(long, value_delimiter = ':')]
+    file_roots: Option<Vec<String>>,
 }
 
 #[tokio::main]
@@ -176,13 +185,28 @@ async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
             (id, token)
         }
         None => {
-            let created =
-                autoloader_api::admin::create_tenant_with_token(&pool, &args.tenant, &args.label)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let created = autoloader_api::admin::create_tenant_with_token(
+                &pool,
+                &args.tenant,
+                None,
+                &args.label,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             (created.tenant_id, created.token)
         }
     };
+    if let Some(roots) = args.file_roots {
+        let roots: Vec<String> = roots.into_iter().filter(|r| !r.is_empty()).collect();
+        if let Some(bad) = roots.iter().find(|r| !r.starts_with('/')) {
+            bail!("--file-roots: '{bad}' is not an absolute path");
+        }
+        let change = autoloader::tenants::TenantChange {
+            file_roots: Some(roots),
+            ..Default::default()
+        };
+        autoloader::tenants::tenant_update(&pool, tenant_id, &change).await?;
+    }
     println!("tenant {} ({tenant_id})", args.tenant);
     println!("AUTOLOADER_TOKEN={token}");
     Ok(())
@@ -211,6 +235,7 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_file_roots(file_roots)
         .with_egress(egress)
         .with_limits(cli.limits.limits())
+        .with_quotas(cli.quotas)
         .with_metrics_token(cli.metrics_token.as_deref());
     state.listen();
     let app = autoloader_api::app(state);

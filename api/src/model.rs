@@ -233,6 +233,9 @@ pub struct IngestionResponse {
     pub source_path: String,
     pub format_type: String,
     pub destination_table: String,
+    /// The Iceberg table the ingestion writes, as readers (pyiceberg, Spark) load it from the
+    /// catalog: the tenant's namespace, then `destination_table`.
+    pub iceberg_table: String,
     pub options: Value,
     pub schedule_frequency: Option<String>,
     pub schedule_time: Option<String>,
@@ -258,6 +261,10 @@ impl From<IngestionRow> for IngestionResponse {
             source_type: r.source_type,
             source_path: r.source_path,
             format_type: r.format_type,
+            iceberg_table: autoloader::ingestions::definition::iceberg_table(
+                &r.tenant_namespace,
+                &r.destination_table,
+            ),
             destination_table: r.destination_table,
             options: redact_options(&r.options),
             schedule_frequency: r.schedule_frequency,

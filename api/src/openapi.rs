@@ -194,6 +194,11 @@ fn document_problems(openapi: &mut utoipa::openapi::OpenApi) {
             );
             if secured {
                 add("401", "Missing, unknown or revoked token");
+                add(
+                    "429",
+                    "Too many requests from this token (AUTOLOADER_TOKEN_RATE_LIMIT), or a tenant's \
+                     rate quota; Retry-After gives the seconds to wait",
+                );
             }
             if has_body {
                 add("413", "Body larger than the API accepts");

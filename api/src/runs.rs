@@ -41,7 +41,8 @@ async fn ingestion_found(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<
 /// Queues a manual run: 202 with the run, or 409 naming the run already QUEUED or RUNNING.
 #[utoipa::path(post, path = "/api/v1/ingestions/{id}/run", tag = "runs", params(("id" = Uuid, Path)),
     responses((status = 202, body = RunResponse), (status = 404, body = Problem),
-              (status = 409, body = Problem, description = "a run is already QUEUED or RUNNING; active_run_id names it")),
+              (status = 409, body = Problem, description = "a run is already QUEUED or RUNNING; active_run_id names it"),
+              (status = 429, body = Problem, description = "the tenant's manual triggers this minute reached max_manual_runs_per_minute; Retry-After says when to try again")),
     security(("bearer" = [])))]
 pub async fn trigger(
     State(state): State<AppState>,
@@ -49,7 +50,19 @@ pub async fn trigger(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
     ingestion_found(&state, tenant, id).await?;
-    match history::run_insert_manual(&state.pool, tenant, id).await? {
+    let default_limit = state.quotas.default_max_manual_runs_per_minute;
+    match history::run_insert_manual(&state.pool, tenant, id, default_limit).await? {
+        Triggered::RateLimited {
+            limit,
+            retry_after_secs,
+        } => Err(ApiError::Quota {
+            detail: format!(
+                "this tenant made {limit} manual triggers in the last minute, its limit \
+                 (max_manual_runs_per_minute); try again in {retry_after_secs} s"
+            ),
+            field: None,
+            retry_after_secs: Some(retry_after_secs),
+        }),
         Triggered::Queued(run) => {
             tracing::info!(ingestion_id = %id, tenant_id = %tenant, run_id = %run.id, "manual run queued");
             Ok((

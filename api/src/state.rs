@@ -9,7 +9,9 @@ use autoloader::ingestions::draft::Bounds;
 use autoloader::ingestions::egress::EgressPolicy;
 use autoloader::ingestions::options::{FileRoots, Limits};
 
-use crate::auth::{self, TokenCache};
+use autoloader::config::QuotaConfig;
+
+use crate::auth::{self, RateLimiter, TokenCache};
 use crate::metrics::RunTotals;
 use crate::schedule_cache::ScheduleCache;
 
@@ -29,6 +31,10 @@ pub struct AppState {
     pub schedules: Arc<ScheduleCache>,
     /// Run totals for `/metrics`, folded scrape by scrape.
     pub runs: Arc<RunTotals>,
+    /// The operator's defaults for tenants' quotas.
+    pub quotas: QuotaConfig,
+    /// Requests per second per token.
+    pub rate: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -41,7 +47,16 @@ impl AppState {
             bounds: Default::default(),
             schedules: Default::default(),
             runs: Default::default(),
+            quotas: QuotaConfig::default(),
+            rate: Arc::new(RateLimiter::new(QuotaConfig::default().token_rate_limit)),
         }
+    }
+
+    /// Uses the operator's quota defaults and rate limit.
+    pub fn with_quotas(mut self, quotas: QuotaConfig) -> AppState {
+        self.rate = Arc::new(RateLimiter::new(quotas.token_rate_limit));
+        self.quotas = quotas;
+        self
     }
 
     /// Starts the task that keeps the schedule cache true (see [`crate::schedule_cache`]);
@@ -66,6 +81,27 @@ impl AppState {
     pub fn with_limits(mut self, limits: Limits) -> AppState {
         Arc::make_mut(&mut self.bounds).limits = limits;
         self
+    }
+
+    /// The bounds `draft` is checked against for `tenant`: the operator's, with the tenant's own
+    /// file roots (inside the operator's) in place of the operator's when the source is local.
+    pub async fn bounds_for(
+        &self,
+        tenant: uuid::Uuid,
+        draft: &autoloader::ingestions::draft::Draft,
+    ) -> Result<Arc<Bounds>, crate::error::ApiError> {
+        if draft.source_type.as_deref().map(str::trim) != Some("local") {
+            return Ok(self.bounds.clone());
+        }
+        let roots = autoloader::tenants::tenant_file_roots(&self.pool, tenant).await?;
+        let roots = self
+            .bounds
+            .roots
+            .within(&roots)
+            .map_err(|m| crate::error::ApiError::field("source_path", m))?;
+        let mut bounds = (*self.bounds).clone();
+        bounds.roots = roots;
+        Ok(Arc::new(bounds))
     }
 
     /// Allows local sources under `roots`.

@@ -99,6 +99,20 @@ impl TestApi {
         (id, body["token"].as_str().expect("token").to_owned())
     }
 
+    /// Lets `tenant`'s local sources read under `roots` (an admin's PATCH).
+    pub async fn give_roots(&self, tenant: Uuid, roots: &[std::path::PathBuf]) {
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        let (status, _, body) = self
+            .call(
+                "PATCH",
+                &format!("/api/v1/admin/tenants/{tenant}"),
+                ADMIN_TOKEN,
+                Some(serde_json::json!({ "file_roots": roots })),
+            )
+            .await;
+        assert_eq!(status, 200, "give file roots: {body}");
+    }
+
     /// Sends `method path` with `token` and an optional JSON body; returns (status, content
     /// type, body as JSON, or as a JSON string when it is not JSON).
     pub async fn call(

@@ -24,6 +24,8 @@ pub struct Loader {
     pub url: String,
     pub root: PathBuf,
     pub source: PathBuf,
+    /// The tenant's Iceberg namespace: its destination `a.b` is the table `<namespace>.a.b`.
+    pub namespace: String,
     /// The warehouse as workers are given it: `file:///…` or `s3://bucket/prefix`.
     pub warehouse: String,
     storage: WarehouseStorageFactory,
@@ -60,7 +62,8 @@ impl Loader {
         let source = root.join("in");
         std::fs::create_dir_all(&source).expect("source dir");
         let api = TestApi::spawn_with_roots(pool.clone(), std::slice::from_ref(&root)).await;
-        let (_, token) = api.tenant("data-eng").await;
+        let (tenant, token) = api.tenant("data-eng").await;
+        api.give_roots(tenant, std::slice::from_ref(&root)).await;
         Loader {
             api,
             token,
@@ -68,6 +71,7 @@ impl Loader {
             pool,
             root,
             source,
+            namespace: "data_eng".into(),
             warehouse,
             storage,
             worker_env,
@@ -132,9 +136,16 @@ impl Loader {
         self.api.finished_run(&self.token, run_id).await
     }
 
-    /// Scans `table`; `None` when it does not exist.
+    /// Scans the tenant's table `table` (a destination, `a.b`: the Iceberg table
+    /// `<namespace>.a.b`); `None` when it does not exist.
     pub async fn table(&self, table: &str) -> Option<Scanned> {
-        scan_url(&self.url, &self.warehouse, &self.storage, table).await
+        let id = format!("{}.{table}", self.namespace);
+        scan_url(&self.url, &self.warehouse, &self.storage, &id).await
+    }
+
+    /// Scans the Iceberg table `id` (a full identifier); `None` when it does not exist.
+    pub async fn table_at(&self, id: &str) -> Option<Scanned> {
+        scan_url(&self.url, &self.warehouse, &self.storage, id).await
     }
 
     /// The ledger of `ingestion`: (file name in the source directory, rows loaded), by name.

@@ -268,8 +268,9 @@ async fn a_crash_after_the_commit_loads_nothing_twice(pool: PgPool) {
     assert_eq!(w.ledger(ingestion).await.len(), 2);
 }
 
-/// Local sources must stay inside AUTOLOADER_FILE_ROOTS: outside paths and symlinks out are
-/// refused when the ingestion is created, with a problem naming `source_path`.
+/// Local sources must stay inside the tenant's file roots (inside AUTOLOADER_FILE_ROOTS): outside
+/// paths and symlinks out are refused when the ingestion is created, with a problem naming
+/// `source_path`.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn local_sources_outside_the_roots_are_refused(pool: PgPool) {
     let w = Loader::new(pool, "roots").await;
@@ -300,7 +301,7 @@ async fn local_sources_outside_the_roots_are_refused(pool: PgPool) {
                 && e["message"]
                     .as_str()
                     .unwrap_or("")
-                    .contains("outside the allowed")),
+                    .contains("outside the tenant's file roots")),
             "{path}: {body}"
         );
     }

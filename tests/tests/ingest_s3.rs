@@ -65,6 +65,9 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
         "secrets are never returned"
     );
     let ingestion: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    // The tenant's own table, under its namespace, as the API says a reader loads it.
+    let table = created["iceberg_table"].as_str().expect("iceberg_table");
+    assert_eq!(table, "e2e.test_db.scheduled_table");
 
     let url = database_url(&pool);
     let warehouse = temp_dir("e2e-s3-warehouse");
@@ -81,9 +84,7 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
     assert_eq!(run["files_processed"], 1);
     assert_eq!(run["rows_ingested"], 1);
 
-    let t = scan(&url, &warehouse, "test_db.scheduled_table")
-        .await
-        .expect("table");
+    let t = scan(&url, &warehouse, table).await.expect("table");
     assert_eq!(t.rows, [json!({"id": 1, "value": "test"})]);
 
     // Two more files: a manual run appends exactly their rows.
@@ -107,9 +108,7 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
     assert_eq!(run["triggered_by"], "manual");
     // `*.json` stays within one path segment: more/2.json is not selected.
     assert_eq!(run["files_processed"], 1, "{run}");
-    let t = scan(&url, &warehouse, "test_db.scheduled_table")
-        .await
-        .expect("table");
+    let t = scan(&url, &warehouse, table).await.expect("table");
     assert_eq!(t.rows.len(), 2);
     assert!(
         !worker.log().contains(&secret),
@@ -127,7 +126,7 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
 
     // An independent reader sees the same rows through the same catalog.
     let warehouse_url = format!("file://{}", warehouse.display());
-    if let Some(py) = s3::iceberg_read(&url, &warehouse_url, "test_db.scheduled_table") {
+    if let Some(py) = s3::iceberg_read(&url, &warehouse_url, table) {
         assert_eq!(py["row_count"], 2, "{py}");
         let mut ids: Vec<i64> = py["rows"]
             .as_array()

@@ -69,7 +69,7 @@ async fn world(pool: PgPool, name: &str) -> (Loader, String) {
 async fn metadata_location(pool: &PgPool) -> String {
     sqlx::query_scalar(
         "select metadata_location from iceberg_catalog.iceberg_tables
-         where table_namespace = 'lake' and table_name = 'events'",
+         where table_namespace = 'data_eng.lake' and table_name = 'events'",
     )
     .fetch_one(pool)
     .await
@@ -111,14 +111,18 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
 
     // The catalog points into the bucket, and the bucket holds the table's files.
     let location = metadata_location(&w.pool).await;
-    let table_prefix = format!("s3://{}/wh/lake/events/metadata/", bucket);
+    let table_prefix = format!("s3://{}/wh/data_eng/lake/events/metadata/", bucket);
     assert!(
         location.starts_with(&table_prefix) && location.ends_with(".metadata.json"),
         "{location}"
     );
     let first = keys(&bucket, "wh").await;
-    let metadata = with_suffix(&first, "wh/lake/events/metadata/", ".metadata.json");
-    let data = with_suffix(&first, "wh/lake/events/data/", ".parquet");
+    let metadata = with_suffix(
+        &first,
+        "wh/data_eng/lake/events/metadata/",
+        ".metadata.json",
+    );
+    let data = with_suffix(&first, "wh/data_eng/lake/events/data/", ".parquet");
     assert!(
         !metadata.is_empty(),
         "no metadata.json in the bucket: {first:?}"
@@ -128,7 +132,7 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
         "no Parquet data file in the bucket: {first:?}"
     );
     assert!(
-        with_suffix(&first, "wh/lake/events/metadata/", ".avro").len() >= 2,
+        with_suffix(&first, "wh/data_eng/lake/events/metadata/", ".avro").len() >= 2,
         "manifest list and manifest: {first:?}"
     );
 
@@ -143,7 +147,7 @@ async fn a_warehouse_on_s3_holds_the_table_and_takes_new_files_only(pool: PgPool
     assert_eq!(t.snapshots, 2);
     let second = keys(&bucket, "wh").await;
     assert!(
-        with_suffix(&second, "wh/lake/events/data/", ".parquet").len() > data.len(),
+        with_suffix(&second, "wh/data_eng/lake/events/data/", ".parquet").len() > data.len(),
         "{second:?}"
     );
     assert!(
