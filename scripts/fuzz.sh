@@ -35,7 +35,8 @@ token="$("$bin" create-token --tenant fuzz --label "make fuzz" --file-roots / | 
 
 # Quotas and the rate limit are off: thousands of generated requests would otherwise spend them
 # and test 429s instead of the definitions (tests/tests/isolation.rs tests the limits).
-AUTOLOADER_TOKEN_RATE_LIMIT=0 AUTOLOADER_DEFAULT_MAX_INGESTIONS=2000000000 \
+AUTOLOADER_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
+    AUTOLOADER_TOKEN_RATE_LIMIT=0 AUTOLOADER_DEFAULT_MAX_INGESTIONS=2000000000 \
     AUTOLOADER_DEFAULT_MAX_MANUAL_RUNS_PER_MINUTE=2000000000 \
     AUTOLOADER_API_ADDR="127.0.0.1:$port" AUTOLOADER_ADMIN_TOKEN="$admin" AUTOLOADER_LOG_FORMAT=json AUTOLOADER_FILE_ROOTS=/ \
     RUST_LOG=warn "$bin" --skip-migrations 2>"$root/.local/fuzz-api.log" &

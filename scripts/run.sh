@@ -107,6 +107,20 @@ trap on_request USR1
 
 "$bin/autoloader-api" --migrate-only
 [ "$stopping" = 0 ] || exit "$status"
+# Secrets are sealed at rest under a key kept in .local/ (made once, readable only by you);
+# anything stored in the clear before (or under AUTOLOADER_SECRET_KEY_PREVIOUS) is sealed again.
+mkdir -p "$root/.local"
+if [ -z "${AUTOLOADER_SECRET_KEY:-}" ]; then
+    keyfile="$root/.local/secret-key"
+    if [ ! -s "$keyfile" ]; then
+        (umask 077 && head -c 32 /dev/urandom | base64 >"$keyfile")
+        echo "AUTOLOADER_SECRET_KEY generated in $keyfile"
+    fi
+    AUTOLOADER_SECRET_KEY="$(cat "$keyfile")"
+fi
+export AUTOLOADER_SECRET_KEY
+"$bin/autoloader-api" rotate-secrets
+[ "$stopping" = 0 ] || exit "$status"
 if [ -z "${AUTOLOADER_ADMIN_TOKEN:-}" ]; then
     AUTOLOADER_ADMIN_TOKEN="dev-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     echo "AUTOLOADER_ADMIN_TOKEN=$AUTOLOADER_ADMIN_TOKEN (generated for this session)"

@@ -234,6 +234,53 @@ impl Default for QuotaConfig {
     }
 }
 
+/// The keys secrets are sealed with at rest (see [`crate::secrets`]).
+#[derive(Clone, Default, Args)]
+pub struct SecretKeyConfig {
+    /// 32 bytes in base64 (`openssl rand -base64 32`): seals the secret options of ingestions
+    /// (AES-256-GCM). The API refuses to store a secret without it; the worker needs it to open
+    /// them. `make run` generates one under .local/.
+    #[arg(long, env = "AUTOLOADER_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// The key before the current one, still opened while `autoloader-api rotate-secrets`
+    /// seals everything again under AUTOLOADER_SECRET_KEY.
+    #[arg(long, env = "AUTOLOADER_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
+}
+
+impl std::fmt::Debug for SecretKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeyConfig")
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "********"))
+            .field(
+                "secret_key_previous",
+                &self.secret_key_previous.as_ref().map(|_| "********"),
+            )
+            .finish()
+    }
+}
+
+impl SecretKeyConfig {
+    /// The keys; `None` when AUTOLOADER_SECRET_KEY is unset or empty.
+    pub fn resolve(&self) -> Result<Option<crate::secrets::SecretKeys>, String> {
+        match self.secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
+            None if self
+                .secret_key_previous
+                .as_deref()
+                .is_some_and(|k| !k.trim().is_empty()) =>
+            {
+                Err("AUTOLOADER_SECRET_KEY_PREVIOUS is set but AUTOLOADER_SECRET_KEY is not".into())
+            }
+            None => Ok(None),
+            Some(current) => {
+                crate::secrets::SecretKeys::new(current, self.secret_key_previous.as_deref())
+                    .map(Some)
+            }
+        }
+    }
+}
+
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod paging;
 pub mod runs;
 pub mod schedule;
+pub mod secrets;
 pub mod signals;
 pub mod telemetry;
 pub mod tenants;

@@ -60,7 +60,8 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let draft = Draft::from(body);
     let bounds = state.bounds_for(tenant, &draft).await?;
-    let v = draft.validate(&bounds)?;
+    let mut v = draft.validate(&bounds)?;
+    state.seal_secrets(tenant, &mut v.options)?;
     let row = store::ingestion_insert(&state.pool, tenant, &v, state.quotas.default_max_ingestions)
         .await?;
     tracing::info!(ingestion_id = %row.id, tenant_id = %tenant, name = %row.name, "ingestion created");
@@ -146,7 +147,8 @@ async fn overwrite(
     draft: Draft,
 ) -> ApiResult<IngestionRow> {
     let bounds = state.bounds_for(tenant, &draft).await?;
-    let v = draft.validate(&bounds)?;
+    let mut v = draft.validate(&bounds)?;
+    state.seal_secrets(tenant, &mut v.options)?;
     let row = store::ingestion_update(&state.pool, tenant, id, &v).await;
     state.schedules.invalidate(id);
     let row = row?;

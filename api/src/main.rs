@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use autoloader::config::{
-    DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig,
+    DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig, SecretKeyConfig,
 };
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
@@ -67,6 +67,9 @@ struct ServeArgs {
     #[command(flatten)]
     quotas: QuotaConfig,
 
+    #[command(flatten)]
+    secrets: SecretKeyConfig,
+
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
     migrate_only: bool,
@@ -78,6 +81,18 @@ enum Command {
     Preview(PreviewArgs),
     /// Create a tenant if it does not exist and print a new API token for it.
     CreateToken(CreateTokenArgs),
+    /// Seal every stored secret under AUTOLOADER_SECRET_KEY: those sealed with
+    /// AUTOLOADER_SECRET_KEY_PREVIOUS and those stored in the clear. Safe to run again, and
+    /// while the service runs.
+    RotateSecrets(RotateSecretsArgs),
+}
+
+#[derive(Debug, Args)]
+struct RotateSecretsArgs {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    #[command(flatten)]
+    secrets: SecretKeyConfig,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Preview(args)) => preview(args),
         Some(Command::CreateToken(args)) => create_token(args).await,
+        Some(Command::RotateSecrets(args)) => rotate_secrets(args).await,
         None => serve(cli.serve).await,
     }
 }
@@ -169,6 +185,65 @@ fn preview(args: PreviewArgs) -> anyhow::Result<()> {
             fire.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             fire.local.format("%Y-%m-%d %H:%M %Z")
         );
+    }
+    Ok(())
+}
+
+async fn rotate_secrets(args: RotateSecretsArgs) -> anyhow::Result<()> {
+    use autoloader::ingestions::store;
+    autoloader::telemetry::init("warn");
+    let Some(keys) = args.secrets.resolve().map_err(anyhow::Error::msg)? else {
+        bail!("AUTOLOADER_SECRET_KEY is not set: there is no key to seal secrets under");
+    };
+    let pool = autoloader::db::connect(&args.database, "autoloader-api").await?;
+    let (mut rotated, mut sealed, mut failed) = (0usize, 0usize, 0usize);
+    let mut after = uuid::Uuid::nil();
+    loop {
+        let page = store::ingestion_options_after(&pool, after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for row in page {
+            let mut stored = row;
+            // An edit between the read and the write wins; read it again, a few times at most.
+            for _ in 0..5 {
+                let mut options = stored.options.clone();
+                match autoloader::secrets::reseal_options(&keys, stored.tenant_id, &mut options) {
+                    Err(e) => {
+                        eprintln!("ingestion {}: {e}", stored.id);
+                        failed += 1;
+                        break;
+                    }
+                    Ok(done) if done == Default::default() => break,
+                    Ok(done) => {
+                        if store::ingestion_options_swap(
+                            &pool,
+                            stored.id,
+                            &stored.options,
+                            &options,
+                        )
+                        .await?
+                        {
+                            rotated += done.rotated;
+                            sealed += done.sealed;
+                            break;
+                        }
+                        let Some(fresh) = store::ingestion_options_get(&pool, stored.id).await?
+                        else {
+                            break;
+                        };
+                        stored = fresh;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "secrets under key {}: {rotated} moved from the previous key, {sealed} sealed that were \
+         in the clear, {failed} that do not open",
+        keys.key_id()
+    );
+    if failed > 0 {
+        bail!("{failed} secrets do not open with AUTOLOADER_SECRET_KEY or AUTOLOADER_SECRET_KEY_PREVIOUS");
     }
     Ok(())
 }
@@ -230,12 +305,20 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "autoloader-api listening");
     let file_roots = cli.file_roots.resolve().map_err(anyhow::Error::msg)?;
+    let secret_keys = cli.secrets.resolve().map_err(anyhow::Error::msg)?;
+    match &secret_keys {
+        Some(k) => tracing::info!(key_id = k.key_id(), "secrets are sealed at rest"),
+        None => tracing::warn!(
+            "AUTOLOADER_SECRET_KEY is unset: ingestions that give a secret option are refused"
+        ),
+    }
     let egress = cli.egress.resolve().map_err(anyhow::Error::msg)?;
     let state = autoloader_api::AppState::new(pool, cli.admin_token.as_deref())
         .with_file_roots(file_roots)
         .with_egress(egress)
         .with_limits(cli.limits.limits())
         .with_quotas(cli.quotas)
+        .with_secret_keys(secret_keys)
         .with_metrics_token(cli.metrics_token.as_deref());
     state.listen();
     let app = autoloader_api::app(state);

@@ -35,6 +35,9 @@ pub struct AppState {
     pub quotas: QuotaConfig,
     /// Requests per second per token.
     pub rate: Arc<RateLimiter>,
+    /// The keys secret options are sealed with (`AUTOLOADER_SECRET_KEY`); `None`: secrets are
+    /// refused.
+    pub secrets: Option<Arc<autoloader::secrets::SecretKeys>>,
 }
 
 impl AppState {
@@ -49,7 +52,25 @@ impl AppState {
             runs: Default::default(),
             quotas: QuotaConfig::default(),
             rate: Arc::new(RateLimiter::new(QuotaConfig::default().token_rate_limit)),
+            secrets: None,
         }
+    }
+
+    /// Seals secret options with these keys.
+    pub fn with_secret_keys(mut self, keys: Option<autoloader::secrets::SecretKeys>) -> AppState {
+        self.secrets = keys.map(Arc::new);
+        self
+    }
+
+    /// Seals the secret options of a definition about to be stored for `tenant` (those the
+    /// client sent; stored ones are sealed already). No keys and a secret: 422 naming it.
+    pub fn seal_secrets(
+        &self,
+        tenant: uuid::Uuid,
+        options: &mut serde_json::Value,
+    ) -> Result<(), crate::error::ApiError> {
+        autoloader::secrets::seal_options(self.secrets.as_deref(), tenant, options)
+            .map_err(|(field, message)| crate::error::ApiError::field(field, message))
     }
 
     /// Uses the operator's quota defaults and rate limit.

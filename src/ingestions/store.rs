@@ -483,3 +483,64 @@ pub async fn ingestion_schedule_switch_off(
     .await?;
     Ok(())
 }
+
+/// One ingestion's options, for re-sealing its secrets: (id, tenant, options).
+#[derive(Debug, Clone)]
+pub struct StoredOptions {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub options: Value,
+}
+
+/// Up to `limit` ingestions with an id after `after`, in id order, whose options hold anything
+/// (a secret needs a key). For walking every ingestion in pages.
+pub async fn ingestion_options_after(
+    pool: &PgPool,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<StoredOptions>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredOptions,
+        "select id, tenant_id, options from ingestions
+         where id > $1 and options <> '{}'::jsonb
+         order by id limit $2",
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Replaces ingestion `id`'s options with `new` if they are still `old` (an edit in between
+/// wins; the caller reads them again). Returns whether it replaced them. `updated_at` stays: the
+/// definition did not change, only how its secrets are stored.
+pub async fn ingestion_options_swap(
+    pool: &PgPool,
+    id: Uuid,
+    old: &Value,
+    new: &Value,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update ingestions set options = $3 where id = $1 and options = $2",
+        id,
+        old,
+        new
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ingestion `id`'s options, whichever tenant's it is (for re-sealing).
+pub async fn ingestion_options_get(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<StoredOptions>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredOptions,
+        "select id, tenant_id, options from ingestions where id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}

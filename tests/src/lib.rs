@@ -24,6 +24,14 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// the test S3 server runs on loopback.
 pub const TEST_S3_ALLOWLIST: &str = "127.0.0.0/8,localhost";
 
+/// The key the tests' API seals secrets with and their workers open them with (32 bytes, base64).
+pub const TEST_SECRET_KEY: &str = "dGVzdC1rZXktdGhhdC1pcy0zMi1ieXRlcy1sb25nISE=";
+
+/// [`TEST_SECRET_KEY`] as keys.
+pub fn test_secret_keys() -> Option<autoloader::secrets::SecretKeys> {
+    Some(autoloader::secrets::SecretKeys::new(TEST_SECRET_KEY, None).expect("test key"))
+}
+
 /// [`TEST_S3_ALLOWLIST`] as a policy.
 pub fn test_egress() -> autoloader::ingestions::egress::EgressPolicy {
     let entries: Vec<&str> = TEST_S3_ALLOWLIST.split(',').collect();
@@ -41,7 +49,9 @@ pub struct TestApi {
 impl TestApi {
     pub async fn spawn(pool: PgPool) -> TestApi {
         TestApi::spawn_with_state(
-            autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN)).with_egress(test_egress()),
+            autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN))
+                .with_egress(test_egress())
+                .with_secret_keys(test_secret_keys()),
         )
         .await
     }
@@ -52,7 +62,8 @@ impl TestApi {
         TestApi::spawn_with_state(
             autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN))
                 .with_file_roots(roots)
-                .with_egress(test_egress()),
+                .with_egress(test_egress())
+                .with_secret_keys(test_secret_keys()),
         )
         .await
     }
@@ -259,15 +270,24 @@ where
 /// The shipped `autoloader-worker` binary, built beside the test executables (`cargo test
 /// --workspace` builds it).
 pub fn worker_bin() -> PathBuf {
+    shipped_bin("autoloader-worker")
+}
+
+/// The shipped `autoloader-api` binary, for its commands (`rotate-secrets`, `create-token`).
+pub fn api_bin() -> PathBuf {
+    shipped_bin("autoloader-api")
+}
+
+fn shipped_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir");
-    let bin = dir.join("autoloader-worker");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p autoloader-worker`",
+        "{} is missing: build it with `cargo build -p {name}`",
         bin.display()
     );
     bin
@@ -303,6 +323,7 @@ impl WorkerProcess {
             .env("SCHEDULER_HEARTBEAT_INTERVAL", "0.5")
             .env("SCHEDULER_POLL_INTERVAL", "60")
             .env("AUTOLOADER_S3_ENDPOINT_ALLOWLIST", TEST_S3_ALLOWLIST)
+            .env("AUTOLOADER_SECRET_KEY", TEST_SECRET_KEY)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(file));

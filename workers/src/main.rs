@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use autoloader::config::{EgressConfig, FileRootsConfig, LimitsConfig};
+use autoloader::config::{EgressConfig, FileRootsConfig, LimitsConfig, SecretKeyConfig};
 use autoloader_worker::ingest::warehouse_url;
 use autoloader_worker::ingest::{IngestConfig, IngestExecutor};
 use autoloader_worker::process::Process;
@@ -21,6 +21,9 @@ struct LoaderFlags {
 
     #[command(flatten)]
     limits: LimitsConfig,
+
+    #[command(flatten)]
+    secrets: SecretKeyConfig,
 
     /// Where new Iceberg tables' data and metadata go: a local directory (relative paths are
     /// taken from the working directory; `file:///abs/dir` also works) or an S3 prefix
@@ -69,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
             allow_worker_credentials: flags.allow_worker_credentials,
             egress: flags.egress.resolve().map_err(anyhow::Error::msg)?,
             limits: flags.limits.limits(),
+            secrets: flags
+                .secrets
+                .resolve()
+                .map_err(anyhow::Error::msg)?
+                .map(Arc::new),
             failpoint_after_commit,
         },
     );

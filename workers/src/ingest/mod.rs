@@ -26,7 +26,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use autoloader::ingestions::definition::SourceType;
 use autoloader::ingestions::egress::{EgressPolicy, Endpoint};
-use autoloader::ingestions::options::{FileRoots, Limits};
+use autoloader::ingestions::options::{FileRoots, IngestOptions, Limits};
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::location_generator::{
@@ -140,6 +140,9 @@ pub struct IngestConfig {
     /// The operator's caps on a run's reading (`AUTOLOADER_MAX_FILE_BYTES`,
     /// `AUTOLOADER_MAX_BYTES_PER_RUN`).
     pub limits: Limits,
+    /// The keys that open ingestions' sealed secrets (`AUTOLOADER_SECRET_KEY`, and
+    /// `AUTOLOADER_SECRET_KEY_PREVIOUS`).
+    pub secrets: Option<std::sync::Arc<autoloader::secrets::SecretKeys>>,
     /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
     pub failpoint_after_commit: bool,
 }
@@ -173,15 +176,39 @@ impl IngestExecutor {
             .await
     }
 
+    /// The options with their sealed secret opened. An error names the option and the key,
+    /// never the value.
+    fn open_secrets(
+        &self,
+        tenant: uuid::Uuid,
+        options: &IngestOptions,
+    ) -> Result<IngestOptions, IngestError> {
+        let mut opened = options.clone();
+        if let Some(stored) = &options.s3.secret_access_key {
+            let secret = autoloader::secrets::open_secret(
+                self.cfg.secrets.as_deref(),
+                tenant,
+                "s3_secret_access_key",
+                stored,
+            )
+            .map_err(|e| IngestError::Config(e.to_string()))?;
+            if let autoloader::secrets::Opened::Plaintext(_) = secret {
+                tracing::warn!(
+                    "s3_secret_access_key is stored in the clear; `autoloader-api rotate-secrets` seals it"
+                );
+            }
+            opened.s3.secret_access_key = Some(secret.into_plaintext());
+        }
+        Ok(opened)
+    }
+
     async fn run(&self, ctx: &RunContext) -> Result<RunOutput, IngestError> {
         let ing = &ctx.ingestion;
         let def = &ing.definition;
-        let (source_type, format, dest, options) = (
-            def.source_type,
-            def.format_type,
-            &def.destination_table,
-            &def.options,
-        );
+        let (source_type, format, dest) =
+            (def.source_type, def.format_type, &def.destination_table);
+        // The secret opens here, in the worker running the ingestion, and nowhere else.
+        let options = &self.open_secrets(ing.tenant_id, &def.options)?;
         let catalog = self.catalog().await?;
         // The tenant's own table: `<tenant namespace>.<destination_table>`.
         let id = table::ident(&dest.under(&ing.tenant_namespace))?;
