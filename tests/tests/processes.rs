@@ -409,3 +409,25 @@ async fn schedule_edits_reach_a_running_ticker_without_a_restart(pool: PgPool) {
         "a disabled schedule has no tick for any ticker to fire"
     );
 }
+
+/// A run whose work holds its thread for longer than the lease (a long decoding step) keeps its
+/// lease: the heartbeat runs on a task of its own, not on the task doing the work.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_run_that_holds_its_thread_past_the_lease_keeps_its_lease(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    // Leases of 2 s (the harness's), work that blocks its thread for 5 s.
+    let ingestion = scheduled_ingestion(
+        &pool,
+        t,
+        "busy",
+        "0 0 1 1 *",
+        json!({ "test_block_ms": 5000 }),
+    )
+    .await;
+    let run = manual_run(&pool, ingestion).await;
+    let _w = WorkerProcess::spawn(BIN, &database_url(&pool), "busy-1", &[]);
+    let _rescuer = WorkerProcess::spawn(BIN, &database_url(&pool), "rescuer", &[]);
+    let done = wait_status(&pool, run, "SUCCESS", None, LONG).await;
+    assert_eq!(done.attempt, 1, "never rescued: {done:?}");
+    assert_eq!(done.worker_id.as_deref(), Some("busy-1"), "{done:?}");
+}

@@ -6,6 +6,8 @@
 //! * `test_sleep_attempts` (number): sleep only on attempts up to this one (default: all).
 //! * `test_fail` (`"permanent"` or `"transient"`): fail after sleeping.
 //! * `test_rows` (number): rows the run reports.
+//! * `test_block_ms` (number): keep the run's thread busy this long without yielding, as a long
+//!   decoding step would.
 //!
 //! It lives with the tests, never in a shipped binary.
 
@@ -33,6 +35,9 @@ impl Executor for DescriptionExecutor {
                     () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
                     () = ctx.cancel.cancelled() => return Err(ExecError::Permanent("cancelled".into())),
                 }
+            }
+            if let Some(ms) = opts["test_block_ms"].as_u64() {
+                std::thread::sleep(Duration::from_millis(ms));
             }
             match opts["test_fail"].as_str() {
                 Some("permanent") => Err(ExecError::Permanent("test failure: permanent".into())),

@@ -30,7 +30,7 @@ use tracing::Instrument;
 use autoloader::config::SchedulerConfig;
 use autoloader::runs::lease::{self, Claimed, Lease, Outcome};
 
-use crate::executor::{ExecError, ExecFuture, Executor, IngestionSpec, RunContext};
+use crate::executor::{ExecError, ExecFuture, Executor, IngestionSpec, RunContext, RunOutput};
 use crate::wake::{Waker, RUNS_CHANNEL};
 use outcomes::Finished;
 
@@ -388,29 +388,46 @@ async fn execute(
     let cancel = CancellationToken::new();
     let started = Instant::now();
     // The loader's input is the definition parsed; one that does not parse fails the run.
-    let work: ExecFuture<'_> = match IngestionSpec::parse(&run.ingestion) {
-        Ok(ingestion) => executor.execute(RunContext {
-            run_id: run.run_id,
-            attempt: run.attempt,
-            worker_id: cfg.worker_id.clone(),
-            triggered_by: run.triggered_by,
-            scheduled_for: run.scheduled_for,
-            data_interval_start: run.data_interval_start,
-            data_interval_end: run.scheduled_for,
-            ingestion,
-            cancel: cancel.clone(),
-        }),
+    // The work runs on a task of its own: however long one of its steps keeps a thread, this
+    // task still heartbeats (on another of the runtime's threads).
+    let work = match IngestionSpec::parse(&run.ingestion) {
+        Ok(ingestion) => {
+            let executor = executor.clone();
+            let ctx = RunContext {
+                run_id: run.run_id,
+                attempt: run.attempt,
+                worker_id: cfg.worker_id.clone(),
+                triggered_by: run.triggered_by,
+                scheduled_for: run.scheduled_for,
+                data_interval_start: run.data_interval_start,
+                data_interval_end: run.scheduled_for,
+                ingestion,
+                cancel: cancel.clone(),
+            };
+            let work: ExecFuture<'static> = Box::pin(async move { executor.execute(ctx).await });
+            work
+        }
         Err(e) => Box::pin(std::future::ready(Err(e))),
     };
-    tokio::pin!(work);
+    let mut work = tokio::spawn(work.instrument(tracing::Span::current()));
+    let work_ended = |joined: Result<Result<RunOutput, ExecError>, tokio::task::JoinError>| {
+        joined.unwrap_or_else(|e| {
+            Err(ExecError::Permanent(if e.is_panic() {
+                "the run's executor panicked (see the worker's log)".to_owned()
+            } else {
+                "the run's executor was cancelled".to_owned()
+            }))
+        })
+    };
     let mut beat = tokio::time::interval(cfg.heartbeat_interval);
     beat.tick().await; // the claim itself was the first heartbeat
 
     let result = loop {
         tokio::select! {
-            result = &mut work => break result,
+            joined = &mut work => break work_ended(joined),
             () = give_back.cancelled() => {
                 cancel.cancel();
+                work.abort();
                 let reason = format!("requeued: worker {worker} shut down before the run finished");
                 match lease::run_requeue(&pool, worker, lease, Duration::ZERO, &reason, None).await {
                     Ok(true) => tracing::warn!("run given back at shutdown"),
@@ -423,6 +440,7 @@ async fn execute(
                 Ok(true) => {}
                 Ok(false) => {
                     cancel.cancel();
+                    work.abort();
                     lease_lost("heartbeat");
                     return Ended::Released;
                 }
