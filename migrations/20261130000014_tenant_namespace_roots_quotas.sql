@@ -113,10 +113,9 @@ where it.catalog_name = 'autoloader'
   and not exists (select 1 from iceberg_catalog.iceberg_namespace_properties np
                   where np.catalog_name = it.catalog_name and np.namespace = p.ns);
 
--- The claim reads a capped tenant's active runs, and a manual trigger counts the tenant's manual
--- runs of the last minute.
-create index runs_active_by_tenant on runs (tenant_id, status, coalesce(scheduled_for, queued_at), queued_at)
-    where status in ('QUEUED', 'RUNNING');
+-- The claim counts a capped tenant's RUNNING runs (one entry per run, written when it is claimed),
+-- and a manual trigger counts the tenant's manual runs of the last minute.
+create index runs_running_by_tenant on runs (tenant_id) where status = 'RUNNING';
 create index runs_manual_by_tenant on runs (tenant_id, queued_at) where triggered_by = 'manual';
 
 comment on column tenants.namespace is

@@ -263,19 +263,23 @@ pub async fn run_exchange(
             from tenants t
             where $11::bigint > 0 and t.status = 'ACTIVE'
               and coalesce(t.max_concurrent_runs, $13) is not null
-              and exists (select 1 from runs q
-                          where q.tenant_id = t.id and q.status = 'QUEUED'
-                            and (q.not_before is null or q.not_before <= now()))
+              and (select true from runs q
+                   where q.tenant_id = t.id and q.status = 'QUEUED'
+                     and (q.not_before is null or q.not_before <= now())
+                   limit 1)
             order by t.id
         ),
         open_pick as (
+            -- The tenant is looked up per candidate, by key (a subquery, not a join), so the
+            -- plan stays a walk of runs_queued that stops at the limit, whatever the statistics.
             select r.id, coalesce(r.scheduled_for, r.queued_at) as due, r.queued_at
-            from runs r join tenants t on t.id = r.tenant_id
+            from runs r
             where r.status = 'QUEUED' and (r.not_before is null or r.not_before <= now())
-              and t.status = 'ACTIVE' and coalesce(t.max_concurrent_runs, $13) is null
+              and (select t.status = 'ACTIVE' and coalesce(t.max_concurrent_runs, $13) is null
+                   from tenants t where t.id = r.tenant_id)
             order by coalesce(r.scheduled_for, r.queued_at), r.queued_at
             limit $11
-            for update of r skip locked
+            for update skip locked
         ),
         capped_pick as (
             select c.id, c.due, c.queued_at
