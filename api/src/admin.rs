@@ -135,7 +135,7 @@ pub struct TenantPatch {
     pub status: Option<String>,
     /// Directories the tenant's `file://` sources may read, each an absolute path inside the
     /// operator's `AUTOLOADER_FILE_ROOTS` (stored resolved). `[]`: no local sources.
-    #[schema(max_items = 32)]
+    #[schema(max_items = 32, value_type = Option<Vec<crate::rules::AbsoluteDir>>)]
     pub file_roots: Option<Vec<String>>,
     /// Quotas; null puts one back to the operator's default.
     #[serde(default, deserialize_with = "present")]
@@ -150,8 +150,20 @@ pub struct TenantPatch {
 }
 
 /// A field that is present (even as null) is `Some`; an absent one stays `None` (the default).
+/// A whole number may be written with a zero fraction (`5.0`), as JSON allows.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+    let n = Option::<serde_json::Number>::deserialize(d)?;
+    n.map(|n| {
+        n.as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}")))
+    })
+    .transpose()
+    .map(Some)
 }
 
 /// Most file roots a tenant may have.

@@ -186,13 +186,33 @@ doc_type!(
         .into()
 );
 
+/// A path segment other than `..`: empty, `.`, or anything longer or not made of dots.
+fn path_segment_pattern() -> String {
+    let segment_char = format!("[^/{CONTROL}]");
+    format!(r"({segment_char}{{3,}}|[^./{CONTROL}]{segment_char}?|\.[^./{CONTROL}]|\.|)")
+}
+
+/// An absolute directory with no `..` segment and no control character: a tenant's file root.
+fn absolute_dir_pattern() -> String {
+    format!(r"^(/{})+$", path_segment_pattern())
+}
+
+doc_type!(
+    /// A directory of a tenant's `file_roots`.
+    AbsoluteDir,
+    string(absolute_dir_pattern())
+        .max_length(Some(1024))
+        .description(Some(
+            "An absolute path without `..` or control characters, inside the server's \
+             AUTOLOADER_FILE_ROOTS; at most 1024 bytes",
+        ))
+        .into()
+);
+
 /// `s3://bucket[/anything]` or `file:///absolute/dir` with no `..` segment, trimmed.
 fn source_path_pattern() -> String {
     let any = format!("[^{CONTROL}]");
-    let segment_char = format!("[^/{CONTROL}]");
-    // A path segment other than `..`: empty, `.`, or anything longer or not made of dots.
-    let segment =
-        format!(r"({segment_char}{{3,}}|[^./{CONTROL}]{segment_char}?|\.[^./{CONTROL}]|\.|)");
+    let segment = path_segment_pattern();
     format!(
         r"^[{WS}]*(s3a?://[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](/{any}*)?|file://(/{segment})+)[{WS}]*$"
     )

@@ -243,6 +243,19 @@ impl ScheduleFields {
         let frequency = blank_to_none(self.frequency.clone());
         let cron = blank_to_none(self.cron.clone());
         let mut problems = Vec::new();
+        // A frequency is one of four words; "no frequency" is null or no field, not "".
+        if self
+            .frequency
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            problems.push(FieldProblem {
+                field: FIELD_FREQUENCY,
+                message: "schedule_frequency must be one of: hourly, daily, weekly, custom \
+                          (null, or no field, for none)"
+                    .into(),
+            });
+        }
         if self.enabled {
             match frequency.as_deref() {
                 None => problems.push(FieldProblem {

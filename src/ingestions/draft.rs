@@ -276,7 +276,7 @@ impl Draft {
             }),
         };
         let fields = ScheduleFields {
-            frequency: blank_to_none(self.schedule_frequency),
+            frequency: self.schedule_frequency.map(|f| f.trim().to_owned()),
             time: blank_to_none(self.schedule_time),
             timezone: blank_to_none(self.schedule_timezone).or_else(|| Some("UTC".to_owned())),
             cron: blank_to_none(self.schedule_cron),

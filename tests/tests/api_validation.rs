@@ -377,6 +377,11 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
             "from 1 to 100000",
         ),
         (
+            json!({"schedule_frequency": "", "schedule_enabled": false}),
+            "schedule_frequency",
+            "one of: hourly, daily, weekly, custom",
+        ),
+        (
             json!({"source_type": "local", "source_path": "file:///data/in/"}),
             "source_path",
             "AUTOLOADER_FILE_ROOTS",

@@ -262,10 +262,11 @@ async fn quotas_refuse_past_the_limit_with_403_and_429(pool: PgPool) {
         assert_eq!(status, 422, "{body}: {reply}");
         assert!(reply.to_string().contains(field), "{body}: {reply}");
     }
+    // A whole number may carry a zero fraction, as JSON allows.
     let (status, body) = admin_patch(
         &api,
         acme,
-        json!({"max_ingestions": 2, "max_manual_runs_per_minute": 2, "max_concurrent_runs": 3}),
+        json!({"max_ingestions": 2.0, "max_manual_runs_per_minute": 2, "max_concurrent_runs": 3}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
