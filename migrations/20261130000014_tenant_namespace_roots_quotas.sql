@@ -113,10 +113,20 @@ where it.catalog_name = 'autoloader'
   and not exists (select 1 from iceberg_catalog.iceberg_namespace_properties np
                   where np.catalog_name = it.catalog_name and np.namespace = p.ns);
 
--- The claim counts a capped tenant's RUNNING runs (one entry per run, written when it is claimed),
--- and a manual trigger counts the tenant's manual runs of the last minute.
+-- The claim counts a capped tenant's RUNNING runs (one entry per run, written when it is claimed).
 create index runs_running_by_tenant on runs (tenant_id) where status = 'RUNNING';
-create index runs_manual_by_tenant on runs (tenant_id, queued_at) where triggered_by = 'manual';
+
+-- The manual triggers of the last minute, per tenant, for max_manual_runs_per_minute: a row per
+-- trigger, older ones deleted by the next trigger. (An index on runs would cost every update of
+-- every manual run a write.)
+create table manual_triggers (
+    tenant_id     uuid not null references tenants (id) on delete cascade,
+    triggered_at  timestamptz not null default now(),
+    run_id        uuid not null
+);
+create index manual_triggers_by_tenant on manual_triggers (tenant_id, triggered_at);
+comment on table manual_triggers is
+    'Manual triggers of the last minute (max_manual_runs_per_minute); older rows are deleted.';
 
 comment on column tenants.namespace is
     'The tenant''s Iceberg namespace root: destination a.b is the table <namespace>.a.b. Never changes.';

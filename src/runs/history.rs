@@ -1,6 +1,6 @@
-//! The runs people ask about: a manual trigger, one run, an ingestion's history, cancelling a
-//! queued run. Every statement is scoped to a tenant: another tenant's run is as absent as one
-//! that does not exist.
+//! The runs people ask about: a manual trigger (and `manual_triggers`, its rate's window), one
+//! run, an ingestion's history, cancelling a queued run. Every statement is scoped to a tenant:
+//! another tenant's run is as absent as one that does not exist.
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -49,14 +49,20 @@ pub async fn run_insert_manual(
     )
     .execute(&mut *tx)
     .await?;
-    // After the lock, in a statement of its own: its snapshot sees every earlier trigger.
+    // After the lock, in statements of their own: their snapshots see every earlier trigger.
+    sqlx::query!(
+        "delete from manual_triggers
+         where tenant_id = $1 and triggered_at <= now() - interval '1 minute'",
+        tenant_id
+    )
+    .execute(&mut *tx)
+    .await?;
     let window = sqlx::query!(
         r#"select coalesce(t.max_manual_runs_per_minute, $2) as "limit!",
-                  count(r.id) as "used!",
-                  min(r.queued_at) as oldest
+                  count(m.run_id) as "used!",
+                  min(m.triggered_at) as oldest
            from tenants t
-           left join runs r on r.tenant_id = t.id and r.triggered_by = 'manual'
-                           and r.queued_at > now() - interval '1 minute'
+           left join manual_triggers m on m.tenant_id = t.id
            where t.id = $1
            group by t.id"#,
         tenant_id,
@@ -88,6 +94,15 @@ pub async fn run_insert_manual(
     )
     .fetch_optional(&mut *tx)
     .await?;
+    if let Some(run) = &inserted {
+        sqlx::query!(
+            "insert into manual_triggers (tenant_id, run_id) values ($1, $2)",
+            tenant_id,
+            run.id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     match inserted {
         Some(run) => Ok(Triggered::Queued(Box::new(run))),

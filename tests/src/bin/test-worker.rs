@@ -6,8 +6,8 @@
 //! * `test_sleep_attempts` (number): sleep only on attempts up to this one (default: all).
 //! * `test_fail` (`"permanent"` or `"transient"`): fail after sleeping.
 //! * `test_rows` (number): rows the run reports.
-//! * `test_block_ms` (number): keep the run's thread busy this long without yielding, as a long
-//!   decoding step would.
+//! * `test_block_ms` (number): after a first await, keep the run's thread busy this long without
+//!   yielding, as a long decoding step would.
 //!
 //! It lives with the tests, never in a shipped binary.
 
@@ -37,6 +37,8 @@ impl Executor for DescriptionExecutor {
                 }
             }
             if let Some(ms) = opts["test_block_ms"].as_u64() {
+                // As the loader's decoding does: after an await (its reads), then no yield.
+                tokio::task::yield_now().await;
                 std::thread::sleep(Duration::from_millis(ms));
             }
             match opts["test_fail"].as_str() {
