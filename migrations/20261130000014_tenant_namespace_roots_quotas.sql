@@ -113,8 +113,10 @@ where it.catalog_name = 'autoloader'
   and not exists (select 1 from iceberg_catalog.iceberg_namespace_properties np
                   where np.catalog_name = it.catalog_name and np.namespace = p.ns);
 
--- The claim counts a capped tenant's RUNNING runs (one entry per run, written when it is claimed).
-create index runs_running_by_tenant on runs (tenant_id) where status = 'RUNNING';
+-- The claim finds a capped tenant's queued runs, oldest tick first, and counts its RUNNING ones.
+create index runs_active_by_tenant
+    on runs (tenant_id, status, coalesce(scheduled_for, queued_at), queued_at)
+    where status in ('QUEUED', 'RUNNING');
 
 -- The manual triggers of the last minute, per tenant, for max_manual_runs_per_minute: a row per
 -- trigger, older ones deleted by the next trigger. (An index on runs would cost every update of

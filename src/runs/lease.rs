@@ -200,8 +200,11 @@ pub struct Exchanged {
 /// or `default_max_concurrent_runs` when that is null) never has more RUNNING runs than its cap
 /// across every worker: the claim takes that tenant's claim lock (an advisory lock held to the
 /// commit; a claim that finds it taken leaves the tenant to the claim holding it) and counts its
-/// RUNNING runs after taking it (`tenant_free_run_slots`, migration 0014). Uncapped tenants' runs
-/// are taken oldest tick first with no lock beyond the rows'. Among the picks, the oldest ticks win.
+/// RUNNING runs after taking it (`tenant_free_run_slots`, migration 0014). Each tenant's runs are
+/// read through its own index entries (`runs_active_by_tenant`), never by walking past another
+/// tenant's backlog, and the picks go round robin: every tenant's oldest due run before any
+/// tenant's second. The cost: each claim looks at every ACTIVE tenant once (an index probe) and
+/// locks up to `claim` runs of each tenant with due runs, keeping only `claim` of them.
 pub async fn run_exchange(
     pool: &PgPool,
     worker_id: &str,
@@ -258,52 +261,52 @@ pub async fn run_exchange(
             where r.id = o.id and r.attempt = o.attempt and r.worker_id = $1 and r.status = 'RUNNING'
             returning r.id, r.attempt
         ),
-        quota as materialized (
-            select t.id, tenant_free_run_slots(t.id, coalesce(t.max_concurrent_runs, $13)) as free
+        -- Every ACTIVE tenant with a due queued run, and how many more of its runs may start:
+        -- the whole claim for an uncapped tenant, its free slots across the fleet for a capped
+        -- one (taking its claim lock; see tenant_free_run_slots).
+        open as materialized (
+            select t.id,
+                   case when coalesce(t.max_concurrent_runs, $13) is null then $11::bigint
+                        else tenant_free_run_slots(t.id, coalesce(t.max_concurrent_runs, $13))
+                   end as free
             from tenants t
             where $11::bigint > 0 and t.status = 'ACTIVE'
-              and coalesce(t.max_concurrent_runs, $13) is not null
               and (select true from runs q
-                   where q.tenant_id = t.id and q.status = 'QUEUED'
-                     and (q.not_before is null or q.not_before <= now())
+                   where q.tenant_id = t.id and q.status in ('QUEUED', 'RUNNING')
+                     and q.status = 'QUEUED' and (q.not_before is null or q.not_before <= now())
                    limit 1)
             order by t.id
         ),
-        open_pick as (
-            -- The tenant is looked up per candidate, by key (a subquery, not a join), so the
-            -- plan stays a walk of runs_queued that stops at the limit, whatever the statistics.
-            select r.id, coalesce(r.scheduled_for, r.queued_at) as due, r.queued_at
-            from runs r
-            where r.status = 'QUEUED' and (r.not_before is null or r.not_before <= now())
-              and (select t.status = 'ACTIVE' and coalesce(t.max_concurrent_runs, $13) is null
-                   from tenants t where t.id = r.tenant_id)
-            order by coalesce(r.scheduled_for, r.queued_at), r.queued_at
-            limit $11
-            for update skip locked
-        ),
-        capped_pick as (
-            select c.id, c.due, c.queued_at
-            from quota cross join lateral (
-                select r.id, coalesce(r.scheduled_for, r.queued_at) as due, r.queued_at
+        -- Each such tenant's oldest due runs, through its own index entries (never a walk past
+        -- other tenants' runs), numbered within the tenant.
+        candidates as (
+            select c.id, c.due, c.queued_at,
+                   row_number() over (partition by c.tenant_id order by c.due, c.queued_at) as k
+            from open cross join lateral (
+                select r.id, r.tenant_id, coalesce(r.scheduled_for, r.queued_at) as due,
+                       r.queued_at
                 from runs r
-                where r.tenant_id = quota.id and r.status = 'QUEUED'
-                  and (r.not_before is null or r.not_before <= now())
-                order by coalesce(r.scheduled_for, r.queued_at), r.queued_at
-                limit least(quota.free::bigint, $11)
+                where r.tenant_id = open.id and r.status in ('QUEUED', 'RUNNING')
+                  and r.status = 'QUEUED' and (r.not_before is null or r.not_before <= now())
+                order by r.status, coalesce(r.scheduled_for, r.queued_at), r.queued_at
+                limit least(open.free::bigint, $11)
                 for update skip locked
             ) c
         ),
+        -- Round robin: every tenant's oldest run before any tenant's second, so no tenant's
+        -- backlog starves another's; within a round, the oldest tick first.
         picked as (
-            select id from (select * from open_pick union all select * from capped_pick) p
-            order by due, queued_at
-            limit $11
+            select id from candidates order by k, due, queued_at limit $11
         ),
         claimed as (
             update runs r
             set status = 'RUNNING', worker_id = $1, attempt = r.attempt + 1, started_at = now(),
                 heartbeat_at = now(), lease_expires_at = now() + $12::interval, not_before = null
-            from picked, ingestions i, tenants n
-            where r.id = picked.id and i.id = r.ingestion_id and n.id = i.tenant_id
+            from ingestions i, tenants n
+            -- By key: a generic plan (sqlx prepares this statement) cannot turn it into a scan
+            -- of runs hashed against the picks.
+            where r.id = any(array(select id from picked))
+              and i.id = r.ingestion_id and n.id = i.tenant_id
             returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
                       r.queued_at, r.started_at,
                       i.id as ingestion_id, i.tenant_id, i.name, i.description, i.source_type,

@@ -601,3 +601,21 @@ async fn a_tenant_at_its_cap_does_not_starve_another(pool: PgPool) {
     .expect("count");
     assert_eq!(a_done, 0, "B did not wait for any of A's runs to end");
 }
+
+/// Without caps, a claim takes every tenant's oldest due run before any tenant's second: a
+/// tenant's backlog, however old, does not push another tenant's run to the back.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn claims_go_round_robin_between_tenants(pool: PgPool) {
+    let busy = tenant(&pool, "busy").await;
+    let quiet = tenant(&pool, "quiet").await;
+    queue_runs(&pool, busy, "old", 100, json!({})).await;
+    let late = queue_runs(&pool, quiet, "new", 1, json!({})).await;
+    let got = lease::run_claim(&pool, "w", 2, TTL).await.expect("claim");
+    let ids: Vec<Uuid> = got.iter().map(|c| c.run_id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        ids.contains(&late[0]),
+        "the quiet tenant's newer run is in the first claim"
+    );
+    assert_eq!(running(&pool, busy).await, 1);
+}
