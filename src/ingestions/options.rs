@@ -16,13 +16,18 @@ pub const DEFAULT_MAX_FILES_PER_RUN: u64 = 1_000;
 pub const DEFAULT_MAX_BYTES_PER_RUN: u64 = 10 << 30;
 
 /// The operator's caps on what one run reads (`AUTOLOADER_MAX_FILE_BYTES`,
-/// `AUTOLOADER_MAX_BYTES_PER_RUN`), whatever a tenant's options say.
+/// `AUTOLOADER_MAX_BYTES_PER_RUN`, `AUTOLOADER_MAX_RECORD_BYTES`), whatever a tenant's options
+/// say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest file a run reads.
     pub max_file_bytes: u64,
     /// The ceiling of `options.max_bytes_per_run`.
     pub max_bytes_per_run: u64,
+    /// Longest record a run reads: one JSON document (a line, or an element of a file that is one
+    /// array) or one CSV line. A longer one fails the run; no more than about this much of it is
+    /// held.
+    pub max_record_bytes: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +35,7 @@ impl Default for Limits {
         Limits {
             max_file_bytes: 64 << 30,
             max_bytes_per_run: 100 << 30,
+            max_record_bytes: 16 << 20,
         }
     }
 }

@@ -386,3 +386,130 @@ async fn a_file_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool) {
         "{run}"
     );
 }
+
+/// The operator's cap on one record (`AUTOLOADER_MAX_RECORD_BYTES`, 1 KiB here): a JSON line, an
+/// element of a file that is one JSON array, or a CSV line longer than the cap fails its run,
+/// naming the file and the cap, whether the file is the one a new table's schema comes from or a
+/// later one; nothing of it is loaded. A JSON array larger than the cap as a whole loads, element
+/// by element. The worker goes on running other ingestions.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_record_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "record-cap").await;
+    let _worker = w.worker("loader", &[("AUTOLOADER_MAX_RECORD_BYTES", "1024")]);
+    let long = "x".repeat(2_000);
+    let fails_naming = |run: &Value, file: &str| {
+        assert_eq!(run["status"], "FAILED", "{run}");
+        let error = run["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains(file)
+                && error.contains("AUTOLOADER_MAX_RECORD_BYTES")
+                && error.contains("1024"),
+            "{error}"
+        );
+    };
+
+    // JSON lines: the long line is the new table's first file, then a later file.
+    w.write(
+        "a-1.json",
+        format!("{{\"id\": 1}}\n{{\"id\": 2, \"note\": \"{long}\"}}\n").as_bytes(),
+    );
+    let lines = w
+        .ingestion(
+            "json",
+            "capped.lines",
+            json!({"name": "lines", "options": {"glob": "a-*"}}),
+        )
+        .await;
+    fails_naming(&w.run_by_hand(lines).await, "a-1.json");
+    assert!(w.table("capped.lines").await.is_none(), "no table was made");
+    std::fs::remove_file(w.source.join("a-1.json")).expect("rm");
+    w.write("a-2.json", b"{\"id\": 3, \"note\": \"short\"}\n");
+    assert_eq!(w.run_by_hand(lines).await["status"], "SUCCESS");
+    w.write(
+        "a-3.json",
+        format!("{{\"id\": 4}}\n{{\"id\": 5, \"note\": \"{long}\"}}\n").as_bytes(),
+    );
+    fails_naming(&w.run_by_hand(lines).await, "a-3.json");
+    assert_eq!(
+        ids(&w.table("capped.lines").await.expect("table").rows),
+        [3]
+    );
+
+    // One JSON array: 200 short records (about 6 KB in all) load; one long record does not.
+    let records: Vec<String> = (0..200)
+        .map(|i| format!("{{\"id\": {i}, \"note\": \"n\"}}"))
+        .collect();
+    w.write("b-1.json", format!("[{}]", records.join(",\n")).as_bytes());
+    let array = w
+        .ingestion(
+            "json",
+            "capped.array",
+            json!({"name": "array", "options": {"glob": "b-*"}}),
+        )
+        .await;
+    let run = w.run_by_hand(array).await;
+    assert_eq!(
+        (run["status"].as_str(), run["rows_ingested"].as_i64()),
+        (Some("SUCCESS"), Some(200)),
+        "{run}"
+    );
+    w.write(
+        "b-2.json",
+        format!("[{{\"id\": 1000}}, {{\"id\": 1001, \"note\": \"{long}\"}}]").as_bytes(),
+    );
+    fails_naming(&w.run_by_hand(array).await, "b-2.json");
+    assert_eq!(
+        w.table("capped.array").await.expect("table").rows.len(),
+        200,
+        "nothing of b-2.json was loaded"
+    );
+
+    // CSV: a long line, and a header with no line end at all.
+    w.write(
+        "c-1.csv",
+        format!("id,note\n1,short\n2,{long}\n").as_bytes(),
+    );
+    let csv = w
+        .ingestion(
+            "csv",
+            "capped.csv",
+            json!({"name": "csv", "options": {"glob": "c-*"}}),
+        )
+        .await;
+    fails_naming(&w.run_by_hand(csv).await, "c-1.csv");
+    std::fs::remove_file(w.source.join("c-1.csv")).expect("rm");
+    w.write("c-2.csv", b"id,note\n1,short\n");
+    assert_eq!(w.run_by_hand(csv).await["status"], "SUCCESS");
+    w.write("c-3.csv", format!("id,{long}").as_bytes());
+    fails_naming(&w.run_by_hand(csv).await, "c-3.csv");
+
+    // The same worker still loads what fits.
+    w.write("a-4.json", b"{\"id\": 6}\n");
+    std::fs::remove_file(w.source.join("a-3.json")).expect("rm");
+    let run = w.run_by_hand(lines).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(
+        ids(&w.table("capped.lines").await.expect("table").rows),
+        [3, 6]
+    );
+}
+
+/// A file of one 64 MiB line with no line end, as a hostile tenant might drop: the run fails on
+/// the record cap, not on memory or time, and names the file.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_huge_single_line_file_fails_on_the_record_cap(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "one-line").await;
+    let mut line = Vec::with_capacity(64 << 20);
+    line.extend_from_slice(b"{\"id\": 1, \"blob\": \"");
+    line.resize(64 << 20, b'a');
+    w.write("huge.json", &line);
+    let ingestion = w.ingestion("json", "capped.huge", json!({})).await;
+    let _worker = w.worker("loader", &[("AUTOLOADER_MAX_RECORD_BYTES", "1024")]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("huge.json") && error.contains("AUTOLOADER_MAX_RECORD_BYTES"),
+        "{error}"
+    );
+}

@@ -13,6 +13,7 @@
 
 pub mod discover;
 pub mod read;
+pub mod records;
 pub mod s3;
 pub mod schema;
 pub mod table;
@@ -138,7 +139,7 @@ pub struct IngestConfig {
     /// before every run, on the addresses the endpoint resolves to then.
     pub egress: EgressPolicy,
     /// The operator's caps on a run's reading (`AUTOLOADER_MAX_FILE_BYTES`,
-    /// `AUTOLOADER_MAX_BYTES_PER_RUN`).
+    /// `AUTOLOADER_MAX_BYTES_PER_RUN`, `AUTOLOADER_MAX_RECORD_BYTES`).
     pub limits: Limits,
     /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
     pub failpoint_after_commit: bool,
@@ -240,6 +241,7 @@ impl IngestExecutor {
                     &source_file(&files[0]),
                     format,
                     options.csv,
+                    self.cfg.limits.max_record_bytes,
                 )
                 .await?;
                 let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
@@ -272,6 +274,7 @@ impl IngestExecutor {
                 &source_file(c),
                 format,
                 options.csv,
+                self.cfg.limits.max_record_bytes,
                 &sink.target.clone(),
                 &mut sink,
             )

@@ -1,5 +1,7 @@
 //! Reading source files into Arrow record batches: JSON lines (or one JSON array), CSV and
-//! Parquet, streamed from the object store so memory stays bounded by a batch, not a file.
+//! Parquet, streamed from the object store so memory stays bounded by a batch, not a file. JSON
+//! and CSV pass through a [`Framer`] first: no record may be longer than the operator's cap, and
+//! a batch of long records is flushed at about [`records::FLUSH_BYTES`].
 //!
 //! Every file is read with the table's schema, and a value that does not fit fails with the file
 //! and column named. (A new table's schema comes from [`super::schema`].)
@@ -12,13 +14,14 @@ use arrow_cast::{cast_with_options, CastOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
 use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::CsvOptions;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 
+use super::records::{self, Framer};
 use super::IngestError;
 
 /// Rows per record batch handed to the table writer.
@@ -35,10 +38,6 @@ pub struct SourceFile {
     pub read_in_ranges: bool,
 }
 
-pub(super) fn is_json_array(text: &[u8]) -> bool {
-    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
-}
-
 pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
     arrow_csv::reader::Format::default()
         .with_header(csv.header)
@@ -47,12 +46,14 @@ pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
 }
 
 /// Reads `file` with the table's schema, handing each batch (already in `target`'s shape) to
-/// `sink`. Returns the rows read.
+/// `sink`. Returns the rows read. A JSON or CSV record longer than `max_record_bytes` fails the
+/// file.
 pub async fn read_file<S>(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
     format: FormatType,
     csv: CsvOptions,
+    max_record_bytes: u64,
     target: &SchemaRef,
     sink: &mut S,
 ) -> Result<u64, IngestError>
@@ -88,35 +89,27 @@ where
                 .with_strict_mode(true)
                 .build_decoder()
                 .map_err(|e| IngestError::file(name, e.to_string()))?;
-            let mut chunks = byte_stream(store, file).await?;
-            let first = chunks.next().await.transpose()?.unwrap_or_default();
+            let chunks = byte_stream(store, file).await?;
             let mut dec = JsonDecoder { decoder };
-            if is_json_array(&first) {
-                // One JSON document holding an array of records: read it whole.
-                let mut all = first.to_vec();
-                while let Some(chunk) = chunks.next().await.transpose()? {
-                    all.extend_from_slice(&chunk);
-                }
-                let values: Vec<serde_json::Value> = serde_json::from_slice(&all)
-                    .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
-                for part in values.chunks(BATCH_ROWS) {
-                    dec.decoder
-                        .serialize(part)
-                        .map_err(|e| IngestError::file(name, describe_json_error(e)))?;
-                    if let Some(batch) = dec.flush(name)? {
-                        rows += emit(batch, target, name, sink).await?;
-                    }
-                }
-            } else {
-                let rest = futures::stream::iter([Ok(first)]).chain(chunks);
-                rows += decode_stream(rest, &mut dec, target, name, sink).await?;
-            }
+            let framer = Framer::json(max_record_bytes);
+            rows += decode_stream(chunks, framer, &mut dec, target, name, sink).await?;
         }
         FormatType::Csv => {
             let mut chunks = byte_stream(store, file).await?;
-            // The header names the columns: gather bytes up to the first line end to read it.
+            // The header names the columns: gather bytes up to the first line end to read it (no
+            // further than the record cap).
             let mut head = Vec::new();
-            while !head.contains(&b'\n') {
+            loop {
+                if head.contains(&b'\n') {
+                    break;
+                }
+                if head.len() as u64 > max_record_bytes {
+                    let e = records::FrameError::TooLong {
+                        start: 0,
+                        cap: max_record_bytes,
+                    };
+                    return Err(IngestError::file(name, e.message()));
+                }
                 match chunks.next().await.transpose()? {
                     Some(chunk) => head.extend_from_slice(&chunk),
                     None => break,
@@ -134,7 +127,8 @@ where
                 .build_decoder();
             let mut dec = CsvDecoder { decoder, columns };
             let rest = futures::stream::iter([Ok(Bytes::from(head))]).chain(chunks);
-            rows += decode_stream(rest, &mut dec, target, name, sink).await?;
+            let framer = Framer::csv(max_record_bytes, csv.delimiter, csv.quote);
+            rows += decode_stream(rest, framer, &mut dec, target, name, sink).await?;
         }
     }
     Ok(rows)
@@ -154,7 +148,7 @@ const READS_AHEAD: usize = 2;
 
 /// The file's bytes in order: one streamed GET (S3, where the connection streams well), or
 /// [`READ_CHUNK`] ranges with [`READS_AHEAD`] prefetched (local files).
-async fn byte_stream(
+pub(super) async fn byte_stream(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
 ) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
@@ -258,9 +252,11 @@ impl PushDecoder for CsvDecoder {
     }
 }
 
-/// Feeds a byte stream through a push decoder, emitting a batch whenever the decoder fills.
+/// Feeds a byte stream through a push decoder, record by record as `framer` finds them,
+/// emitting a batch whenever the decoder fills or has taken [`records::FLUSH_BYTES`].
 async fn decode_stream<D, S>(
     mut chunks: impl Stream<Item = Result<Bytes, IngestError>> + Unpin,
+    mut framer: Framer,
     dec: &mut D,
     target: &SchemaRef,
     name: &str,
@@ -271,24 +267,42 @@ where
     S: BatchSink,
 {
     let mut rows = 0;
-    let mut buf = Bytes::new();
-    loop {
-        if buf.is_empty() {
-            match chunks.next().await.transpose()? {
-                Some(b) => buf = b,
-                None => break,
+    while let Some(chunk) = chunks.next().await.transpose()? {
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let step = framer
+                .step(rest)
+                .map_err(|e| IngestError::file(name, e.message()))?;
+            let mut feed = &rest[step.feed.clone()];
+            while !feed.is_empty() {
+                let consumed = dec.decode(feed, name)?;
+                feed = &feed[consumed..];
+                if !feed.is_empty() {
+                    // The decoder is full: hand over a batch before it takes more.
+                    framer.flushed();
+                    match dec.flush(name)? {
+                        Some(batch) => rows += emit(batch, target, name, sink).await?,
+                        None if consumed == 0 => {
+                            return Err(IngestError::file(
+                                name,
+                                "the decoder stopped taking bytes".into(),
+                            ))
+                        }
+                        None => {}
+                    }
+                }
             }
-        }
-        let consumed = dec.decode(&buf, name)?;
-        let offered = buf.len();
-        buf.advance(consumed);
-        if consumed < offered {
-            // The decoder is full: hand over a batch before it takes more.
-            if let Some(batch) = dec.flush(name)? {
-                rows += emit(batch, target, name, sink).await?;
+            if step.flush {
+                if let Some(batch) = dec.flush(name)? {
+                    rows += emit(batch, target, name, sink).await?;
+                }
             }
+            rest = &rest[step.consumed..];
         }
     }
+    framer
+        .finish()
+        .map_err(|e| IngestError::file(name, e.message()))?;
     // End of input: an empty buffer tells the CSV decoder the last line is complete.
     dec.decode(&[], name)?;
     if let Some(batch) = dec.flush(name)? {
