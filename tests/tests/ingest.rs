@@ -513,3 +513,43 @@ async fn a_huge_single_line_file_fails_on_the_record_cap(pool: PgPool) {
         "{error}"
     );
 }
+
+/// A prefix of 2,500 files, more than one page of ledger look-ups, with `max_files_per_run` 7:
+/// each run takes the 7 oldest files not yet loaded (by modification time, not by name), then
+/// the next run the next 7, as when the whole listing was sorted at once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_large_listing_is_taken_oldest_first_a_run_at_a_time(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "listing").await;
+    let base = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+    for i in 0..2_500u64 {
+        let path = w.source.join(format!("f-{i:04}.json"));
+        std::fs::write(&path, format!("{{\"id\": {i}}}\n")).expect("write");
+        // The higher the name, the older the file.
+        let at = base + std::time::Duration::from_secs(2_500 - i);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(at))
+            .expect("set mtime");
+    }
+    let ingestion = w
+        .ingestion(
+            "json",
+            "listing.events",
+            json!({"options": {"max_files_per_run": 7}}),
+        )
+        .await;
+    let _worker = w.worker("loader", &[]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["files_processed"], 7, "{run}");
+    assert_eq!(
+        ids(&w.table("listing.events").await.expect("table").rows),
+        (2_493..2_500).collect::<Vec<_>>()
+    );
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["files_processed"], 7, "{run}");
+    assert_eq!(
+        ids(&w.table("listing.events").await.expect("table").rows),
+        (2_486..2_500).collect::<Vec<_>>()
+    );
+}
