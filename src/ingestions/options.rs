@@ -367,6 +367,16 @@ impl FileRoots {
         self.0.iter().any(|root| real.starts_with(root))
     }
 
+    /// The root the real path `real` lies under (the outermost, when roots nest): the directory
+    /// a local source's files are opened beneath, never leaving it.
+    pub fn root_of(&self, real: &Path) -> Option<&Path> {
+        self.0
+            .iter()
+            .filter(|root| real.starts_with(root))
+            .min_by_key(|root| root.components().count())
+            .map(PathBuf::as_path)
+    }
+
     /// The real directory a `file://` source reads, if it lies under one of the roots after
     /// following every symlink of the part that exists.
     pub fn resolve(&self, source: &SourcePath) -> Result<PathBuf, String> {
@@ -545,6 +555,8 @@ mod tests {
         };
 
         assert!(roots.resolve(&src(&root.join("in"))).is_ok());
+        assert_eq!(roots.root_of(&root.join("in/x")), Some(root.as_path()));
+        assert_eq!(roots.root_of(&outside), None);
         assert!(
             roots.resolve(&src(&root.join("not-yet/created"))).is_ok(),
             "a directory that does not exist yet is fine when under a root"

@@ -553,3 +553,77 @@ async fn a_large_listing_is_taken_oldest_first_a_run_at_a_time(pool: PgPool) {
         (2_486..2_500).collect::<Vec<_>>()
     );
 }
+
+/// Local files are opened beneath their root, in the step that reads them: a file that is a
+/// symlink to a file outside the root, or that lies in a directory that is a symlink out of it,
+/// fails the run naming the file, and nothing of the run is loaded. A symlink that stays inside
+/// the root is followed. Another ingestion on the same worker is unaffected.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_symlink_out_of_the_root_fails_its_run_naming_the_file(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "symlinks").await;
+    let outside = temp_dir("symlinks-outside");
+    std::fs::write(
+        outside.join("secret.json"),
+        b"{\"id\": 666, \"value\": \"secret\"}\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(outside.join("dir")).expect("mkdir");
+    std::fs::write(
+        outside.join("dir/x.json"),
+        b"{\"id\": 667, \"value\": \"secret\"}\n",
+    )
+    .expect("write");
+    let other = w.root.join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(
+        other.join("inside.json"),
+        b"{\"id\": 2, \"value\": \"in\"}\n",
+    )
+    .expect("write");
+
+    w.write("a.json", b"{\"id\": 1, \"value\": \"a\"}\n");
+    let ingestion = w.ingestion("json", "links.events", json!({})).await;
+    let _worker = w.worker("loader", &[]);
+    assert_eq!(w.run_by_hand(ingestion).await["status"], "SUCCESS");
+
+    // A symlink inside the root to a file outside it.
+    w.write("b.json", b"{\"id\": 3, \"value\": \"b\"}\n");
+    std::os::unix::fs::symlink(outside.join("secret.json"), w.source.join("c-link.json"))
+        .expect("symlink");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("c-link.json") && error.contains("leads outside"),
+        "{error}"
+    );
+    assert!(!error.contains("secret\""), "{error}");
+    std::fs::remove_file(w.source.join("c-link.json")).expect("rm");
+
+    // A directory that is a symlink out of the root.
+    std::os::unix::fs::symlink(outside.join("dir"), w.source.join("sub")).expect("symlink");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("sub/x.json") && error.contains("leads outside"),
+        "{error}"
+    );
+    std::fs::remove_file(w.source.join("sub")).expect("rm");
+    assert_eq!(
+        ids(&w.table("links.events").await.expect("table").rows),
+        [1],
+        "nothing of the failed runs was loaded"
+    );
+
+    // A symlink that stays inside the root is read.
+    std::os::unix::fs::symlink("../other/inside.json", w.source.join("d-link.json"))
+        .expect("symlink");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(
+        ids(&w.table("links.events").await.expect("table").rows),
+        [1, 2, 3]
+    );
+    let _ = std::fs::remove_dir_all(&outside);
+}

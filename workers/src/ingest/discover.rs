@@ -4,7 +4,6 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use autoloader::ingestions::definition::{SourcePath, SourceType};
@@ -17,6 +16,8 @@ use object_store::{ObjectMeta, ObjectStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::local::Root;
+use super::read::SourceFile;
 use super::warehouse::{split_s3, S3Settings};
 use super::IngestError;
 
@@ -94,13 +95,20 @@ impl Oldest {
 
 /// Where an ingestion's files live: a store and the prefix inside it.
 pub struct Source {
+    /// Lists the files; reads S3 objects (a local file is read through [`Source::open_file`]'s
+    /// descriptor, never through this).
     pub store: Arc<dyn ObjectStore>,
     pub prefix: Path,
-    /// For local sources: the resolved directory, to re-check each file against the roots.
-    local_dir: Option<PathBuf>,
+    local: Option<LocalDir>,
     /// The prefix as a URL without its trailing `/` (`s3a://` written as `s3://`), which a
     /// file's path below the prefix is appended to.
     base_url: String,
+}
+
+/// A local source: its listing, and the root its files are opened beneath.
+struct LocalDir {
+    fs: Arc<LocalFileSystem>,
+    root: Root,
 }
 
 /// A file found under the prefix that the ingestion has not loaded.
@@ -137,11 +145,6 @@ impl Source {
         Ok(())
     }
 
-    /// Local files are read in large ranges; S3 objects are streamed.
-    pub fn is_local(&self) -> bool {
-        self.local_dir.is_some()
-    }
-
     pub fn open(
         source_type: SourceType,
         path: &SourcePath,
@@ -159,14 +162,23 @@ impl Source {
                         dir.display()
                     )));
                 }
-                let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| {
-                    IngestError::Config(format!("cannot open {}: {e}", dir.display()))
+                let root = roots.root_of(&dir).ok_or_else(|| {
+                    IngestError::Config(format!(
+                        "source directory {} is under no allowed directory",
+                        dir.display()
+                    ))
                 })?;
+                let root = Root::open(root).map_err(|e| {
+                    IngestError::Config(format!("cannot open {}: {e}", root.display()))
+                })?;
+                let fs = Arc::new(LocalFileSystem::new_with_prefix(&dir).map_err(|e| {
+                    IngestError::Config(format!("cannot open {}: {e}", dir.display()))
+                })?);
                 Ok(Source {
-                    store: Arc::new(store),
+                    store: fs.clone(),
                     prefix: Path::default(),
                     base_url: format!("file://{}", dir.display()),
-                    local_dir: Some(dir),
+                    local: Some(LocalDir { fs, root }),
                 })
             }
             SourceType::S3 => {
@@ -184,7 +196,7 @@ impl Source {
                 Ok(Source {
                     store: Arc::new(store),
                     prefix,
-                    local_dir: None,
+                    local: None,
                     base_url,
                 })
             }
@@ -289,25 +301,30 @@ impl Source {
         })
     }
 
-    /// Refuses a local file that a symlink leads out of the allowed directories.
-    pub fn check_contained(&self, c: &Candidate, roots: &FileRoots) -> Result<(), IngestError> {
-        let Some(dir) = &self.local_dir else {
-            return Ok(());
+    /// The candidate, ready to read. A local file is opened here, beneath its root (see
+    /// [`super::local`]): one that a symlink or `..` leads out of the root fails, named.
+    pub fn open_file(&self, c: &Candidate) -> Result<SourceFile, IngestError> {
+        let local = match &self.local {
+            None => None,
+            Some(l) => {
+                let path =
+                    l.fs.path_to_filesystem(&c.location)
+                        .map_err(|e| IngestError::file(&c.url, format!("cannot resolve: {e}")))?;
+                let below = path.strip_prefix(l.root.path()).map_err(|_| {
+                    IngestError::file(&c.url, "lies outside the allowed directories".into())
+                })?;
+                let file = l
+                    .root
+                    .open_file(below)
+                    .map_err(|e| IngestError::file(&c.url, e.describe(l.root.path())))?;
+                Some(Arc::new(file))
+            }
         };
-        let path = dir.join(&c.relative);
-        let real = path
-            .canonicalize()
-            .map_err(|e| IngestError::file(&c.url, format!("cannot resolve: {e}")))?;
-        if roots.contains(&real) {
-            Ok(())
-        } else {
-            Err(IngestError::file(
-                &c.url,
-                format!(
-                    "leads to {} outside the allowed directories (AUTOLOADER_FILE_ROOTS)",
-                    real.display()
-                ),
-            ))
-        }
+        Ok(SourceFile {
+            location: c.location.clone(),
+            size: c.size,
+            name: c.url.clone(),
+            local,
+        })
     }
 }

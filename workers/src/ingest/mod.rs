@@ -6,12 +6,14 @@
 //! 2. Lists the source prefix and keeps the files the ledger (`loaded_files`) does not hold,
 //!    oldest first, up to the run's bounds.
 //! 3. Creates the table from the first file's schema if it does not exist.
-//! 4. Reads every file with the table's schema into Parquet data files. A file that does not fit
-//!    fails the run, naming the file and the column, before anything is committed.
+//! 4. Reads every file with the table's schema into Parquet data files (a local file is opened
+//!    beneath its root, in the step that reads it: see [`local`]). A file that does not fit fails
+//!    the run, naming the file and the column, before anything is committed.
 //! 5. Commits one snapshot (summary: run id, attempt, counters) together with the ledger rows and
 //!    a lease check, in one PostgreSQL transaction (see [`table`]).
 
 pub mod discover;
+pub mod local;
 pub mod read;
 pub mod records;
 pub mod s3;
@@ -42,7 +44,7 @@ use parquet::file::properties::WriterProperties;
 use sqlx::PgPool;
 
 use self::discover::Source;
-use self::read::{BatchSink, SourceFile};
+use self::read::BatchSink;
 use self::table::{Fence, LoadedFile};
 
 /// Why a run could not load its files.
@@ -223,22 +225,13 @@ impl IngestExecutor {
             tracing::info!("no new files");
             return Ok(RunOutput::default());
         }
-        let source_file = |c: &discover::Candidate| SourceFile {
-            location: c.location.clone(),
-            size: c.size,
-            name: c.url.clone(),
-            read_in_ranges: source.is_local(),
-        };
-        for c in &files {
-            source.check_contained(c, &self.cfg.file_roots)?;
-        }
-
         let table = match existing {
             Some(t) => t,
             None => {
+                let first = source.open_file(&files[0])?;
                 let schema = schema::infer_schema(
                     &source.store,
-                    &source_file(&files[0]),
+                    &first,
                     format,
                     options.csv,
                     self.cfg.limits.max_record_bytes,
@@ -247,7 +240,7 @@ impl IngestExecutor {
                 let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
                     .map_err(|e| {
                         IngestError::file(
-                            &source_file(&files[0]).name,
+                            &first.name,
                             format!("its columns cannot be an Iceberg schema: {e}"),
                         )
                     })?;
@@ -269,9 +262,11 @@ impl IngestExecutor {
             if ctx.cancel.is_cancelled() {
                 return Err(IngestError::LeaseLost);
             }
+            // A local file is opened here, beneath its root, and read through that descriptor.
+            let file = source.open_file(c)?;
             let rows = read::read_file(
                 &source.store,
-                &source_file(c),
+                &file,
                 format,
                 options.csv,
                 self.cfg.limits.max_record_bytes,

@@ -7,6 +7,7 @@
 //! and column named. (A new table's schema comes from [`super::schema`].)
 
 use std::io::Cursor;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
@@ -15,12 +16,20 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::CsvOptions;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::FutureExt;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{
+    AsyncFileReader, ParquetObjectReader, ParquetRecordBatchStreamBuilder,
+};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::local;
 use super::records::{self, Framer};
 use super::IngestError;
 
@@ -34,8 +43,62 @@ pub struct SourceFile {
     pub size: u64,
     /// How errors name the file: its full source URL.
     pub name: String,
-    /// Read it in large ranges rather than one streamed GET (see [`byte_stream`]).
-    pub read_in_ranges: bool,
+    /// A local file, opened beneath its root ([`super::local`]): read through this descriptor
+    /// only, in large ranges. `None`: an S3 object, read from the store.
+    pub local: Option<Arc<std::fs::File>>,
+}
+
+/// Where a Parquet file's bytes come from: the store (S3), or a local file's descriptor.
+pub(super) async fn parquet_builder(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+) -> Result<ParquetRecordBatchStreamBuilder<Box<dyn AsyncFileReader>>, IngestError> {
+    let reader: Box<dyn AsyncFileReader> = match &file.local {
+        Some(local) => Box::new(LocalParquet {
+            file: local.clone(),
+            size: file.size,
+        }),
+        None => Box::new(
+            ParquetObjectReader::new(store.clone(), file.location.clone())
+                .with_file_size(file.size),
+        ),
+    };
+    ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| IngestError::file(&file.name, format!("not a readable Parquet file: {e}")))
+}
+
+/// A local Parquet file, read through its descriptor.
+struct LocalParquet {
+    file: Arc<std::fs::File>,
+    size: u64,
+}
+
+impl AsyncFileReader for LocalParquet {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        let file = self.file.clone();
+        async move {
+            local::read_range(file, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 << 10))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
 }
 
 pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
@@ -64,11 +127,8 @@ where
     let mut rows = 0u64;
     match format {
         FormatType::Parquet => {
-            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
-                .with_file_size(file.size);
-            let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
-                .await
-                .map_err(|e| IngestError::file(name, format!("not a readable Parquet file: {e}")))?
+            let mut stream = parquet_builder(store, file)
+                .await?
                 .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(|e| {
@@ -140,20 +200,20 @@ pub trait BatchSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError>;
 }
 
-/// Bytes per range read. Large reads keep the per-read cost small: for a local file, object
-/// store's plain stream hands every 8 KiB read to the blocking pool.
+/// Bytes per range read of a local file. Large reads keep the per-read cost small (object
+/// store's plain stream of a local file hands every 8 KiB read to the blocking pool).
 const READ_CHUNK: u64 = 8 << 20;
 /// Range reads in flight ahead of the decoder.
 const READS_AHEAD: usize = 2;
 
 /// The file's bytes in order: one streamed GET (S3, where the connection streams well), or
-/// [`READ_CHUNK`] ranges with [`READS_AHEAD`] prefetched (local files).
+/// [`READ_CHUNK`] ranges of the local file's descriptor with [`READS_AHEAD`] prefetched.
 pub(super) async fn byte_stream(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
 ) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
     let name = file.name.clone();
-    if !file.read_in_ranges {
+    let Some(local) = file.local.clone() else {
         let stream = store
             .get(&file.location)
             .await
@@ -162,21 +222,23 @@ pub(super) async fn byte_stream(
         return Ok(stream
             .map(move |r| r.map_err(|e| IngestError::store(&name, e)))
             .boxed());
-    }
-    let ranges: Vec<std::ops::Range<u64>> = (0..file.size)
+    };
+    let ranges: Vec<Range<u64>> = (0..file.size)
         .step_by(READ_CHUNK as usize)
         .map(|start| start..(start + READ_CHUNK).min(file.size))
         .collect();
-    let store = store.clone();
-    let location = file.location.clone();
     Ok(futures::stream::iter(ranges)
         .map(move |range| {
-            let (store, location, name) = (store.clone(), location.clone(), name.clone());
+            let (local, name) = (local.clone(), name.clone());
             async move {
-                store
-                    .get_range(&location, range)
-                    .await
-                    .map_err(|e| IngestError::store(&name, e))
+                local::read_range(local, range).await.map_err(|e| {
+                    let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "it is shorter than when it was listed".to_owned()
+                    } else {
+                        e.to_string()
+                    };
+                    IngestError::file(&name, format!("cannot read: {why}"))
+                })
             }
         })
         .buffered(READS_AHEAD)

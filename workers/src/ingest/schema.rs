@@ -11,9 +11,8 @@ use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::CsvOptions;
 use futures::StreamExt;
 use object_store::ObjectStore;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 
-use super::read::{byte_stream, csv_format, SourceFile};
+use super::read::{byte_stream, csv_format, parquet_builder, SourceFile};
 use super::records::Framer;
 use super::IngestError;
 
@@ -34,16 +33,11 @@ pub async fn infer_schema(
 ) -> Result<Schema, IngestError> {
     let name = file.name.as_str();
     let schema = match format {
-        FormatType::Parquet => {
-            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
-                .with_file_size(file.size);
-            let builder = ParquetRecordBatchStreamBuilder::new(reader)
-                .await
-                .map_err(|e| {
-                    IngestError::file(name, format!("not a readable Parquet file: {e}"))
-                })?;
-            builder.schema().as_ref().clone()
-        }
+        FormatType::Parquet => parquet_builder(store, file)
+            .await?
+            .schema()
+            .as_ref()
+            .clone(),
         FormatType::Json => {
             let framer = Framer::json(max_record_bytes);
             let head = first_records(store, file, framer, INFER_RECORDS).await?;
