@@ -16,6 +16,7 @@ use object_store::{ObjectMeta, ObjectStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::http::SourceConnector;
 use super::local::Root;
 use super::read::SourceFile;
 use super::warehouse::{split_s3, S3Settings};
@@ -151,6 +152,7 @@ impl Source {
         options: &IngestOptions,
         roots: &FileRoots,
         worker_credentials: bool,
+        connector: SourceConnector,
     ) -> Result<Source, IngestError> {
         let source_path = path.as_str();
         match source_type {
@@ -184,7 +186,7 @@ impl Source {
             SourceType::S3 => {
                 let (bucket, prefix) = split_s3(source_path).unwrap_or((source_path, ""));
                 let store = S3Settings::from(&options.s3)
-                    .source_builder(bucket, worker_credentials)
+                    .source_builder(bucket, worker_credentials, connector)
                     .build()
                     .map_err(|e| IngestError::Config(format!("cannot open {source_path}: {e}")))?;
                 let prefix = Path::from(prefix.trim_end_matches('/'));

@@ -13,6 +13,7 @@
 //!    a lease check, in one PostgreSQL transaction (see [`table`]).
 
 pub mod discover;
+pub mod http;
 pub mod local;
 pub mod read;
 pub mod records;
@@ -216,6 +217,7 @@ impl IngestExecutor {
             options,
             &self.cfg.file_roots,
             self.cfg.allow_worker_credentials,
+            http::SourceConnector::new(),
         )?;
         source.check_outside_warehouse(&self.cfg.warehouse)?;
         let files = source
