@@ -29,7 +29,7 @@ use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use autoloader::ingestions::definition::SourceType;
-use autoloader::ingestions::egress::{EgressPolicy, Endpoint};
+use autoloader::ingestions::egress::{Allowed, EgressPolicy, Endpoint};
 use autoloader::ingestions::options::{FileRoots, Limits};
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
@@ -100,7 +100,7 @@ impl IngestError {
         );
         IngestError::Store {
             what: what.to_owned(),
-            message: e.to_string(),
+            message: with_causes(&e),
             transient,
         }
     }
@@ -123,6 +123,23 @@ impl IngestError {
             _ => ExecError::Permanent(self.to_string()),
         }
     }
+}
+
+/// `e` and the causes under it that its own text does not already say (a refused address, say,
+/// sits several layers below "error sending request"). A source's error responses reach this
+/// as their status and S3 error code only: their bodies are never kept ([`http`]).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Where the executor keeps tables, and what it may read.
@@ -208,16 +225,19 @@ impl IngestExecutor {
             });
         }
 
-        if source_type == SourceType::S3 {
-            check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?;
-        }
+        let how = match source_type {
+            SourceType::S3 => {
+                check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?
+            }
+            SourceType::Local => Allowed::Aws,
+        };
         let source = Source::open(
             source_type,
             &def.source_path,
             options,
             &self.cfg.file_roots,
             self.cfg.allow_worker_credentials,
-            http::SourceConnector::new(),
+            http::SourceConnector::new(self.cfg.egress.clone(), how),
         )?;
         source.check_outside_warehouse(&self.cfg.warehouse)?;
         let files = source
@@ -441,11 +461,16 @@ impl BatchSink for TableSink {
 }
 
 /// The endpoint a run is about to connect to, checked against the operator's allowlist as it is
-/// now, and on the addresses its name resolves to now (an allowed name may since point inside).
-async fn check_egress(policy: &EgressPolicy, endpoint: Option<&str>) -> Result<(), IngestError> {
+/// now, and on the addresses its name resolves to now (an allowed name may since point inside):
+/// a clear error before anything is sent. The source's client checks again on every connection,
+/// and connects only to the addresses it checked ([`http`]).
+async fn check_egress(
+    policy: &EgressPolicy,
+    endpoint: Option<&str>,
+) -> Result<Allowed, IngestError> {
     let how = policy.check(endpoint).map_err(IngestError::Config)?;
     let Some(url) = endpoint else {
-        return Ok(());
+        return Ok(how);
     };
     let ep = Endpoint::parse(url).map_err(IngestError::Config)?;
     let addrs: Vec<std::net::IpAddr> = tokio::net::lookup_host((ep.host.as_str(), ep.port))
@@ -455,7 +480,8 @@ async fn check_egress(policy: &EgressPolicy, endpoint: Option<&str>) -> Result<(
         .collect();
     policy
         .check_resolved(how, &addrs)
-        .map_err(IngestError::Config)
+        .map_err(IngestError::Config)?;
+    Ok(how)
 }
 
 /// The warehouse as the catalog takes it: an S3 URL as given (less a trailing `/`, which would

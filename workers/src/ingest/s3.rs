@@ -94,8 +94,8 @@ impl S3Settings {
     /// otherwise a source without keys of its own is read anonymously, never with the worker's
     /// keys or instance role.
     ///
-    /// Its requests go through `connector` (see [`super::http`]): no redirects, no error body
-    /// shown.
+    /// Its requests go through `connector` (see [`super::http`]): no redirects, addresses
+    /// checked at connect time, no error body shown.
     pub fn source_builder(
         &self,
         bucket: &str,
@@ -148,7 +148,10 @@ mod tests {
     use super::*;
 
     fn aws() -> SourceConnector {
-        SourceConnector::new()
+        SourceConnector::new(
+            autoloader::ingestions::egress::EgressPolicy::default(),
+            autoloader::ingestions::egress::Allowed::Aws,
+        )
     }
 
     #[test]
