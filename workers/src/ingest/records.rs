@@ -109,8 +109,8 @@ enum Syntax {
 pub struct Framer {
     syntax: Syntax,
     cap: u64,
-    /// Bytes of the current record so far (0: between records).
-    len: u64,
+    /// A record has begun and not yet ended.
+    in_record: bool,
     /// Offset in the file of the first byte of the next chunk.
     offset: u64,
     /// Offset in the file where the current record began.
@@ -120,6 +120,47 @@ pub struct Framer {
     flush_bytes: u64,
     /// End a step at every record's end (to collect records one by one).
     stop_each: bool,
+}
+
+/// Bytes that matter inside a record outside its strings.
+static DEEP_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
+/// Where in `bytes` the first byte that `is` is: the first [`SHORT`] bytes are looked through
+/// directly (most strings and fields are short, and `memchr` costs a set-up per call), the rest
+/// with `search` (`memchr`, fast on long runs).
+#[inline]
+fn first_of(
+    bytes: &[u8],
+    is: impl Fn(u8) -> bool,
+    search: impl Fn(&[u8]) -> Option<usize>,
+) -> Option<usize> {
+    let head = &bytes[..bytes.len().min(SHORT)];
+    match head.iter().position(|b| is(*b)) {
+        Some(k) => Some(k),
+        None if bytes.len() > SHORT => search(&bytes[SHORT..]).map(|k| k + SHORT),
+        None => None,
+    }
+}
+
+/// See [`first_of`].
+const SHORT: usize = 32;
+
+/// Where in `bytes` (inside a JSON string) the next quote or backslash is.
+#[inline]
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    first_of(
+        bytes,
+        |b| b == b'"' || b == b'\\',
+        |r| memchr::memchr2(b'"', b'\\', r),
+    )
 }
 
 fn is_blank(b: u8) -> bool {
@@ -140,6 +181,29 @@ impl Framer {
         )
     }
 
+    /// JSON lines (no array), from `offset` in the file, where no record is under way: to take
+    /// over from a reader that has fed the bytes before.
+    pub fn json_lines_from(cap: u64, offset: u64) -> Framer {
+        let mut f = Framer::new(
+            Syntax::Json {
+                mode: JsonMode::Lines,
+                depth: 0,
+                in_string: false,
+                escape: false,
+            },
+            cap,
+        );
+        f.offset = offset;
+        f
+    }
+
+    /// The same as [`Framer::json`], from `offset` in the file (the bytes before were blank).
+    pub fn json_from(cap: u64, offset: u64) -> Framer {
+        let mut f = Framer::json(cap);
+        f.offset = offset;
+        f
+    }
+
     /// CSV with this delimiter and quote.
     pub fn csv(cap: u64, delimiter: u8, quote: u8) -> Framer {
         Framer::new(
@@ -156,7 +220,7 @@ impl Framer {
         Framer {
             syntax,
             cap,
-            len: 0,
+            in_record: false,
             offset: 0,
             start: 0,
             since_flush: 0,
@@ -186,11 +250,6 @@ impl Framer {
                 ..
             }
         )
-    }
-
-    /// The decoder was flushed (its batch was full).
-    pub fn flushed(&mut self) {
-        self.since_flush = 0;
     }
 
     /// The next step through `chunk` (not empty): what to feed and whether a record ended. Call
@@ -233,14 +292,32 @@ impl Framer {
         }
     }
 
-    /// Counts one more byte of the current record, at `at` in the chunk.
+    /// A record begins at `at` in the chunk (unless one is under way).
     #[inline]
-    fn count(&mut self, at: usize) -> Result<(), FrameError> {
-        if self.len == 0 {
+    fn begin(&mut self, at: usize) {
+        if !self.in_record {
+            self.in_record = true;
             self.start = self.offset + at as u64;
         }
-        self.len += 1;
-        if self.len > self.cap {
+    }
+
+    /// The current record ends before `at` in the chunk: refused if longer than the cap.
+    #[inline]
+    fn end(&mut self, at: usize) -> Result<(), FrameError> {
+        if self.in_record {
+            self.in_record = false;
+            if self.offset + at as u64 - self.start > self.cap {
+                return Err(self.too_long());
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunk ends at `len` inside a record: refused once the record is longer than the cap
+    /// (before any of the chunk is fed).
+    #[inline]
+    fn check_open(&self, len: usize) -> Result<(), FrameError> {
+        if self.in_record && self.offset + len as u64 - self.start > self.cap {
             return Err(self.too_long());
         }
         Ok(())
@@ -280,7 +357,7 @@ impl Framer {
 
     /// JSON from `from` on: a run of bytes up to the end of a top-level document (when a step
     /// must end there) or of the chunk. In an array's element, the element's closing brace is
-    /// the end.
+    /// the end. Strings are skipped with `memchr`: most of a JSON file's bytes are in them.
     fn json_step(&mut self, chunk: &[u8], from: usize) -> Result<Step, FrameError> {
         let Syntax::Json {
             mode,
@@ -295,53 +372,83 @@ impl Framer {
         let mut i = from;
         let mut record_end = false;
         let result = loop {
+            if in_string {
+                if escape {
+                    if i == chunk.len() {
+                        break Ok(());
+                    }
+                    escape = false;
+                    i += 1;
+                }
+                match string_stop(&chunk[i..]) {
+                    None => {
+                        i = chunk.len();
+                        break Ok(());
+                    }
+                    Some(k) => {
+                        i += k + 1;
+                        if chunk[i - 1] == b'\\' {
+                            escape = true;
+                        } else {
+                            in_string = false;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if depth > 0 {
+                // Inside a record, outside strings: only brackets and quotes matter.
+                match chunk[i..].iter().position(|b| DEEP_STOP[usize::from(*b)]) {
+                    None => {
+                        i = chunk.len();
+                        break Ok(());
+                    }
+                    Some(k) => i += k,
+                }
+            }
             let Some(&b) = chunk.get(i) else {
                 break Ok(());
             };
-            if in_string {
-                if escape {
-                    escape = false;
-                } else if b == b'\\' {
-                    escape = true;
-                } else if b == b'"' {
-                    in_string = false;
+            match b {
+                b' ' | b'\n' | b'\r' | b'\t' if depth == 0 => {
+                    // Between documents (or after a bare value): part of no record.
+                    if let Err(e) = self.end(i) {
+                        break Err(e);
+                    }
                 }
-            } else {
-                match b {
-                    _ if depth == 0 && is_blank(b) => {
-                        // Between documents: part of no record.
-                        self.len = 0;
+                b'"' => {
+                    self.begin(i);
+                    record_end = false;
+                    in_string = true;
+                }
+                b'{' | b'[' => {
+                    self.begin(i);
+                    record_end = false;
+                    depth += 1;
+                }
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    if depth == 0 {
+                        if let Err(e) = self.end(i + 1) {
+                            break Err(e);
+                        }
                         i += 1;
+                        record_end = true;
+                        if in_array
+                            || self.stop_each
+                            || self.since_flush + (i - from) as u64 >= self.flush_bytes
+                        {
+                            break Ok(());
+                        }
                         continue;
                     }
-                    b'"' => in_string = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' if depth > 0 => {
-                        depth -= 1;
-                        if depth == 0 {
-                            if let Err(e) = self.count(i) {
-                                break Err(e);
-                            }
-                            self.len = 0;
-                            i += 1;
-                            record_end = true;
-                            if in_array
-                                || self.stop_each
-                                || self.since_flush + (i - from) as u64 >= self.flush_bytes
-                            {
-                                break Ok(());
-                            }
-                            continue;
-                        }
-                    }
-                    _ => {}
+                }
+                _ => {
+                    self.begin(i);
+                    record_end = false;
                 }
             }
-            if let Err(e) = self.count(i) {
-                break Err(e);
-            }
             i += 1;
-            record_end = false;
         };
         self.syntax = Syntax::Json {
             mode,
@@ -350,6 +457,7 @@ impl Framer {
             escape,
         };
         result?;
+        self.check_open(i)?;
         Ok(Step {
             feed: from..i,
             consumed: i,
@@ -431,6 +539,8 @@ impl Framer {
         Ok(step)
     }
 
+    /// CSV: an unquoted field is skipped to the next delimiter or line break, a quoted one to
+    /// the next quote, with `memchr`.
     fn csv_step(&mut self, chunk: &[u8]) -> Result<Step, FrameError> {
         let Syntax::Csv {
             mut at,
@@ -447,31 +557,47 @@ impl Framer {
                 break Ok(());
             };
             let line_break = b == b'\n' || b == b'\r';
-            let ends_record = match at {
-                CsvAt::FieldStart | CsvAt::Unquoted | CsvAt::QuoteInQuoted if line_break => true,
-                CsvAt::FieldStart => {
-                    at = if b == quote {
-                        CsvAt::Quoted
-                    } else if b == delimiter {
-                        CsvAt::FieldStart
-                    } else {
-                        CsvAt::Unquoted
-                    };
-                    false
-                }
-                CsvAt::Unquoted => {
-                    if b == delimiter {
-                        at = CsvAt::FieldStart;
-                    }
-                    false
-                }
+            match at {
                 CsvAt::Quoted => {
-                    if b == quote {
-                        at = CsvAt::QuoteInQuoted;
+                    match memchr::memchr(quote, &chunk[i..]) {
+                        None => {
+                            i = chunk.len();
+                            break Ok(());
+                        }
+                        Some(k) => i += k + 1,
                     }
-                    false
+                    at = CsvAt::QuoteInQuoted;
                 }
-                CsvAt::QuoteInQuoted => {
+                CsvAt::Unquoted if !line_break => {
+                    match memchr::memchr3(delimiter, b'\n', b'\r', &chunk[i..]) {
+                        None => {
+                            i = chunk.len();
+                            break Ok(());
+                        }
+                        Some(k) => i += k,
+                    }
+                    if chunk[i] == delimiter {
+                        at = CsvAt::FieldStart;
+                        i += 1;
+                    }
+                }
+                _ if line_break => {
+                    if let Err(e) = self.end(i) {
+                        break Err(e);
+                    }
+                    at = CsvAt::FieldStart;
+                    i += 1;
+                    // Only after a '\n' may the decoder be flushed: a '\r' may be half of "\r\n".
+                    record_end = b == b'\n';
+                    if record_end
+                        && (self.stop_each || self.since_flush + i as u64 >= self.flush_bytes)
+                    {
+                        break Ok(());
+                    }
+                }
+                CsvAt::FieldStart | CsvAt::QuoteInQuoted | CsvAt::Unquoted => {
+                    self.begin(i);
+                    record_end = false;
                     at = if b == quote {
                         CsvAt::Quoted
                     } else if b == delimiter {
@@ -479,24 +605,8 @@ impl Framer {
                     } else {
                         CsvAt::Unquoted
                     };
-                    false
+                    i += 1;
                 }
-            };
-            i += 1;
-            if ends_record {
-                at = CsvAt::FieldStart;
-                self.len = 0;
-                // Only after a '\n' may the decoder be flushed: a '\r' may be half of "\r\n".
-                record_end = b == b'\n';
-                if record_end && (self.stop_each || self.since_flush + i as u64 >= self.flush_bytes)
-                {
-                    break Ok(());
-                }
-                continue;
-            }
-            record_end = false;
-            if let Err(e) = self.count(i - 1) {
-                break Err(e);
             }
         };
         self.syntax = Syntax::Csv {
@@ -505,6 +615,7 @@ impl Framer {
             quote,
         };
         result?;
+        self.check_open(i)?;
         Ok(Step {
             feed: 0..i,
             consumed: i,
@@ -659,5 +770,40 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(flushes, 5, "after each second line's '\\n'");
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore = "a measurement: FRAMER_FILE=path cargo test --release -p autoloader-worker --lib speed -- --ignored --nocapture"]
+    fn framer_throughput() {
+        let path = std::env::var("FRAMER_FILE").expect("FRAMER_FILE");
+        let bytes = std::fs::read(&path).expect("read");
+        for _ in 0..3 {
+            let mut framer = if path.ends_with(".csv") {
+                Framer::csv(16 << 20, b',', b'"')
+            } else {
+                Framer::json(16 << 20)
+            };
+            let t = std::time::Instant::now();
+            let mut steps = 0;
+            for chunk in bytes.chunks(8 << 20) {
+                let mut at = 0;
+                while at < chunk.len() {
+                    let step = framer.step(&chunk[at..]).expect("valid");
+                    at += step.consumed;
+                    steps += 1;
+                }
+            }
+            let s = t.elapsed().as_secs_f64();
+            eprintln!(
+                "{} MB in {s:.3} s: {:.0} MB/s ({steps} steps)",
+                bytes.len() / 1_000_000,
+                bytes.len() as f64 / s / 1e6
+            );
+        }
     }
 }
