@@ -185,6 +185,13 @@ pub struct LimitsConfig {
     #[arg(long, env = "AUTOLOADER_MAX_BYTES_PER_RUN", default_value_t = crate::ingestions::options::Limits::default().max_bytes_per_run,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bytes_per_run: u64,
+
+    /// Longest record a run reads, in bytes: one JSON document (a JSON-lines line, or one element
+    /// of a file that is a JSON array) or one CSV line. A longer one fails its run, naming the
+    /// file and this cap; no more than about this much of it is held in memory.
+    #[arg(long, env = "AUTOLOADER_MAX_RECORD_BYTES", default_value_t = crate::ingestions::options::Limits::default().max_record_bytes,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_record_bytes: u64,
 }
 
 impl LimitsConfig {
@@ -192,6 +199,7 @@ impl LimitsConfig {
         crate::ingestions::options::Limits {
             max_file_bytes: self.max_file_bytes,
             max_bytes_per_run: self.max_bytes_per_run,
+            max_record_bytes: self.max_record_bytes,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! * It is checked when an ingestion is written (422 naming `options.s3_endpoint`) and again by
 //!   the worker before each run, on the addresses the name resolves to then: a name matched by a
 //!   `*.suffix` entry may not resolve to a loopback, private, link-local or otherwise internal
-//!   address unless a CIDR entry lists that address (a DNS answer can change after the check).
+//!   address unless a CIDR entry lists that address. A DNS answer can change after that check,
+//!   so the worker's S3 client for a source resolves each name itself, checks the addresses with
+//!   [`EgressPolicy::check_resolved`] and connects only to those (its `ingest::http`).
 
 use std::net::IpAddr;
 

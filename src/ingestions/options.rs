@@ -16,13 +16,18 @@ pub const DEFAULT_MAX_FILES_PER_RUN: u64 = 1_000;
 pub const DEFAULT_MAX_BYTES_PER_RUN: u64 = 10 << 30;
 
 /// The operator's caps on what one run reads (`AUTOLOADER_MAX_FILE_BYTES`,
-/// `AUTOLOADER_MAX_BYTES_PER_RUN`), whatever a tenant's options say.
+/// `AUTOLOADER_MAX_BYTES_PER_RUN`, `AUTOLOADER_MAX_RECORD_BYTES`), whatever a tenant's options
+/// say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest file a run reads.
     pub max_file_bytes: u64,
     /// The ceiling of `options.max_bytes_per_run`.
     pub max_bytes_per_run: u64,
+    /// Longest record a run reads: one JSON document (a line, or an element of a file that is one
+    /// array) or one CSV line. A longer one fails the run; no more than about this much of it is
+    /// held.
+    pub max_record_bytes: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +35,7 @@ impl Default for Limits {
         Limits {
             max_file_bytes: 64 << 30,
             max_bytes_per_run: 100 << 30,
+            max_record_bytes: 16 << 20,
         }
     }
 }
@@ -434,6 +440,16 @@ impl FileRoots {
         roots.join(":")
     }
 
+    /// The root the real path `real` lies under (the outermost, when roots nest): the directory
+    /// a local source's files are opened beneath, never leaving it.
+    pub fn root_of(&self, real: &Path) -> Option<&Path> {
+        self.roots
+            .iter()
+            .filter(|root| real.starts_with(root))
+            .min_by_key(|root| root.components().count())
+            .map(PathBuf::as_path)
+    }
+
     /// The real directory a `file://` source reads, if it lies under one of the roots after
     /// following every symlink of the part that exists.
     pub fn resolve(&self, source: &SourcePath) -> Result<PathBuf, String> {
@@ -620,6 +636,8 @@ mod tests {
         };
 
         assert!(roots.resolve(&src(&root.join("in"))).is_ok());
+        assert_eq!(roots.root_of(&root.join("in/x")), Some(root.as_path()));
+        assert_eq!(roots.root_of(&outside), None);
         assert!(
             roots.resolve(&src(&root.join("not-yet/created"))).is_ok(),
             "a directory that does not exist yet is fine when under a root"

@@ -656,6 +656,7 @@ async fn max_bytes_per_run_stays_under_the_operators_ceiling(pool: PgPool) {
         .with_limits(autoloader::ingestions::options::Limits {
             max_file_bytes: 1 << 30,
             max_bytes_per_run: 1 << 30,
+            ..Default::default()
         });
     let api = TestApi::spawn_with_state(state).await;
     let (_, token) = api.tenant("acme").await;

@@ -387,3 +387,244 @@ async fn a_file_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool) {
         "{run}"
     );
 }
+
+/// The operator's cap on one record (`AUTOLOADER_MAX_RECORD_BYTES`, 1 KiB here): a JSON line, an
+/// element of a file that is one JSON array, or a CSV line longer than the cap fails its run,
+/// naming the file and the cap, whether the file is the one a new table's schema comes from or a
+/// later one; nothing of it is loaded. A JSON array larger than the cap as a whole loads, element
+/// by element. The worker goes on running other ingestions.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_record_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "record-cap").await;
+    let _worker = w.worker("loader", &[("AUTOLOADER_MAX_RECORD_BYTES", "1024")]);
+    let long = "x".repeat(2_000);
+    let fails_naming = |run: &Value, file: &str| {
+        assert_eq!(run["status"], "FAILED", "{run}");
+        let error = run["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains(file)
+                && error.contains("AUTOLOADER_MAX_RECORD_BYTES")
+                && error.contains("1024"),
+            "{error}"
+        );
+    };
+
+    // JSON lines: the long line is the new table's first file, then a later file.
+    w.write(
+        "a-1.json",
+        format!("{{\"id\": 1}}\n{{\"id\": 2, \"note\": \"{long}\"}}\n").as_bytes(),
+    );
+    let lines = w
+        .ingestion(
+            "json",
+            "capped.lines",
+            json!({"name": "lines", "options": {"glob": "a-*"}}),
+        )
+        .await;
+    fails_naming(&w.run_by_hand(lines).await, "a-1.json");
+    assert!(w.table("capped.lines").await.is_none(), "no table was made");
+    std::fs::remove_file(w.source.join("a-1.json")).expect("rm");
+    w.write("a-2.json", b"{\"id\": 3, \"note\": \"short\"}\n");
+    assert_eq!(w.run_by_hand(lines).await["status"], "SUCCESS");
+    w.write(
+        "a-3.json",
+        format!("{{\"id\": 4}}\n{{\"id\": 5, \"note\": \"{long}\"}}\n").as_bytes(),
+    );
+    fails_naming(&w.run_by_hand(lines).await, "a-3.json");
+    assert_eq!(
+        ids(&w.table("capped.lines").await.expect("table").rows),
+        [3]
+    );
+
+    // One JSON array: 200 short records (about 6 KB in all) load; one long record does not.
+    let records: Vec<String> = (0..200)
+        .map(|i| format!("{{\"id\": {i}, \"note\": \"n\"}}"))
+        .collect();
+    w.write("b-1.json", format!("[{}]", records.join(",\n")).as_bytes());
+    let array = w
+        .ingestion(
+            "json",
+            "capped.array",
+            json!({"name": "array", "options": {"glob": "b-*"}}),
+        )
+        .await;
+    let run = w.run_by_hand(array).await;
+    assert_eq!(
+        (run["status"].as_str(), run["rows_ingested"].as_i64()),
+        (Some("SUCCESS"), Some(200)),
+        "{run}"
+    );
+    w.write(
+        "b-2.json",
+        format!("[{{\"id\": 1000}}, {{\"id\": 1001, \"note\": \"{long}\"}}]").as_bytes(),
+    );
+    fails_naming(&w.run_by_hand(array).await, "b-2.json");
+    assert_eq!(
+        w.table("capped.array").await.expect("table").rows.len(),
+        200,
+        "nothing of b-2.json was loaded"
+    );
+
+    // CSV: a long line, and a header with no line end at all.
+    w.write(
+        "c-1.csv",
+        format!("id,note\n1,short\n2,{long}\n").as_bytes(),
+    );
+    let csv = w
+        .ingestion(
+            "csv",
+            "capped.csv",
+            json!({"name": "csv", "options": {"glob": "c-*"}}),
+        )
+        .await;
+    fails_naming(&w.run_by_hand(csv).await, "c-1.csv");
+    std::fs::remove_file(w.source.join("c-1.csv")).expect("rm");
+    w.write("c-2.csv", b"id,note\n1,short\n");
+    assert_eq!(w.run_by_hand(csv).await["status"], "SUCCESS");
+    w.write("c-3.csv", format!("id,{long}").as_bytes());
+    fails_naming(&w.run_by_hand(csv).await, "c-3.csv");
+
+    // The same worker still loads what fits.
+    w.write("a-4.json", b"{\"id\": 6}\n");
+    std::fs::remove_file(w.source.join("a-3.json")).expect("rm");
+    let run = w.run_by_hand(lines).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(
+        ids(&w.table("capped.lines").await.expect("table").rows),
+        [3, 6]
+    );
+}
+
+/// A file of one 64 MiB line with no line end, as a hostile tenant might drop: the run fails on
+/// the record cap, not on memory or time, and names the file.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_huge_single_line_file_fails_on_the_record_cap(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "one-line").await;
+    let mut line = Vec::with_capacity(64 << 20);
+    line.extend_from_slice(b"{\"id\": 1, \"blob\": \"");
+    line.resize(64 << 20, b'a');
+    w.write("huge.json", &line);
+    let ingestion = w.ingestion("json", "capped.huge", json!({})).await;
+    let _worker = w.worker("loader", &[("AUTOLOADER_MAX_RECORD_BYTES", "1024")]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("huge.json") && error.contains("AUTOLOADER_MAX_RECORD_BYTES"),
+        "{error}"
+    );
+}
+
+/// A prefix of 2,500 files, more than one page of ledger look-ups, with `max_files_per_run` 7:
+/// each run takes the 7 oldest files not yet loaded (by modification time, not by name), then
+/// the next run the next 7, as when the whole listing was sorted at once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_large_listing_is_taken_oldest_first_a_run_at_a_time(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "listing").await;
+    let base = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+    for i in 0..2_500u64 {
+        let path = w.source.join(format!("f-{i:04}.json"));
+        std::fs::write(&path, format!("{{\"id\": {i}}}\n")).expect("write");
+        // The higher the name, the older the file.
+        let at = base + std::time::Duration::from_secs(2_500 - i);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(at))
+            .expect("set mtime");
+    }
+    let ingestion = w
+        .ingestion(
+            "json",
+            "listing.events",
+            json!({"options": {"max_files_per_run": 7}}),
+        )
+        .await;
+    let _worker = w.worker("loader", &[]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["files_processed"], 7, "{run}");
+    assert_eq!(
+        ids(&w.table("listing.events").await.expect("table").rows),
+        (2_493..2_500).collect::<Vec<_>>()
+    );
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["files_processed"], 7, "{run}");
+    assert_eq!(
+        ids(&w.table("listing.events").await.expect("table").rows),
+        (2_486..2_500).collect::<Vec<_>>()
+    );
+}
+
+/// Local files are opened beneath their root, in the step that reads them: a file that is a
+/// symlink to a file outside the root, or that lies in a directory that is a symlink out of it,
+/// fails the run naming the file, and nothing of the run is loaded. A symlink that stays inside
+/// the root is followed. Another ingestion on the same worker is unaffected.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_symlink_out_of_the_root_fails_its_run_naming_the_file(pool: PgPool) {
+    let w = Loader::new(pool.clone(), "symlinks").await;
+    let outside = temp_dir("symlinks-outside");
+    std::fs::write(
+        outside.join("secret.json"),
+        b"{\"id\": 666, \"value\": \"secret\"}\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(outside.join("dir")).expect("mkdir");
+    std::fs::write(
+        outside.join("dir/x.json"),
+        b"{\"id\": 667, \"value\": \"secret\"}\n",
+    )
+    .expect("write");
+    let other = w.root.join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(
+        other.join("inside.json"),
+        b"{\"id\": 2, \"value\": \"in\"}\n",
+    )
+    .expect("write");
+
+    w.write("a.json", b"{\"id\": 1, \"value\": \"a\"}\n");
+    let ingestion = w.ingestion("json", "links.events", json!({})).await;
+    let _worker = w.worker("loader", &[]);
+    assert_eq!(w.run_by_hand(ingestion).await["status"], "SUCCESS");
+
+    // A symlink inside the root to a file outside it.
+    w.write("b.json", b"{\"id\": 3, \"value\": \"b\"}\n");
+    std::os::unix::fs::symlink(outside.join("secret.json"), w.source.join("c-link.json"))
+        .expect("symlink");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("c-link.json") && error.contains("leads outside"),
+        "{error}"
+    );
+    assert!(!error.contains("secret\""), "{error}");
+    std::fs::remove_file(w.source.join("c-link.json")).expect("rm");
+
+    // A directory that is a symlink out of the root.
+    std::os::unix::fs::symlink(outside.join("dir"), w.source.join("sub")).expect("symlink");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("sub/x.json") && error.contains("leads outside"),
+        "{error}"
+    );
+    std::fs::remove_file(w.source.join("sub")).expect("rm");
+    assert_eq!(
+        ids(&w.table("links.events").await.expect("table").rows),
+        [1],
+        "nothing of the failed runs was loaded"
+    );
+
+    // A symlink that stays inside the root is read.
+    std::os::unix::fs::symlink("../other/inside.json", w.source.join("d-link.json"))
+        .expect("symlink");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(
+        ids(&w.table("links.events").await.expect("table").rows),
+        [1, 2, 3]
+    );
+    let _ = std::fs::remove_dir_all(&outside);
+}

@@ -6,13 +6,17 @@
 //! 2. Lists the source prefix and keeps the files the ledger (`loaded_files`) does not hold,
 //!    oldest first, up to the run's bounds.
 //! 3. Creates the table from the first file's schema if it does not exist.
-//! 4. Reads every file with the table's schema into Parquet data files. A file that does not fit
-//!    fails the run, naming the file and the column, before anything is committed.
+//! 4. Reads every file with the table's schema into Parquet data files (a local file is opened
+//!    beneath its root, in the step that reads it: see [`local`]). A file that does not fit fails
+//!    the run, naming the file and the column, before anything is committed.
 //! 5. Commits one snapshot (summary: run id, attempt, counters) together with the ledger rows and
 //!    a lease check, in one PostgreSQL transaction (see [`table`]).
 
 pub mod discover;
+pub mod http;
+pub mod local;
 pub mod read;
+pub mod records;
 pub mod s3;
 pub mod schema;
 pub mod table;
@@ -25,7 +29,7 @@ use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use autoloader::ingestions::definition::SourceType;
-use autoloader::ingestions::egress::{EgressPolicy, Endpoint};
+use autoloader::ingestions::egress::{Allowed, EgressPolicy, Endpoint};
 use autoloader::ingestions::options::{FileRoots, IngestOptions, Limits};
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
@@ -41,7 +45,7 @@ use parquet::file::properties::WriterProperties;
 use sqlx::PgPool;
 
 use self::discover::Source;
-use self::read::{BatchSink, SourceFile};
+use self::read::BatchSink;
 use self::table::{Fence, LoadedFile};
 
 /// Why a run could not load its files.
@@ -96,7 +100,7 @@ impl IngestError {
         );
         IngestError::Store {
             what: what.to_owned(),
-            message: e.to_string(),
+            message: with_causes(&e),
             transient,
         }
     }
@@ -121,6 +125,23 @@ impl IngestError {
     }
 }
 
+/// `e` and the causes under it that its own text does not already say (a refused address, say,
+/// sits several layers below "error sending request"). A source's error responses reach this
+/// as their status and S3 error code only: their bodies are never kept ([`http`]).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Where the executor keeps tables, and what it may read.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -138,7 +159,7 @@ pub struct IngestConfig {
     /// before every run, on the addresses the endpoint resolves to then.
     pub egress: EgressPolicy,
     /// The operator's caps on a run's reading (`AUTOLOADER_MAX_FILE_BYTES`,
-    /// `AUTOLOADER_MAX_BYTES_PER_RUN`).
+    /// `AUTOLOADER_MAX_BYTES_PER_RUN`, `AUTOLOADER_MAX_RECORD_BYTES`).
     pub limits: Limits,
     /// The keys that open ingestions' sealed secrets (`AUTOLOADER_SECRET_KEY`, and
     /// `AUTOLOADER_SECRET_KEY_PREVIOUS`).
@@ -232,9 +253,12 @@ impl IngestExecutor {
             });
         }
 
-        if source_type == SourceType::S3 {
-            check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?;
-        }
+        let how = match source_type {
+            SourceType::S3 => {
+                check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?
+            }
+            SourceType::Local => Allowed::Aws,
+        };
         // Local sources read only under the tenant's own roots, each inside the operator's.
         let roots = match source_type {
             SourceType::Local => self
@@ -250,6 +274,7 @@ impl IngestExecutor {
             options,
             &roots,
             self.cfg.allow_worker_credentials,
+            http::SourceConnector::new(self.cfg.egress.clone(), how),
         )?;
         source.check_outside_warehouse(&self.cfg.warehouse)?;
         let files = source
@@ -259,30 +284,22 @@ impl IngestExecutor {
             tracing::info!("no new files");
             return Ok(RunOutput::default());
         }
-        let source_file = |c: &discover::Candidate| SourceFile {
-            location: c.location.clone(),
-            size: c.size,
-            name: c.url.clone(),
-            read_in_ranges: source.is_local(),
-        };
-        for c in &files {
-            source.check_contained(c, &roots)?;
-        }
-
         let table = match existing {
             Some(t) => t,
             None => {
+                let first = source.open_file(&files[0])?;
                 let schema = schema::infer_schema(
                     &source.store,
-                    &source_file(&files[0]),
+                    &first,
                     format,
                     options.csv,
+                    self.cfg.limits.max_record_bytes,
                 )
                 .await?;
                 let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
                     .map_err(|e| {
                         IngestError::file(
-                            &source_file(&files[0]).name,
+                            &first.name,
                             format!("its columns cannot be an Iceberg schema: {e}"),
                         )
                     })?;
@@ -304,11 +321,14 @@ impl IngestExecutor {
             if ctx.cancel.is_cancelled() {
                 return Err(IngestError::LeaseLost);
             }
+            // A local file is opened here, beneath its root, and read through that descriptor.
+            let file = source.open_file(c)?;
             let rows = read::read_file(
                 &source.store,
-                &source_file(c),
+                &file,
                 format,
                 options.csv,
+                self.cfg.limits.max_record_bytes,
                 &sink.target.clone(),
                 &mut sink,
             )
@@ -478,11 +498,16 @@ impl BatchSink for TableSink {
 }
 
 /// The endpoint a run is about to connect to, checked against the operator's allowlist as it is
-/// now, and on the addresses its name resolves to now (an allowed name may since point inside).
-async fn check_egress(policy: &EgressPolicy, endpoint: Option<&str>) -> Result<(), IngestError> {
+/// now, and on the addresses its name resolves to now (an allowed name may since point inside):
+/// a clear error before anything is sent. The source's client checks again on every connection,
+/// and connects only to the addresses it checked ([`http`]).
+async fn check_egress(
+    policy: &EgressPolicy,
+    endpoint: Option<&str>,
+) -> Result<Allowed, IngestError> {
     let how = policy.check(endpoint).map_err(IngestError::Config)?;
     let Some(url) = endpoint else {
-        return Ok(());
+        return Ok(how);
     };
     let ep = Endpoint::parse(url).map_err(IngestError::Config)?;
     let addrs: Vec<std::net::IpAddr> = tokio::net::lookup_host((ep.host.as_str(), ep.port))
@@ -492,7 +517,8 @@ async fn check_egress(policy: &EgressPolicy, endpoint: Option<&str>) -> Result<(
         .collect();
     policy
         .check_resolved(how, &addrs)
-        .map_err(IngestError::Config)
+        .map_err(IngestError::Config)?;
+    Ok(how)
 }
 
 /// The warehouse as the catalog takes it: an S3 URL as given (less a trailing `/`, which would

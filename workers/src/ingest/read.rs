@@ -1,10 +1,13 @@
 //! Reading source files into Arrow record batches: JSON lines (or one JSON array), CSV and
-//! Parquet, streamed from the object store so memory stays bounded by a batch, not a file.
+//! Parquet, streamed from the object store so memory stays bounded by a batch, not a file. JSON
+//! and CSV pass through a [`Framer`] first: no record may be longer than the operator's cap, and
+//! a batch of long records is flushed at about [`records::FLUSH_BYTES`].
 //!
 //! Every file is read with the table's schema, and a value that does not fit fails with the file
 //! and column named. (A new table's schema comes from [`super::schema`].)
 
 use std::io::Cursor;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
@@ -12,13 +15,22 @@ use arrow_cast::{cast_with_options, CastOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
 use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::CsvOptions;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
+use futures::FutureExt;
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{
+    AsyncFileReader, ParquetObjectReader, ParquetRecordBatchStreamBuilder,
+};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::local;
+use super::records::{self, Framer, Step};
 use super::IngestError;
 
 /// Rows per record batch handed to the table writer.
@@ -31,12 +43,62 @@ pub struct SourceFile {
     pub size: u64,
     /// How errors name the file: its full source URL.
     pub name: String,
-    /// Read it in large ranges rather than one streamed GET (see [`byte_stream`]).
-    pub read_in_ranges: bool,
+    /// A local file, opened beneath its root ([`super::local`]): read through this descriptor
+    /// only, in large ranges. `None`: an S3 object, read from the store.
+    pub local: Option<Arc<std::fs::File>>,
 }
 
-pub(super) fn is_json_array(text: &[u8]) -> bool {
-    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+/// Where a Parquet file's bytes come from: the store (S3), or a local file's descriptor.
+pub(super) async fn parquet_builder(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+) -> Result<ParquetRecordBatchStreamBuilder<Box<dyn AsyncFileReader>>, IngestError> {
+    let reader: Box<dyn AsyncFileReader> = match &file.local {
+        Some(local) => Box::new(LocalParquet {
+            file: local.clone(),
+            size: file.size,
+        }),
+        None => Box::new(
+            ParquetObjectReader::new(store.clone(), file.location.clone())
+                .with_file_size(file.size),
+        ),
+    };
+    ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| IngestError::file(&file.name, format!("not a readable Parquet file: {e}")))
+}
+
+/// A local Parquet file, read through its descriptor.
+struct LocalParquet {
+    file: Arc<std::fs::File>,
+    size: u64,
+}
+
+impl AsyncFileReader for LocalParquet {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        let file = self.file.clone();
+        async move {
+            local::read_range(file, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 << 10))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
 }
 
 pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
@@ -47,12 +109,14 @@ pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
 }
 
 /// Reads `file` with the table's schema, handing each batch (already in `target`'s shape) to
-/// `sink`. Returns the rows read.
+/// `sink`. Returns the rows read. A JSON or CSV record longer than `max_record_bytes` fails the
+/// file.
 pub async fn read_file<S>(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
     format: FormatType,
     csv: CsvOptions,
+    max_record_bytes: u64,
     target: &SchemaRef,
     sink: &mut S,
 ) -> Result<u64, IngestError>
@@ -63,11 +127,8 @@ where
     let mut rows = 0u64;
     match format {
         FormatType::Parquet => {
-            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
-                .with_file_size(file.size);
-            let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
-                .await
-                .map_err(|e| IngestError::file(name, format!("not a readable Parquet file: {e}")))?
+            let mut stream = parquet_builder(store, file)
+                .await?
                 .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(|e| {
@@ -88,35 +149,26 @@ where
                 .with_strict_mode(true)
                 .build_decoder()
                 .map_err(|e| IngestError::file(name, e.to_string()))?;
-            let mut chunks = byte_stream(store, file).await?;
-            let first = chunks.next().await.transpose()?.unwrap_or_default();
+            let chunks = byte_stream(store, file).await?;
             let mut dec = JsonDecoder { decoder };
-            if is_json_array(&first) {
-                // One JSON document holding an array of records: read it whole.
-                let mut all = first.to_vec();
-                while let Some(chunk) = chunks.next().await.transpose()? {
-                    all.extend_from_slice(&chunk);
-                }
-                let values: Vec<serde_json::Value> = serde_json::from_slice(&all)
-                    .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
-                for part in values.chunks(BATCH_ROWS) {
-                    dec.decoder
-                        .serialize(part)
-                        .map_err(|e| IngestError::file(name, describe_json_error(e)))?;
-                    if let Some(batch) = dec.flush(name)? {
-                        rows += emit(batch, target, name, sink).await?;
-                    }
-                }
-            } else {
-                let rest = futures::stream::iter([Ok(first)]).chain(chunks);
-                rows += decode_stream(rest, &mut dec, target, name, sink).await?;
-            }
+            rows += decode_json(chunks, max_record_bytes, &mut dec, target, name, sink).await?;
         }
         FormatType::Csv => {
             let mut chunks = byte_stream(store, file).await?;
-            // The header names the columns: gather bytes up to the first line end to read it.
+            // The header names the columns: gather bytes up to the first line end to read it (no
+            // further than the record cap).
             let mut head = Vec::new();
-            while !head.contains(&b'\n') {
+            loop {
+                if head.contains(&b'\n') {
+                    break;
+                }
+                if head.len() as u64 > max_record_bytes {
+                    let e = records::FrameError::TooLong {
+                        start: 0,
+                        cap: max_record_bytes,
+                    };
+                    return Err(IngestError::file(name, e.message()));
+                }
                 match chunks.next().await.transpose()? {
                     Some(chunk) => head.extend_from_slice(&chunk),
                     None => break,
@@ -133,8 +185,11 @@ where
                 .with_batch_size(BATCH_ROWS)
                 .build_decoder();
             let mut dec = CsvDecoder { decoder, columns };
-            let rest = futures::stream::iter([Ok(Bytes::from(head))]).chain(chunks);
-            rows += decode_stream(rest, &mut dec, target, name, sink).await?;
+            let rest = futures::stream::iter([Ok(Bytes::from(head))])
+                .chain(chunks)
+                .boxed();
+            let framer = Framer::csv(max_record_bytes, csv.delimiter, csv.quote);
+            rows += decode_stream(rest, framer, &mut dec, target, name, sink).await?;
         }
     }
     Ok(rows)
@@ -146,20 +201,20 @@ pub trait BatchSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError>;
 }
 
-/// Bytes per range read. Large reads keep the per-read cost small: for a local file, object
-/// store's plain stream hands every 8 KiB read to the blocking pool.
+/// Bytes per range read of a local file. Large reads keep the per-read cost small (object
+/// store's plain stream of a local file hands every 8 KiB read to the blocking pool).
 const READ_CHUNK: u64 = 8 << 20;
 /// Range reads in flight ahead of the decoder.
 const READS_AHEAD: usize = 2;
 
 /// The file's bytes in order: one streamed GET (S3, where the connection streams well), or
-/// [`READ_CHUNK`] ranges with [`READS_AHEAD`] prefetched (local files).
-async fn byte_stream(
+/// [`READ_CHUNK`] ranges of the local file's descriptor with [`READS_AHEAD`] prefetched.
+pub(super) async fn byte_stream(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
 ) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
     let name = file.name.clone();
-    if !file.read_in_ranges {
+    let Some(local) = file.local.clone() else {
         let stream = store
             .get(&file.location)
             .await
@@ -168,21 +223,23 @@ async fn byte_stream(
         return Ok(stream
             .map(move |r| r.map_err(|e| IngestError::store(&name, e)))
             .boxed());
-    }
-    let ranges: Vec<std::ops::Range<u64>> = (0..file.size)
+    };
+    let ranges: Vec<Range<u64>> = (0..file.size)
         .step_by(READ_CHUNK as usize)
         .map(|start| start..(start + READ_CHUNK).min(file.size))
         .collect();
-    let store = store.clone();
-    let location = file.location.clone();
     Ok(futures::stream::iter(ranges)
         .map(move |range| {
-            let (store, location, name) = (store.clone(), location.clone(), name.clone());
+            let (local, name) = (local.clone(), name.clone());
             async move {
-                store
-                    .get_range(&location, range)
-                    .await
-                    .map_err(|e| IngestError::store(&name, e))
+                local::read_range(local, range).await.map_err(|e| {
+                    let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "it is shorter than when it was listed".to_owned()
+                    } else {
+                        e.to_string()
+                    };
+                    IngestError::file(&name, format!("cannot read: {why}"))
+                })
             }
         })
         .buffered(READS_AHEAD)
@@ -258,9 +315,20 @@ impl PushDecoder for CsvDecoder {
     }
 }
 
-/// Feeds a byte stream through a push decoder, emitting a batch whenever the decoder fills.
+/// Chunks framed ahead of the decoder.
+const FRAMED_AHEAD: usize = 2;
+
+/// A chunk and the steps `framer` found through it (ranges of the chunk).
+type Framed = (Bytes, Vec<Step>);
+
+/// Feeds a byte stream through a push decoder, record by record as `framer` finds them,
+/// emitting a batch whenever the decoder fills or has taken [`records::FLUSH_BYTES`].
+///
+/// The framer runs in a task of its own, [`FRAMED_AHEAD`] chunks ahead: finding record ends
+/// overlaps decoding (on the other core) instead of adding to it.
 async fn decode_stream<D, S>(
-    mut chunks: impl Stream<Item = Result<Bytes, IngestError>> + Unpin,
+    chunks: BoxStream<'static, Result<Bytes, IngestError>>,
+    framer: Framer,
     dec: &mut D,
     target: &SchemaRef,
     name: &str,
@@ -270,31 +338,229 @@ where
     D: PushDecoder,
     S: BatchSink,
 {
+    let (tx, mut framed) = tokio::sync::mpsc::channel(FRAMED_AHEAD);
+    let framing = AbortOnDrop(tokio::spawn(frame_chunks(
+        chunks,
+        framer,
+        name.to_owned(),
+        tx,
+    )));
     let mut rows = 0;
-    let mut buf = Bytes::new();
-    loop {
-        if buf.is_empty() {
-            match chunks.next().await.transpose()? {
-                Some(b) => buf = b,
-                None => break,
-            }
-        }
-        let consumed = dec.decode(&buf, name)?;
-        let offered = buf.len();
-        buf.advance(consumed);
-        if consumed < offered {
-            // The decoder is full: hand over a batch before it takes more.
-            if let Some(batch) = dec.flush(name)? {
-                rows += emit(batch, target, name, sink).await?;
+    while let Some(next) = framed.recv().await {
+        let (chunk, steps) = next?;
+        for step in steps {
+            rows += feed(dec, &chunk[step.feed], target, name, sink).await?;
+            if step.flush {
+                if let Some(batch) = dec.flush(name)? {
+                    rows += emit(batch, target, name, sink).await?;
+                }
             }
         }
     }
+    drop(framing);
     // End of input: an empty buffer tells the CSV decoder the last line is complete.
     dec.decode(&[], name)?;
     if let Some(batch) = dec.flush(name)? {
         rows += emit(batch, target, name, sink).await?;
     }
     Ok(rows)
+}
+
+/// Largest piece of a JSON-lines file fed at once (less when the cap is smaller): pieces end at
+/// a line end where there is one, so that a record longer than the cap always spans pieces.
+const JSON_PIECE: u64 = 1 << 20;
+
+/// Decodes a JSON file under the record cap. One JSON array goes through the [`Framer`]
+/// ([`decode_stream`]). JSON lines take a faster way that finds no record ends itself: pieces
+/// ending at line ends go to the decoder, which says after each whether it is part-way through a
+/// record. Normally it is not (a record ends at each line end), and nothing more is done. Bytes
+/// fed while a record stays open are kept (slices of the chunks, no copies); once they pass the
+/// cap, or a record that spanned pieces ends beyond it, the framer goes over them from the last
+/// point where no record was open: it names a record over the cap exactly, or, if records just
+/// do not end at line ends, carries on framing the rest of the file itself.
+async fn decode_json<S>(
+    mut chunks: BoxStream<'static, Result<Bytes, IngestError>>,
+    cap: u64,
+    dec: &mut JsonDecoder,
+    target: &SchemaRef,
+    name: &str,
+    sink: &mut S,
+) -> Result<u64, IngestError>
+where
+    S: BatchSink,
+{
+    let piece = usize::try_from(cap.min(JSON_PIECE)).unwrap_or(usize::MAX);
+    let frame_error = |e: records::FrameError| IngestError::file(name, e.message());
+    let mut rows = 0;
+    // Offset of the next byte, and of the last point where no record was open.
+    let (mut fed, mut boundary) = (0u64, 0u64);
+    let mut open: Vec<Bytes> = Vec::new();
+    let mut open_len = 0u64;
+    let mut since_flush = 0u64;
+    let mut decided = false;
+    while let Some(chunk) = chunks.next().await.transpose()? {
+        let mut at = 0;
+        if !decided {
+            match chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+                None => {
+                    fed += chunk.len() as u64;
+                    boundary = fed;
+                    continue;
+                }
+                Some(p) => {
+                    decided = true;
+                    at = p;
+                    fed += p as u64;
+                    boundary = fed;
+                    if chunk[p] == b'[' {
+                        let rest = futures::stream::iter([Ok(chunk.slice(p..))])
+                            .chain(chunks)
+                            .boxed();
+                        let framer = Framer::json_from(cap, fed);
+                        return Ok(
+                            rows + decode_stream(rest, framer, dec, target, name, sink).await?
+                        );
+                    }
+                }
+            }
+        }
+        while at < chunk.len() {
+            let window = &chunk[at..chunk.len().min(at + piece)];
+            let n = memchr::memrchr(b'\n', window).map_or(window.len(), |k| k + 1);
+            let span = chunk.slice(at..at + n);
+            rows += feed(dec, &span, target, name, sink).await?;
+            at += n;
+            fed += n as u64;
+            since_flush += n as u64;
+            if dec.decoder.has_partial_record() {
+                open.push(span);
+                open_len += n as u64;
+                if open_len > cap {
+                    // Frame what was fed since the last boundary: a record over the cap fails;
+                    // otherwise the framer, now in step, frames the rest.
+                    let mut framer = Framer::json_lines_from(cap, boundary);
+                    for part in &open {
+                        step_through(&mut framer, part).map_err(frame_error)?;
+                    }
+                    let rest = futures::stream::iter([Ok(chunk.slice(at..))])
+                        .chain(chunks)
+                        .boxed();
+                    return Ok(rows + decode_stream(rest, framer, dec, target, name, sink).await?);
+                }
+            } else {
+                if !open.is_empty() && open_len + n as u64 > cap {
+                    // A record that spanned pieces ended here: was it over the cap?
+                    let mut framer = Framer::json_lines_from(cap, boundary);
+                    for part in open.iter().chain([&span]) {
+                        step_through(&mut framer, part).map_err(frame_error)?;
+                    }
+                }
+                open.clear();
+                open_len = 0;
+                boundary = fed;
+                if since_flush >= records::FLUSH_BYTES {
+                    since_flush = 0;
+                    if let Some(batch) = dec.flush(name)? {
+                        rows += emit(batch, target, name, sink).await?;
+                    }
+                }
+            }
+        }
+    }
+    dec.decode(&[], name)?;
+    if let Some(batch) = dec.flush(name)? {
+        rows += emit(batch, target, name, sink).await?;
+    }
+    Ok(rows)
+}
+
+/// Runs `framer` over all of `bytes` (already fed), for its verdict and its state.
+fn step_through(framer: &mut Framer, bytes: &[u8]) -> Result<(), records::FrameError> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let step = framer.step(rest)?;
+        rest = &rest[step.consumed..];
+    }
+    Ok(())
+}
+
+/// Feeds all of `bytes` to the decoder, handing over a batch whenever it fills.
+async fn feed<D, S>(
+    dec: &mut D,
+    bytes: &[u8],
+    target: &SchemaRef,
+    name: &str,
+    sink: &mut S,
+) -> Result<u64, IngestError>
+where
+    D: PushDecoder,
+    S: BatchSink,
+{
+    let mut rows = 0;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let consumed = dec.decode(rest, name)?;
+        rest = &rest[consumed..];
+        if !rest.is_empty() {
+            // The decoder is full: hand over a batch before it takes more.
+            match dec.flush(name)? {
+                Some(batch) => rows += emit(batch, target, name, sink).await?,
+                None if consumed == 0 => {
+                    return Err(IngestError::file(
+                        name,
+                        "the decoder stopped taking bytes".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs `framer` over `chunks` in order, sending each chunk with its steps, then the framer's
+/// verdict on the end of the file. Stops at the first error, or when the decoder is gone.
+async fn frame_chunks(
+    mut chunks: BoxStream<'static, Result<Bytes, IngestError>>,
+    mut framer: Framer,
+    name: String,
+    tx: tokio::sync::mpsc::Sender<Result<Framed, IngestError>>,
+) {
+    let frame = |framer: &mut Framer, chunk: Bytes| -> Result<Framed, IngestError> {
+        let mut steps = Vec::new();
+        let mut at = 0;
+        while at < chunk.len() {
+            let step = framer
+                .step(&chunk[at..])
+                .map_err(|e| IngestError::file(&name, e.message()))?;
+            steps.push(Step {
+                feed: at + step.feed.start..at + step.feed.end,
+                consumed: step.consumed,
+                ..step
+            });
+            at += step.consumed;
+        }
+        Ok((chunk, steps))
+    };
+    while let Some(chunk) = chunks.next().await {
+        let framed = chunk.and_then(|chunk| frame(&mut framer, chunk));
+        let failed = framed.is_err();
+        if tx.send(framed).await.is_err() || failed {
+            return;
+        }
+    }
+    if let Err(e) = framer.finish() {
+        let _ = tx.send(Err(IngestError::file(&name, e.message()))).await;
+    }
+}
+
+/// Aborts a task when dropped (a decoder that stops early stops its framer).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn emit<S: BatchSink>(
@@ -457,6 +723,103 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
         ]))
+    }
+
+    struct Rows(Vec<i64>);
+
+    impl BatchSink for Rows {
+        async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError> {
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int64");
+            self.0.extend(ids.values().iter());
+            Ok(())
+        }
+    }
+
+    /// Decodes `text` as a JSON file under `cap`, in chunks of `chunk` bytes: the ids read.
+    async fn decode(text: &str, cap: u64, chunk: usize) -> Result<Vec<i64>, String> {
+        let target = target();
+        let decoder = arrow_json::ReaderBuilder::new(strip_metadata(&target))
+            .with_batch_size(3)
+            .with_strict_mode(true)
+            .build_decoder()
+            .expect("decoder");
+        let chunks: Vec<Result<Bytes, IngestError>> = text
+            .as_bytes()
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let mut sink = Rows(Vec::new());
+        let mut dec = JsonDecoder { decoder };
+        decode_json(
+            futures::stream::iter(chunks).boxed(),
+            cap,
+            &mut dec,
+            &target,
+            "f.json",
+            &mut sink,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(sink.0)
+    }
+
+    fn record(id: i64, name_len: usize) -> String {
+        format!("{{\"id\": {id}, \"name\": \"{}\"}}", "n".repeat(name_len))
+    }
+
+    #[tokio::test]
+    async fn json_records_over_the_cap_fail_exactly_however_they_are_laid_out() {
+        // 60-byte records (a name of 39), and one of 101 (a name of 80).
+        let (short, long) = (|i| record(i, 39), record(9, 80));
+        assert_eq!(short(1).len(), 60);
+        assert_eq!(long.len(), 101);
+        let layouts = [
+            // One a line; pretty-printed over lines; back to back on one line; in an array.
+            format!("{}\n{}\n{long}\n{}\n", short(1), short(2), short(3)),
+            format!(
+                "{}\n{}\n{}\n{}\n",
+                short(1),
+                short(2),
+                long.replace(", ", ",\n  "),
+                short(3)
+            ),
+            format!("{}{} {long}{}", short(1), short(2), short(3)),
+            format!("[{},{}, {long},\n{}]", short(1), short(2), short(3)),
+        ];
+        for text in &layouts {
+            let start = text.find("{\"id\": 9").expect("long record");
+            for chunk in [1, 7, 64, 4096] {
+                assert_eq!(
+                    decode(text, 120, chunk).await,
+                    Ok(vec![1, 2, 9, 3]),
+                    "{text:?} fits a cap of 120 (chunks of {chunk})"
+                );
+                let e = decode(text, 100, chunk).await.expect_err("over 100");
+                assert!(
+                    e.contains(&format!(
+                        "starting at byte {start} is longer than 100 bytes"
+                    )),
+                    "{text:?} in chunks of {chunk}: {e}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn short_json_records_load_whatever_their_layout() {
+        // Many records, none over the cap, but no line ends at all: the framer takes over.
+        let one_line: String = (0..40).map(|i| record(i, 20)).collect();
+        let lines: String = (0..40).map(|i| record(i, 20) + "\n").collect();
+        for text in [&one_line, &lines] {
+            for chunk in [5, 64, 100_000] {
+                let ids = decode(text, 50, chunk).await.expect("loads");
+                assert_eq!(ids, (0..40).collect::<Vec<_>>(), "chunks of {chunk}");
+            }
+        }
     }
 
     #[test]

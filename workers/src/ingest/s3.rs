@@ -7,6 +7,8 @@ use std::fmt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use serde::{Deserialize, Serialize};
 
+use super::http::SourceConnector;
+
 /// Region used when neither the settings nor the environment name one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -91,13 +93,22 @@ impl S3Settings {
     /// the operator allows it (`worker_credentials`, `AUTOLOADER_ALLOW_WORKER_CREDENTIALS`);
     /// otherwise a source without keys of its own is read anonymously, never with the worker's
     /// keys or instance role.
-    pub fn source_builder(&self, bucket: &str, worker_credentials: bool) -> AmazonS3Builder {
+    ///
+    /// Its requests go through `connector` (see [`super::http`]): no redirects, addresses
+    /// checked at connect time, no error body shown.
+    pub fn source_builder(
+        &self,
+        bucket: &str,
+        worker_credentials: bool,
+        connector: SourceConnector,
+    ) -> AmazonS3Builder {
         if worker_credentials {
-            return self.builder(bucket);
+            return self.builder(bucket).with_http_connector(connector);
         }
         let b = self.apply(AmazonS3Builder::new().with_bucket_name(bucket), false);
         let own_keys = self.access_key_id.is_some() && self.secret_access_key.is_some();
         b.with_skip_signature(!own_keys)
+            .with_http_connector(connector)
     }
 
     fn apply(&self, mut b: AmazonS3Builder, env_style: bool) -> AmazonS3Builder {
@@ -136,6 +147,13 @@ impl S3Settings {
 mod tests {
     use super::*;
 
+    fn aws() -> SourceConnector {
+        SourceConnector::new(
+            autoloader::ingestions::egress::EgressPolicy::default(),
+            autoloader::ingestions::egress::Allowed::Aws,
+        )
+    }
+
     #[test]
     fn a_source_never_borrows_the_workers_credentials_unless_allowed() {
         // The worker's own keys, as a deployment gives them (no other test of this binary
@@ -147,7 +165,7 @@ mod tests {
             ..S3Settings::default()
         };
         // No keys of its own: anonymous, whatever the worker's environment holds.
-        let b = tenant.source_builder("bucket", false);
+        let b = tenant.source_builder("bucket", false, aws());
         assert_eq!(b.get_config_value(&AmazonS3ConfigKey::AccessKeyId), None);
         assert_eq!(
             b.get_config_value(&AmazonS3ConfigKey::SkipSignature)
@@ -160,7 +178,7 @@ mod tests {
             secret_access_key: Some("tenant-secret".into()),
             ..tenant.clone()
         };
-        let b = own.source_builder("bucket", false);
+        let b = own.source_builder("bucket", false, aws());
         assert_eq!(
             b.get_config_value(&AmazonS3ConfigKey::AccessKeyId)
                 .as_deref(),
@@ -173,7 +191,7 @@ mod tests {
         );
         // Allowed by the operator, or for the warehouse (the operator's): the environment.
         for b in [
-            tenant.source_builder("bucket", true),
+            tenant.source_builder("bucket", true, aws()),
             S3Settings::default().builder("wh"),
         ] {
             assert_eq!(

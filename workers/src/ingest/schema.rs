@@ -1,6 +1,7 @@
 //! The schema a new table gets: inferred from its first file (JSON: up to 10,000 records of the
-//! first 16 MiB; CSV: the header and up to 10,000 rows; Parquet: its footer) and normalised to
-//! what Iceberg stores.
+//! first 16 MiB, lines or the elements of one array; CSV: the header and up to 10,000 rows of the
+//! first 16 MiB; Parquet: its footer) and normalised to what Iceberg stores. Records are found by
+//! the same [`Framer`] the reader uses, under the same cap: a file is never read whole here.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -8,64 +9,53 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::CsvOptions;
-use bytes::Bytes;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use futures::StreamExt;
+use object_store::ObjectStore;
 
-use super::read::{csv_format, is_json_array, SourceFile};
+use super::read::{byte_stream, csv_format, parquet_builder, SourceFile};
+use super::records::Framer;
 use super::IngestError;
 
 /// Records the schema of a new table is inferred from (JSON and CSV).
 const INFER_RECORDS: usize = 10_000;
+/// Bytes of a file's first records the schema is inferred from (at least one record, however
+/// long, within the record cap).
+const INFER_BYTES: usize = 16 << 20;
 
-/// Infers the schema a new table gets from `file`, normalised to what Iceberg accepts.
+/// Infers the schema a new table gets from `file`, normalised to what Iceberg accepts. A record
+/// longer than `max_record_bytes` fails the file.
 pub async fn infer_schema(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
     format: FormatType,
     csv: CsvOptions,
+    max_record_bytes: u64,
 ) -> Result<Schema, IngestError> {
     let name = file.name.as_str();
     let schema = match format {
-        FormatType::Parquet => {
-            let reader = ParquetObjectReader::new(store.clone(), file.location.clone())
-                .with_file_size(file.size);
-            let builder = ParquetRecordBatchStreamBuilder::new(reader)
-                .await
-                .map_err(|e| {
-                    IngestError::file(name, format!("not a readable Parquet file: {e}"))
-                })?;
-            builder.schema().as_ref().clone()
-        }
+        FormatType::Parquet => parquet_builder(store, file)
+            .await?
+            .schema()
+            .as_ref()
+            .clone(),
         FormatType::Json => {
-            let mut head = read_head(store, file).await?;
-            if is_json_array(&head) && (head.len() as u64) < file.size {
-                // One JSON document: a part of it does not parse, so read it whole.
-                head = store
-                    .get(&file.location)
-                    .await
-                    .map_err(|e| IngestError::store(name, e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| IngestError::store(name, e))?;
-            }
-            let text = head.as_ref();
-            let schema = if is_json_array(text) {
-                let values: Vec<serde_json::Value> = serde_json::from_slice(text)
-                    .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
-                arrow_json::reader::infer_json_schema_from_iterator(
-                    values.into_iter().take(INFER_RECORDS).map(Ok),
-                )
-            } else {
-                arrow_json::reader::infer_json_schema(Cursor::new(text), Some(INFER_RECORDS))
-                    .map(|(s, _)| s)
-            };
-            schema.map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?
+            let framer = Framer::json(max_record_bytes);
+            let head = first_records(store, file, framer, INFER_RECORDS).await?;
+            let values = head
+                .iter()
+                .map(|r| serde_json::from_slice::<serde_json::Value>(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?;
+            arrow_json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))
+                .map_err(|e| IngestError::file(name, format!("invalid JSON: {e}")))?
         }
         FormatType::Csv => {
-            let head = read_head(store, file).await?;
+            let framer = Framer::csv(max_record_bytes, csv.delimiter, csv.quote);
+            let head = first_records(store, file, framer, INFER_RECORDS + 1)
+                .await?
+                .concat();
             csv_format(csv)
-                .infer_schema(Cursor::new(head.as_ref()), Some(INFER_RECORDS))
+                .infer_schema(Cursor::new(head), Some(INFER_RECORDS))
                 .map(|(s, _)| s)
                 .map_err(|e| IngestError::file(name, format!("invalid CSV: {e}")))?
         }
@@ -76,28 +66,43 @@ pub async fn infer_schema(
     Ok(normalise_schema(&schema))
 }
 
-/// The first part of a file, enough to infer a schema from (the whole file when it is small).
-async fn read_head(store: &Arc<dyn ObjectStore>, file: &SourceFile) -> Result<Bytes, IngestError> {
-    const HEAD: u64 = 16 << 20;
+/// The first `count` records of `file` as `framer` splits them (fewer when they pass
+/// [`INFER_BYTES`], or the file ends), each with the bytes around it that the decoder would see.
+/// Reading stops there.
+async fn first_records(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+    framer: Framer,
+    count: usize,
+) -> Result<Vec<Vec<u8>>, IngestError> {
     let name = file.name.as_str();
-    let bytes = if file.size <= HEAD {
-        store
-            .get(&file.location)
-            .await
-            .map_err(|e| IngestError::store(name, e))?
-            .bytes()
-            .await
-    } else {
-        store.get_range(&file.location, 0..HEAD).await
-    }
-    .map_err(|e| IngestError::store(name, e))?;
-    // Cut a partial last line off a truncated head.
-    if (bytes.len() as u64) < file.size {
-        if let Some(end) = bytes.iter().rposition(|b| *b == b'\n') {
-            return Ok(bytes.slice(..end + 1));
+    let mut framer = framer.stopping_at_each_record();
+    let mut chunks = byte_stream(store, file).await?;
+    let (mut records, mut current, mut total) = (Vec::new(), Vec::new(), 0usize);
+    while let Some(chunk) = chunks.next().await.transpose()? {
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let step = framer
+                .step(rest)
+                .map_err(|e| IngestError::file(name, e.message()))?;
+            current.extend_from_slice(&rest[step.feed.clone()]);
+            rest = &rest[step.consumed..];
+            if step.record_end {
+                total += current.len();
+                records.push(std::mem::take(&mut current));
+                if records.len() >= count || total >= INFER_BYTES {
+                    return Ok(records);
+                }
+            }
         }
     }
-    Ok(bytes)
+    framer
+        .finish()
+        .map_err(|e| IngestError::file(name, e.message()))?;
+    if current.iter().any(|b| !b.is_ascii_whitespace()) {
+        records.push(current);
+    }
+    Ok(records)
 }
 
 /// Maps types Iceberg cannot store to ones it can: timestamps to microseconds, all-null columns
