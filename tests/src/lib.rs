@@ -358,6 +358,14 @@ impl WorkerProcess {
     }
 
     /// Waits for the process to exit and returns its exit code (None if killed by a signal).
+    /// `None` while the process runs; its exit code (or -1 for a signal) once it has ended.
+    pub fn try_exit_code(&mut self) -> Option<i32> {
+        self.child
+            .try_wait()
+            .expect("try_wait")
+            .map(|status| status.code().unwrap_or(-1))
+    }
+
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let name = self.name.clone();
         let child = &mut self.child;

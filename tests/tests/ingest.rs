@@ -496,7 +496,8 @@ async fn a_record_over_the_operators_cap_fails_its_run_naming_both(pool: PgPool)
 }
 
 /// A file of one 64 MiB line with no line end, as a hostile tenant might drop: the run fails on
-/// the record cap, not on memory or time, and names the file.
+/// the record cap, not on memory or time, and names the file; another tenant's run on the same
+/// worker process, at the same time, loads its rows, and the process goes on.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_huge_single_line_file_fails_on_the_record_cap(pool: PgPool) {
     let w = Loader::new(pool.clone(), "one-line").await;
@@ -505,13 +506,46 @@ async fn a_huge_single_line_file_fails_on_the_record_cap(pool: PgPool) {
     line.resize(64 << 20, b'a');
     w.write("huge.json", &line);
     let ingestion = w.ingestion("json", "capped.huge", json!({})).await;
-    let _worker = w.worker("loader", &[("AUTOLOADER_MAX_RECORD_BYTES", "1024")]);
-    let run = w.run_by_hand(ingestion).await;
+
+    let (other, other_token) = w.api.tenant("neighbour").await;
+    let other_dir = w.root.join("neighbour");
+    std::fs::create_dir_all(&other_dir).expect("dir");
+    std::fs::write(other_dir.join("ok.json"), b"{\"id\": 7}\n").expect("write");
+    w.api
+        .give_roots(other, std::slice::from_ref(&other_dir))
+        .await;
+    let other_ingestion = w
+        .api
+        .create_ingestion(
+            &other_token,
+            json!({
+                "name": "neighbour", "source_type": "local",
+                "source_path": format!("file://{}/", other_dir.display()),
+                "format_type": "json", "destination_table": "fine.rows"
+            }),
+        )
+        .await;
+
+    let mut worker = w.worker("loader", &[("AUTOLOADER_MAX_RECORD_BYTES", "1024")]);
+    let hostile = w.api.trigger(&w.token, ingestion).await;
+    let neighbour = w.api.trigger(&other_token, other_ingestion).await;
+    let run = w.finished(hostile["id"].as_str().expect("id")).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     let error = run["error"].as_str().unwrap_or("");
     assert!(
         error.contains("huge.json") && error.contains("AUTOLOADER_MAX_RECORD_BYTES"),
         "{error}"
+    );
+    let theirs = w
+        .api
+        .finished_run(&other_token, neighbour["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(theirs["status"], "SUCCESS", "{theirs}");
+    assert_eq!(theirs["rows_ingested"], 1, "{theirs}");
+    assert_eq!(
+        worker.try_exit_code(),
+        None,
+        "the worker process is still running"
     );
 }
 
