@@ -93,6 +93,10 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-metrics.sh | tee bench/results/metrics.md
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
 
+.PHONY: bench-record-cap
+bench-record-cap: ## One 1 GiB record in JSON lines, a JSON array and CSV against the record cap (see BENCHMARKS.md)
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-record-cap.sh
+
 .PHONY: bench-ingest
 bench-ingest: ## Ingestion throughput vs pyiceberg, 1 GB of JSON and Parquet (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh

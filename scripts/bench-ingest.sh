@@ -351,6 +351,7 @@ SQL
     run_id="$(echo "$run_id" | head -1)"
     /usr/bin/time -v -o "$timef" env DATABASE_URL="$url" AUTOLOADER_FILE_ROOTS="$data" \
         AUTOLOADER_WAREHOUSE="$warehouse" AUTOLOADER_LOG_FORMAT=json RUST_LOG=info \
+        AUTOLOADER_S3_ENDPOINT_ALLOWLIST=127.0.0.0/8 \
         AUTOLOADER_WORKER_ID="bench-$case-$n" "$worker_bin" >"$log" 2>&1 &
     worker_time_pid=$!
     local status="" deadline=$((SECONDS + timeout))

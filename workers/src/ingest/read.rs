@@ -397,6 +397,7 @@ where
     let mut open: Vec<Bytes> = Vec::new();
     let mut open_len = 0u64;
     let mut since_flush = 0u64;
+    let mut since_look = 0usize;
     let mut decided = false;
     while let Some(chunk) = chunks.next().await.transpose()? {
         let mut at = 0;
@@ -425,36 +426,46 @@ where
             }
         }
         while at < chunk.len() {
-            let window = &chunk[at..chunk.len().min(at + piece)];
-            let n = memchr::memrchr(b'\n', window).map_or(window.len(), |k| k + 1);
+            // Feed up to the next look at the decoder: `piece` bytes after the last one, brought
+            // back to a line end when there is one. (Small chunks, as S3 streams them, go whole.)
+            let due = piece - since_look;
+            let (n, look) = if chunk.len() - at < due {
+                (chunk.len() - at, false)
+            } else {
+                let window = &chunk[at..at + due];
+                (memchr::memrchr(b'\n', window).map_or(due, |k| k + 1), true)
+            };
             let span = chunk.slice(at..at + n);
             rows += feed(dec, &span, target, name, sink).await?;
             at += n;
             fed += n as u64;
             since_flush += n as u64;
-            if dec.decoder.has_partial_record() {
-                open.push(span);
-                open_len += n as u64;
-                if open_len > cap {
-                    // Frame what was fed since the last boundary: a record over the cap fails;
-                    // otherwise the framer, now in step, frames the rest.
-                    let mut framer = Framer::json_lines_from(cap, boundary);
-                    for part in &open {
-                        step_through(&mut framer, part).map_err(frame_error)?;
-                    }
+            open.push(span);
+            open_len += n as u64;
+            if !look {
+                since_look += n;
+                continue;
+            }
+            since_look = 0;
+            // Looks are at most `piece` (no more than the cap) apart, so a record over the cap
+            // is open at one of them, and in `open` until it ends.
+            let open_now = dec.decoder.has_partial_record();
+            if open_len > cap {
+                // Frame what was fed since the last boundary: a record over the cap fails.
+                let mut framer = Framer::json_lines_from(cap, boundary);
+                for part in &open {
+                    step_through(&mut framer, part).map_err(frame_error)?;
+                }
+                if open_now {
+                    // Records do not end at line ends here: the framer, now in step, frames
+                    // the rest.
                     let rest = futures::stream::iter([Ok(chunk.slice(at..))])
                         .chain(chunks)
                         .boxed();
                     return Ok(rows + decode_stream(rest, framer, dec, target, name, sink).await?);
                 }
-            } else {
-                if !open.is_empty() && open_len + n as u64 > cap {
-                    // A record that spanned pieces ended here: was it over the cap?
-                    let mut framer = Framer::json_lines_from(cap, boundary);
-                    for part in open.iter().chain([&span]) {
-                        step_through(&mut framer, part).map_err(frame_error)?;
-                    }
-                }
+            }
+            if !open_now {
                 open.clear();
                 open_len = 0;
                 boundary = fed;
@@ -465,6 +476,13 @@ where
                     }
                 }
             }
+        }
+    }
+    if open_len > cap {
+        // The file ended before the next look: the same question about its last bytes.
+        let mut framer = Framer::json_lines_from(cap, boundary);
+        for part in &open {
+            step_through(&mut framer, part).map_err(frame_error)?;
         }
     }
     dec.decode(&[], name)?;
@@ -798,7 +816,9 @@ mod tests {
                     Ok(vec![1, 2, 9, 3]),
                     "{text:?} fits a cap of 120 (chunks of {chunk})"
                 );
-                let e = decode(text, 100, chunk).await.expect_err("over 100");
+                let e = decode(text, 100, chunk)
+                    .await
+                    .expect_err(&format!("over 100: {text:?} in chunks of {chunk}"));
                 assert!(
                     e.contains(&format!(
                         "starting at byte {start} is longer than 100 bytes"
@@ -806,6 +826,16 @@ mod tests {
                     "{text:?} in chunks of {chunk}: {e}"
                 );
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_record_over_the_cap_at_the_end_of_the_file_fails_too() {
+        let text = format!("{}\n{}\n{}", record(1, 39), record(2, 39), record(9, 80));
+        for chunk in [1, 7, 64, 4096] {
+            assert_eq!(decode(&text, 120, chunk).await, Ok(vec![1, 2, 9]));
+            let e = decode(&text, 100, chunk).await.expect_err("over 100");
+            assert!(e.contains("starting at byte 122"), "chunks of {chunk}: {e}");
         }
     }
 
