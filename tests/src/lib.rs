@@ -247,6 +247,18 @@ pub async fn manual_run(pool: &PgPool, ingestion_id: Uuid) -> Uuid {
     id
 }
 
+/// Asserts that a problem document's `errors` name `field` with a message containing `needle`.
+pub fn assert_field_error(body: &Value, field: &str, needle: &str) {
+    let errors = body["errors"].as_array().cloned().unwrap_or_default();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["field"] == field
+                && e["message"].as_str().is_some_and(|m| m.contains(needle))),
+        "expected an error on {field} containing {needle:?}, got {body}"
+    );
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`. Waiting for a
 /// condition, not sleeping for a guess: the test goes on the moment the condition holds.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T

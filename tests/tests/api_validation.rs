@@ -47,14 +47,7 @@ fn assert_problem(
         "{body}"
     );
     assert!(body["detail"].is_string(), "{body}");
-    let errors = body["errors"].as_array().cloned().unwrap_or_default();
-    assert!(
-        errors
-            .iter()
-            .any(|e| e["field"] == field
-                && e["message"].as_str().is_some_and(|m| m.contains(needle))),
-        "expected an error on {field} containing {needle:?}, got {body}"
-    );
+    autoloader_tests::assert_field_error(body, field, needle);
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

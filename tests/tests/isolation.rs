@@ -9,8 +9,8 @@ use autoloader::config::QuotaConfig;
 use autoloader::runs::lease;
 use autoloader_tests::loader::Loader;
 use autoloader_tests::{
-    database_url, manual_run, scheduled_ingestion, tenant, test_egress, wait_for, TestApi,
-    WorkerProcess, ADMIN_TOKEN,
+    assert_field_error, database_url, manual_run, scheduled_ingestion, tenant, test_egress,
+    wait_for, TestApi, WorkerProcess, ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -37,17 +37,6 @@ async fn admin_patch(api: &TestApi, tenant: Uuid, body: Value) -> (u16, Value) {
         )
         .await;
     (status, body)
-}
-
-fn assert_field_error(body: &Value, field: &str, needle: &str) {
-    let errors = body["errors"].as_array().cloned().unwrap_or_default();
-    assert!(
-        errors
-            .iter()
-            .any(|e| e["field"] == field
-                && e["message"].as_str().is_some_and(|m| m.contains(needle))),
-        "expected an error on {field} containing {needle:?}: {body}"
-    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
