@@ -662,3 +662,109 @@ async fn a_symlink_out_of_the_root_fails_its_run_naming_the_file(pool: PgPool) {
     );
     let _ = std::fs::remove_dir_all(&outside);
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// Gzipped and zstd-compressed JSON lines and CSV load as they stream, by extension or, for a
+/// file whose name says nothing, by its first bytes; the table holds every row once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn compressed_files_load_as_they_stream(pool: PgPool) {
+    let w = Loader::new(pool, "compressed").await;
+    let _worker = w.worker("loader", &[]);
+    w.write(
+        "a.json.gz",
+        &gzip(b"{\"id\": 1, \"value\": \"gz\"}\n{\"id\": 2, \"value\": \"gz\"}\n"),
+    );
+    w.write(
+        "b.json.zst",
+        &zstd::encode_all(&b"{\"id\": 3, \"value\": \"zstd\"}\n"[..], 3).expect("zstd"),
+    );
+    // Gzip without the extension: known by its magic number.
+    w.write("c.json", &gzip(b"{\"id\": 4, \"value\": \"magic\"}\n"));
+    let json = w.ingestion("json", "packed.events", json!({})).await;
+    let run = w.run_by_hand(json).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["files_processed"], 3, "{run}");
+    assert_eq!(run["rows_ingested"], 4, "{run}");
+    let t = w.table("packed.events").await.expect("table");
+    assert_eq!(ids(&t.rows), [1, 2, 3, 4]);
+
+    let csv_dir = w.root.join("csv");
+    std::fs::create_dir_all(&csv_dir).expect("dir");
+    std::fs::write(csv_dir.join("p.csv.gz"), gzip(b"id,name\n1,a\n2,b\n")).expect("write");
+    std::fs::write(
+        csv_dir.join("q.csv.zst"),
+        zstd::encode_all(&b"id,name\n3,c\n"[..], 3).expect("zstd"),
+    )
+    .expect("write");
+    let csv = w
+        .ingestion(
+            "csv",
+            "packed.people",
+            json!({"name": "csv", "source_path": format!("file://{}/", csv_dir.display())}),
+        )
+        .await;
+    let run = w.run_by_hand(csv).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["rows_ingested"], 3, "{run}");
+    let t = w.table("packed.people").await.expect("table");
+    assert_eq!(ids(&t.rows), [1, 2, 3]);
+}
+
+/// A small gzip file that expands past AUTOLOADER_MAX_FILE_BYTES (a decompression bomb) fails its
+/// run naming the file and the cap, with at most one piece of it held; a file that is not the
+/// gzip its name says fails naming the file; the worker goes on to load the next ingestion.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_decompression_bomb_fails_its_run_and_the_worker_goes_on(pool: PgPool) {
+    let w = Loader::new(pool, "bomb").await;
+    // 64 MiB of one repeated line: about 64 KiB compressed.
+    let line = b"{\"id\": 1, \"value\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}\n";
+    let mut plain = Vec::with_capacity(64 << 20);
+    while plain.len() < 64 << 20 {
+        plain.extend_from_slice(line);
+    }
+    let bomb = gzip(&plain);
+    assert!(bomb.len() < 1 << 20, "{} bytes compressed", bomb.len());
+    w.write("bomb.json.gz", &bomb);
+    let mut worker = w.worker("loader", &[("AUTOLOADER_MAX_FILE_BYTES", "4194304")]);
+    let ingestion = w.ingestion("json", "bombs.away", json!({})).await;
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("bomb.json.gz")
+            && error.contains("decompresses to more than")
+            && error.contains("AUTOLOADER_MAX_FILE_BYTES"),
+        "{error}"
+    );
+    let rows = w.table("bombs.away").await.map_or(0, |t| t.rows.len());
+    assert_eq!(rows, 0, "nothing was loaded");
+
+    let other = w.root.join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    std::fs::write(other.join("fake.json.gz"), b"{\"id\": 9}\n").expect("write");
+    let fake = w
+        .ingestion(
+            "json",
+            "fake.gz",
+            json!({"name": "fake", "source_path": format!("file://{}/", other.display())}),
+        )
+        .await;
+    let run = w.run_by_hand(fake).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("fake.json.gz") && error.contains("gzip"),
+        "{error}"
+    );
+    assert_eq!(
+        worker.try_exit_code(),
+        None,
+        "the worker process is still running"
+    );
+}

@@ -305,7 +305,8 @@ impl Source {
 
     /// The candidate, ready to read. A local file is opened here, beneath its root (see
     /// [`super::local`]): one that a symlink or `..` leads out of the root fails, named.
-    pub fn open_file(&self, c: &Candidate) -> Result<SourceFile, IngestError> {
+    /// `limits` bound what a compressed file may decompress to.
+    pub fn open_file(&self, c: &Candidate, limits: Limits) -> Result<SourceFile, IngestError> {
         let local = match &self.local {
             None => None,
             Some(l) => {
@@ -327,6 +328,7 @@ impl Source {
             size: c.size,
             name: c.url.clone(),
             local,
+            max_decompressed: limits.max_file_bytes,
         })
     }
 }

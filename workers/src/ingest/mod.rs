@@ -287,7 +287,7 @@ impl IngestExecutor {
         let table = match existing {
             Some(t) => t,
             None => {
-                let first = source.open_file(&files[0])?;
+                let first = source.open_file(&files[0], self.cfg.limits)?;
                 let schema = schema::infer_schema(
                     &source.store,
                     &first,
@@ -322,7 +322,7 @@ impl IngestExecutor {
                 return Err(IngestError::LeaseLost);
             }
             // A local file is opened here, beneath its root, and read through that descriptor.
-            let file = source.open_file(c)?;
+            let file = source.open_file(c, self.cfg.limits)?;
             let rows = read::read_file(
                 &source.store,
                 &file,

@@ -46,7 +46,115 @@ pub struct SourceFile {
     /// A local file, opened beneath its root ([`super::local`]): read through this descriptor
     /// only, in large ranges. `None`: an S3 object, read from the store.
     pub local: Option<Arc<std::fs::File>>,
+    /// Most bytes a compressed JSON or CSV file may decompress to (`AUTOLOADER_MAX_FILE_BYTES`):
+    /// past it the file fails, as a decompression bomb must.
+    pub max_decompressed: u64,
 }
+
+/// How a JSON or CSV source file is compressed: by its name's extension (`.gz`, `.gzip`, `.zst`,
+/// `.zstd`), or else by its first bytes (the gzip and zstd magic numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(name: &str, first: &[u8]) -> Compression {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".gz") || lower.ends_with(".gzip") || first.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if lower.ends_with(".zst")
+            || lower.ends_with(".zstd")
+            || first.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Size of the pieces decompressed bytes come in: one piece at a time is held, whatever the
+/// compression ratio.
+const DECOMPRESSED_CHUNK: usize = 1 << 20;
+
+/// `raw` decompressed as `name` says (or its first bytes do), as a stream of pieces of at most
+/// [`DECOMPRESSED_CHUNK`] bytes; past `max` decompressed bytes it fails naming the cap.
+async fn decompressed(
+    mut raw: BoxStream<'static, Result<Bytes, IngestError>>,
+    name: String,
+    max: u64,
+) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
+    let first = match raw.next().await {
+        None => return Ok(futures::stream::empty().boxed()),
+        Some(first) => first?,
+    };
+    let how = Compression::of(&name, &first);
+    let raw = futures::stream::once(async move { Ok(first) })
+        .chain(raw)
+        .boxed();
+    if how == Compression::None {
+        return Ok(raw);
+    }
+    // The store's errors travel through the reader as io errors and come back out whole.
+    let reader = tokio_util::io::StreamReader::new(
+        raw.map(|r| r.map_err(|e| std::io::Error::other(DecompressError::Store(e)))),
+    );
+    let decoder: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match how {
+        Compression::Gzip => {
+            let mut d = async_compression::tokio::bufread::GzipDecoder::new(reader);
+            d.multiple_members(true);
+            Box::pin(d)
+        }
+        Compression::Zstd => Box::pin(async_compression::tokio::bufread::ZstdDecoder::new(reader)),
+        Compression::None => unreachable!("handled above"),
+    };
+    let mut total = 0u64;
+    let kind = if how == Compression::Gzip {
+        "gzip"
+    } else {
+        "zstd"
+    };
+    Ok(
+        tokio_util::io::ReaderStream::with_capacity(decoder, DECOMPRESSED_CHUNK)
+            .map(move |r| {
+                let piece = r.map_err(|e| match e.downcast::<DecompressError>() {
+                    Ok(DecompressError::Store(inner)) => inner,
+                    Err(e) => IngestError::file(&name, format!("not readable as {kind}: {e}")),
+                })?;
+                total += piece.len() as u64;
+                if total > max {
+                    return Err(IngestError::file(
+                        &name,
+                        format!(
+                            "decompresses to more than a run may read of one file ({max} bytes, \
+                             AUTOLOADER_MAX_FILE_BYTES)"
+                        ),
+                    ));
+                }
+                Ok(piece)
+            })
+            .boxed(),
+    )
+}
+
+/// A store error carried through the decompressing reader.
+#[derive(Debug)]
+enum DecompressError {
+    Store(IngestError),
+}
+
+impl std::fmt::Display for DecompressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecompressError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecompressError {}
 
 /// Where a Parquet file's bytes come from: the store (S3), or a local file's descriptor.
 pub(super) async fn parquet_builder(
@@ -210,6 +318,15 @@ const READS_AHEAD: usize = 2;
 /// The file's bytes in order: one streamed GET (S3, where the connection streams well), or
 /// [`READ_CHUNK`] ranges of the local file's descriptor with [`READS_AHEAD`] prefetched.
 pub(super) async fn byte_stream(
+    store: &Arc<dyn ObjectStore>,
+    file: &SourceFile,
+) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
+    let raw = raw_byte_stream(store, file).await?;
+    decompressed(raw, file.name.clone(), file.max_decompressed).await
+}
+
+/// The file's bytes as stored.
+async fn raw_byte_stream(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
 ) -> Result<BoxStream<'static, Result<Bytes, IngestError>>, IngestError> {
