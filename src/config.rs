@@ -145,8 +145,8 @@ pub struct FileRootsConfig {
 }
 
 impl FileRootsConfig {
-    pub fn resolve(&self) -> Result<crate::ingestions::options::FileRoots, String> {
-        crate::ingestions::options::FileRoots::new(&self.file_roots)
+    pub fn resolve(&self) -> Result<crate::ingestions::roots::FileRoots, String> {
+        crate::ingestions::roots::FileRoots::new(&self.file_roots)
     }
 }
 

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use autoloader::config::QuotaConfig;
-use autoloader::ingestions::options::FileRoots;
+use autoloader::ingestions::roots::FileRoots;
 use autoloader::tenants::{self, NewTenant, NewToken, TenantChange};
 
 use crate::auth::{digest, new_token, Admin};

@@ -7,7 +7,8 @@ use sqlx::PgPool;
 
 use autoloader::ingestions::draft::Bounds;
 use autoloader::ingestions::egress::EgressPolicy;
-use autoloader::ingestions::options::{FileRoots, Limits};
+use autoloader::ingestions::options::Limits;
+use autoloader::ingestions::roots::FileRoots;
 
 use autoloader::config::QuotaConfig;
 

@@ -10,7 +10,8 @@ use super::definition::{
     ScheduleFields, SourcePath, SourceType, REDACTED,
 };
 use super::egress::EgressPolicy;
-use super::options::{FileRoots, IngestOptions, Limits};
+use super::options::{IngestOptions, Limits};
+use super::roots::FileRoots;
 use super::store::IngestionRow;
 use crate::schedule::Schedule;
 

@@ -3,7 +3,8 @@
 //! `ingestions` table.
 //!
 //! * [`definition`]: the parts of a definition as types that cannot be invalid.
-//! * [`options`]: the `options` object, and the directories local sources may read from.
+//! * [`options`]: the `options` object.
+//! * [`roots`]: the directories local sources may read from.
 //! * [`draft`]: a definition as a request sends it, checked whole into a [`draft::Valid`], every
 //!   problem named by its field.
 //! * [`store`]: the statements. The schedule's tick row follows the ingestion row by itself
@@ -14,6 +15,7 @@ pub mod draft;
 pub mod egress;
 pub mod glob;
 pub mod options;
+pub mod roots;
 pub mod store;
 
 pub use definition::Definition;

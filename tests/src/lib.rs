@@ -58,7 +58,7 @@ impl TestApi {
 
     /// An API that accepts local sources under `roots`.
     pub async fn spawn_with_roots(pool: PgPool, roots: &[PathBuf]) -> TestApi {
-        let roots = autoloader::ingestions::options::FileRoots::new(roots).expect("file roots");
+        let roots = autoloader::ingestions::roots::FileRoots::new(roots).expect("file roots");
         TestApi::spawn_with_state(
             autoloader_api::AppState::new(pool, Some(ADMIN_TOKEN))
                 .with_file_roots(roots)

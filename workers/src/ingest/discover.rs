@@ -7,7 +7,8 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use autoloader::ingestions::definition::{SourcePath, SourceType};
-use autoloader::ingestions::options::{FileRoots, IngestOptions, Limits};
+use autoloader::ingestions::options::{IngestOptions, Limits};
+use autoloader::ingestions::roots::FileRoots;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;

@@ -30,7 +30,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use autoloader::ingestions::definition::SourceType;
 use autoloader::ingestions::egress::{Allowed, EgressPolicy, Endpoint};
-use autoloader::ingestions::options::{FileRoots, IngestOptions, Limits};
+use autoloader::ingestions::options::{IngestOptions, Limits};
+use autoloader::ingestions::roots::FileRoots;
 use iceberg::spec::DataFile;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::location_generator::{
