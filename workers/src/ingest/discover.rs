@@ -17,9 +17,9 @@ use object_store::{ObjectMeta, ObjectStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::fetch::SourceFile;
 use super::http::SourceConnector;
 use super::local::Root;
-use super::read::SourceFile;
 use super::warehouse::{split_s3, S3Settings};
 use super::IngestError;
 

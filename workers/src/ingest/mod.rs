@@ -12,7 +12,9 @@
 //! 5. Commits one snapshot (summary: run id, attempt, counters) together with the ledger rows and
 //!    a lease check, in one PostgreSQL transaction (see [`table`]).
 
+pub mod conform;
 pub mod discover;
+pub mod fetch;
 pub mod http;
 pub mod local;
 pub mod read;

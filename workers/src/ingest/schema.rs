@@ -12,7 +12,8 @@ use autoloader::ingestions::options::CsvOptions;
 use futures::StreamExt;
 use object_store::ObjectStore;
 
-use super::read::{byte_stream, csv_format, parquet_builder, SourceFile};
+use super::fetch::{byte_stream, parquet_builder, SourceFile};
+use super::read::csv_format;
 use super::records::Framer;
 use super::IngestError;
 
