@@ -209,7 +209,7 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Copy, Args)]
 pub struct QuotaConfig {
     /// Most ingestions a tenant may have; creating one more answers 403.
-    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_INGESTIONS", default_value_t = 1000,
+    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_INGESTIONS", default_value_t = QuotaConfig::DEFAULT.default_max_ingestions,
           value_parser = clap::value_parser!(i32).range(0..))]
     pub default_max_ingestions: i32,
 
@@ -220,25 +220,30 @@ pub struct QuotaConfig {
     pub default_max_concurrent_runs: Option<i32>,
 
     /// Most manual triggers a tenant may make in a minute; more answer 429.
-    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_MANUAL_RUNS_PER_MINUTE", default_value_t = 60,
+    #[arg(long, env = "AUTOLOADER_DEFAULT_MAX_MANUAL_RUNS_PER_MINUTE", default_value_t = QuotaConfig::DEFAULT.default_max_manual_runs_per_minute,
           value_parser = clap::value_parser!(i32).range(0..))]
     pub default_max_manual_runs_per_minute: i32,
 
     /// Requests per second one API token may make (bursts of twice as many pass); more answer
     /// 429. 0: no limit.
-    #[arg(long, env = "AUTOLOADER_TOKEN_RATE_LIMIT", default_value_t = 50,
+    #[arg(long, env = "AUTOLOADER_TOKEN_RATE_LIMIT", default_value_t = QuotaConfig::DEFAULT.token_rate_limit,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub token_rate_limit: u32,
 }
 
+impl QuotaConfig {
+    /// The defaults, as the flags and `Default` both take them.
+    pub const DEFAULT: QuotaConfig = QuotaConfig {
+        default_max_ingestions: 1000,
+        default_max_concurrent_runs: None,
+        default_max_manual_runs_per_minute: 60,
+        token_rate_limit: 50,
+    };
+}
+
 impl Default for QuotaConfig {
     fn default() -> Self {
-        QuotaConfig {
-            default_max_ingestions: 1000,
-            default_max_concurrent_runs: None,
-            default_max_manual_runs_per_minute: 60,
-            token_rate_limit: 50,
-        }
+        QuotaConfig::DEFAULT
     }
 }
 
