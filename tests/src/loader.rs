@@ -13,6 +13,9 @@ use uuid::Uuid;
 use crate::table::{scan_url, Scanned};
 use crate::{database_url, temp_dir, wait_for, worker_bin, TestApi, WorkerProcess};
 
+/// The tenant a world's ingestions belong to.
+const TENANT: &str = "data-eng";
+
 /// How long a test waits for a run to finish.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -62,7 +65,7 @@ impl Loader {
         let source = root.join("in");
         std::fs::create_dir_all(&source).expect("source dir");
         let api = TestApi::spawn_with_roots(pool.clone(), std::slice::from_ref(&root)).await;
-        let (tenant, token) = api.tenant("data-eng").await;
+        let (tenant, token) = api.tenant(TENANT).await;
         api.give_roots(tenant, std::slice::from_ref(&root)).await;
         Loader {
             api,
@@ -71,7 +74,7 @@ impl Loader {
             pool,
             root,
             source,
-            namespace: "data_eng".into(),
+            namespace: autoloader::tenants::derive_namespace(TENANT),
             warehouse,
             storage,
             worker_env,
