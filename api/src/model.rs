@@ -98,7 +98,7 @@ pub struct IngestionCreate {
     /// `s3://bucket/prefix/` (or `s3a://`) for s3, `file:///dir/` for local.
     #[schema(required = true, value_type = SourcePathText)]
     pub source_path: Option<String>,
-    /// `json` (JSON lines), `csv` or `parquet`.
+    /// `json` (JSON lines, or one JSON array), `csv`, `parquet` or `avro` (object container files).
     #[schema(required = true, value_type = FormatTypeName, example = "json")]
     pub format_type: Option<String>,
     /// `namespace.table`.

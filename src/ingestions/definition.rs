@@ -47,6 +47,8 @@ pub enum FormatType {
     Json,
     Csv,
     Parquet,
+    /// Avro object container files.
+    Avro,
 }
 
 impl FormatType {
@@ -55,6 +57,7 @@ impl FormatType {
             FormatType::Json => "json",
             FormatType::Csv => "csv",
             FormatType::Parquet => "parquet",
+            FormatType::Avro => "avro",
         }
     }
 
@@ -63,8 +66,9 @@ impl FormatType {
             "json" => Ok(FormatType::Json),
             "csv" => Ok(FormatType::Csv),
             "parquet" => Ok(FormatType::Parquet),
+            "avro" => Ok(FormatType::Avro),
             other => Err(format!(
-                "format_type must be one of: json, csv, parquet (got '{other}')"
+                "format_type must be one of: json, csv, parquet, avro (got '{other}')"
             )),
         }
     }

@@ -3,7 +3,7 @@
 //! `ingestions` table.
 //!
 //! * [`definition`]: the parts of a definition as types that cannot be invalid.
-//! * [`options`]: the `options` object.
+//! * [`options`]: the `options` object; [`hints`]: its `schema_hints`.
 //! * [`roots`]: the directories local sources may read from.
 //! * [`draft`]: a definition as a request sends it, checked whole into a [`draft::Valid`], every
 //!   problem named by its field.
@@ -14,6 +14,7 @@ pub mod definition;
 pub mod draft;
 pub mod egress;
 pub mod glob;
+pub mod hints;
 pub mod options;
 pub mod roots;
 pub mod store;

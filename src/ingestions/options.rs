@@ -119,6 +119,84 @@ pub struct IngestOptions {
     pub glob: Option<Glob>,
     pub max_files_per_run: u64,
     pub max_bytes_per_run: u64,
+    /// What a file with columns the table lacks does to the table (`schema_evolution`).
+    pub schema_evolution: SchemaEvolution,
+    /// What a bad record or an unreadable file does to the run (`on_error`).
+    pub on_error: OnError,
+    /// Types for some columns instead of the inferred ones (`schema_hints`).
+    pub schema_hints: Vec<SchemaHint>,
+    /// Each row also gets `_source_file`, `_source_modified_at` and `_ingested_run_id`
+    /// (`metadata_columns`).
+    pub metadata_columns: bool,
+}
+
+pub use super::hints::{HintType, SchemaHint};
+
+/// `schema_evolution`: what a file whose columns the table lacks does (Databricks Auto Loader's
+/// `cloudFiles.schemaEvolutionMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaEvolution {
+    /// New columns are added to the table (nullable, appended, in the file's order) in the
+    /// commit of the data; allowed widenings (int to long, float to double, a decimal's
+    /// precision up) evolve a column. Anything else that does not fit follows `on_error`.
+    #[default]
+    AddNewColumns,
+    /// The table's schema stays; values of unknown columns, and values that do not convert,
+    /// go into the string column `_rescued_data` as one JSON object per row, and the row loads.
+    Rescue,
+    /// A file with a column the table lacks fails the run, naming the column.
+    FailOnNewColumns,
+    /// Unknown columns are dropped; values that do not convert follow `on_error`.
+    None,
+}
+
+impl SchemaEvolution {
+    pub const ALL: [SchemaEvolution; 4] = [
+        SchemaEvolution::AddNewColumns,
+        SchemaEvolution::Rescue,
+        SchemaEvolution::FailOnNewColumns,
+        SchemaEvolution::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaEvolution::AddNewColumns => "add_new_columns",
+            SchemaEvolution::Rescue => "rescue",
+            SchemaEvolution::FailOnNewColumns => "fail_on_new_columns",
+            SchemaEvolution::None => "none",
+        }
+    }
+}
+
+/// `on_error`: what a bad record (malformed, or a value that does not convert) or an unreadable
+/// file does (Snowflake's `ON_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The run fails, naming the file, the record and the column; nothing is committed.
+    #[default]
+    Abort,
+    /// The file is not loaded: it is recorded in the ledger as rejected with its error, the
+    /// run loads the others, and the file waits until someone retries it.
+    SkipFile,
+    /// Bad records are dropped and counted; the rest of the file loads.
+    SkipRecord,
+}
+
+impl OnError {
+    pub const ALL: [OnError; 3] = [OnError::Abort, OnError::SkipFile, OnError::SkipRecord];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::Abort => "abort",
+            OnError::SkipFile => "skip_file",
+            OnError::SkipRecord => "skip_record",
+        }
+    }
+}
+
+fn one_of<T: Copy>(all: &[T], name: fn(T) -> &'static str, v: &Value) -> Option<T> {
+    let s = v.as_str()?;
+    all.iter().copied().find(|x| name(*x) == s)
 }
 
 /// Every key `options` may hold, with what it means; anything else is refused.
@@ -165,6 +243,29 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
         "max_bytes_per_run",
         "bytes one run reads at most (default 10 GiB)",
     ),
+    (
+        "schema_evolution",
+        "a file with columns the table lacks: add_new_columns (default; also widens int to long, \
+         float to double, a decimal's precision), rescue (unknown and unconvertible values go to \
+         the string column _rescued_data), fail_on_new_columns, or none (unknown columns dropped)",
+    ),
+    (
+        "on_error",
+        "a bad record or unreadable file: abort (default; the run fails naming file, record and \
+         column), skip_file (the file is rejected, the rest load), or skip_record (bad records \
+         are dropped and counted)",
+    ),
+    (
+        "schema_hints",
+        "types for some columns instead of inferred ones, e.g. 'id bigint, ts timestamp, \
+         amount decimal(12,2)' (types: boolean, int, bigint, float, double, decimal(p,s), \
+         string, binary, date, timestamp, timestamp_ntz)",
+    ),
+    (
+        "metadata_columns",
+        "true: each row also gets _source_file, _source_modified_at and _ingested_run_id \
+         (default false)",
+    ),
 ];
 
 impl IngestOptions {
@@ -199,6 +300,10 @@ impl IngestOptions {
             glob: None,
             max_files_per_run: DEFAULT_MAX_FILES_PER_RUN,
             max_bytes_per_run: DEFAULT_MAX_BYTES_PER_RUN,
+            schema_evolution: SchemaEvolution::default(),
+            on_error: OnError::default(),
+            schema_hints: Vec::new(),
+            metadata_columns: false,
         };
         for (key, value) in map {
             let k = key.as_str();
@@ -271,6 +376,36 @@ impl IngestOptions {
                 "max_bytes_per_run" => match value.as_u64().filter(|n| *n >= 1) {
                     Some(n) => out.max_bytes_per_run = n,
                     None => problem(k, "max_bytes_per_run must be a positive integer".into()),
+                },
+                "schema_evolution" => {
+                    match one_of(&SchemaEvolution::ALL, SchemaEvolution::as_str, value) {
+                        Some(m) => out.schema_evolution = m,
+                        None => problem(
+                            k,
+                            "schema_evolution must be one of: add_new_columns, rescue, \
+                             fail_on_new_columns, none"
+                                .into(),
+                        ),
+                    }
+                }
+                "on_error" => match one_of(&OnError::ALL, OnError::as_str, value) {
+                    Some(m) => out.on_error = m,
+                    None => problem(
+                        k,
+                        "on_error must be one of: abort, skip_file, skip_record".into(),
+                    ),
+                },
+                "schema_hints" => match value.as_str().map(super::hints::parse_hints) {
+                    Some(Ok(h)) => out.schema_hints = h,
+                    Some(Err(m)) => problem(k, m),
+                    None => problem(
+                        k,
+                        "schema_hints must be a string such as 'id bigint, ts timestamp'".into(),
+                    ),
+                },
+                "metadata_columns" => match flag(value) {
+                    Some(b) => out.metadata_columns = b,
+                    None => problem(k, "metadata_columns must be true or false".into()),
                 },
                 other => {
                     let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
@@ -364,6 +499,40 @@ mod tests {
         assert_eq!(o.csv.quote, b'\'');
         assert!(!o.csv.header);
         assert_eq!(o.max_files_per_run, 5);
+    }
+
+    #[test]
+    fn file_handling_options_are_read_and_checked() {
+        let o = parse(json!({
+            "schema_evolution": "rescue", "on_error": "skip_record",
+            "schema_hints": "id bigint", "metadata_columns": true
+        }))
+        .expect("valid");
+        assert_eq!(o.schema_evolution, SchemaEvolution::Rescue);
+        assert_eq!(o.on_error, OnError::SkipRecord);
+        assert_eq!(o.schema_hints[0].hint, HintType::Long);
+        assert!(o.metadata_columns);
+        let d = parse(json!({})).expect("defaults");
+        assert_eq!(
+            (d.schema_evolution, d.on_error, d.metadata_columns),
+            (SchemaEvolution::AddNewColumns, OnError::Abort, false)
+        );
+        let problems = parse(json!({
+            "schema_evolution": "addNewColumns", "on_error": "continue",
+            "schema_hints": "id varchar", "metadata_columns": "yes"
+        }))
+        .expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "options.metadata_columns",
+                "options.on_error",
+                "options.schema_evolution",
+                "options.schema_hints"
+            ]
+        );
+        assert!(problems[3].message.contains("unknown type 'varchar'"));
     }
 
     #[test]

@@ -51,6 +51,11 @@ where
     let name = file.name.as_str();
     let mut rows = 0u64;
     match format {
+        FormatType::Avro => {
+            return Err(IngestError::Config(
+                "avro files cannot be read by this worker".into(),
+            ))
+        }
         FormatType::Parquet => {
             let mut stream = parquet_builder(store, file)
                 .await?

@@ -34,6 +34,11 @@ pub async fn infer_schema(
 ) -> Result<Schema, IngestError> {
     let name = file.name.as_str();
     let schema = match format {
+        FormatType::Avro => {
+            return Err(IngestError::Config(
+                "avro files cannot be read by this worker".into(),
+            ))
+        }
         FormatType::Parquet => parquet_builder(store, file)
             .await?
             .schema()
