@@ -543,21 +543,39 @@ pub struct Fence {
     pub worker_id: String,
 }
 
+/// What a run did not load: written on the run with its commit ([`run_fence`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rejections {
+    /// Files rejected (`on_error = skip_file`, or unreadable under `skip_record`).
+    pub files: i64,
+    /// Records dropped (`on_error = skip_record`).
+    pub records: i64,
+    /// The first rejected records, `[{"file", "record", "column", "reason"}]`; `None` when none.
+    pub first: Option<serde_json::Value>,
+}
+
 /// Checks, inside a commit's transaction, that the lease still holds, and locks the run row
 /// until the transaction ends: recovery cannot requeue the run meanwhile, and after a requeue
-/// this attempt no longer matches. `false`: the lease is gone and the commit must not happen.
+/// this attempt no longer matches. The run's rejections are written in the same statement, so
+/// they stand exactly when the commit does. `false`: the lease is gone and the commit must not
+/// happen.
 pub async fn run_fence(
     tx: &mut Transaction<'_, Postgres>,
     fence: &Fence,
+    rejections: &Rejections,
 ) -> Result<bool, sqlx::Error> {
     let conn: &mut PgConnection = tx;
     let held = sqlx::query_scalar!(
-        "update runs set heartbeat_at = now()
+        "update runs set heartbeat_at = now(), files_rejected = $4, records_rejected = $5,
+                         rejected_records = $6
          where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
          returning id",
         fence.run_id,
         fence.attempt,
         fence.worker_id,
+        rejections.files,
+        rejections.records,
+        rejections.first,
     )
     .fetch_optional(conn)
     .await?;

@@ -9,7 +9,7 @@ Loads the table through pyiceberg's SQL catalog (the same PostgreSQL tables `ice
 JSON object on stdout:
 
     {"table": "ns.table", "metadata_location": "...", "current_snapshot_id": N | null,
-     "row_count": N, "columns": [names],
+     "row_count": N, "columns": [names], "types": {name: Iceberg type}, "schema_id": N,
      "rows": [{col: value, ...}, ...],
      "snapshots": [{"snapshot_id": N, "parent_snapshot_id": N | null, "sequence_number": N,
                     "timestamp_ms": N, "summary": {"operation": "append", ...}}, ...]}
@@ -149,6 +149,8 @@ def read(uri: str, warehouse: str, catalog_name: str, table_name: str) -> dict:
             "current_snapshot_id": current.snapshot_id if current is not None else None,
             "row_count": arrow.num_rows,
             "columns": columns,
+            "types": {f.name: str(f.field_type) for f in table.schema().fields},
+            "schema_id": table.schema().schema_id,
             "rows": rows,
             "snapshots": [snapshot_json(s) for s in table.metadata.snapshots],
         }

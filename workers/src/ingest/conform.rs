@@ -1,12 +1,10 @@
-//! A batch in the table's shape: columns by name in the table's order, each cast to the table's
-//! type, a value or column that does not fit failing with the file and column named.
+//! A batch in the table's shape: columns by name in the table's order, each converted to the
+//! table's type, a value or column that does not fit failing with the file and column named.
 
-use std::sync::Arc;
-
-use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
-use arrow_cast::{cast_with_options, CastOptions};
+use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 
+use super::fit::{fit, Unknown};
 use super::IngestError;
 
 pub(super) fn column_list(schema: &Schema) -> String {
@@ -18,79 +16,24 @@ pub(super) fn column_list(schema: &Schema) -> String {
         .join(", ")
 }
 
-pub(super) fn strip_metadata(schema: &SchemaRef) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-/// Puts `batch` into the table's shape: columns by name in the table's order, cast to the
-/// table's types (a value that does not convert fails, naming the column), missing nullable
-/// columns as nulls. A column the table does not have fails the file.
+/// Puts `batch` into the table's shape: columns by name in the table's order, converted to the
+/// table's types ([`fit`]), missing nullable columns as nulls. A value that does not convert
+/// fails the file, naming the column; a column the table does not have fails it too, unless
+/// `unknown` says to drop it. (Which record it was, [`super::exact`] finds.)
 pub fn conform(
     batch: &RecordBatch,
     target: &SchemaRef,
+    unknown: Unknown,
     file: &str,
 ) -> Result<RecordBatch, IngestError> {
-    let schema = batch.schema();
-    for f in schema.fields() {
-        if target.field_with_name(f.name()).is_err() {
-            return Err(IngestError::column(
-                file,
-                f.name(),
-                format!("is not in the table (its columns: {})", column_list(target)),
-            ));
-        }
+    let (out, problems) = fit(batch, target, unknown, Vec::new(), file)?;
+    match problems.into_iter().next() {
+        None => Ok(out),
+        Some(p) => Err(match p.column {
+            Some(c) => IngestError::file(file, format!("column '{c}': {}", p.reason)),
+            None => IngestError::file(file, p.reason),
+        }),
     }
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
-    for t in target.fields() {
-        let col = match schema.index_of(t.name()) {
-            Ok(i) => {
-                let c = batch.column(i);
-                if c.data_type() == t.data_type() {
-                    c.clone()
-                } else {
-                    cast_with_options(c, t.data_type(), &strict).map_err(|e| {
-                        IngestError::column(
-                            file,
-                            t.name(),
-                            format!(
-                                "cannot be stored as {} ({})",
-                                t.data_type(),
-                                e.to_string().trim_start_matches("Cast error: ")
-                            ),
-                        )
-                    })?
-                }
-            }
-            Err(_) if t.is_nullable() => new_null_array(t.data_type(), batch.num_rows()),
-            Err(_) => {
-                return Err(IngestError::column(
-                    file,
-                    t.name(),
-                    "is missing, and the table requires it".into(),
-                ))
-            }
-        };
-        if !t.is_nullable() && col.null_count() > 0 {
-            return Err(IngestError::column(
-                file,
-                t.name(),
-                "has nulls, and the table requires a value".into(),
-            ));
-        }
-        columns.push(col);
-    }
-    RecordBatch::try_new(target.clone(), columns)
-        .map_err(|e| IngestError::file(file, format!("does not fit the table: {e}")))
 }
 
 #[cfg(test)]
@@ -98,6 +41,7 @@ mod tests {
     use super::*;
     use arrow_array::{Int64Array, StringArray};
     use arrow_schema::{DataType, Field};
+    use std::sync::Arc;
 
     fn target() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -113,7 +57,7 @@ mod tests {
             vec![Arc::new(StringArray::from(vec!["1", "2"]))],
         )
         .expect("batch");
-        let out = conform(&b, &target(), "f.csv").expect("conforms");
+        let out = conform(&b, &target(), Unknown::Fail, "f.csv").expect("conforms");
         let ids = out
             .column(0)
             .as_any()
@@ -130,7 +74,8 @@ mod tests {
             vec![Arc::new(StringArray::from(vec!["1", "one"]))],
         )
         .expect("batch");
-        let e = conform(&b, &target(), "in/bad.csv").expect_err("'one' is no number");
+        let e =
+            conform(&b, &target(), Unknown::Fail, "in/bad.csv").expect_err("'one' is no number");
         let msg = e.to_string();
         assert!(msg.contains("in/bad.csv") && msg.contains("'id'"), "{msg}");
 
@@ -139,7 +84,7 @@ mod tests {
             vec![Arc::new(StringArray::from(vec!["x"]))],
         )
         .expect("batch");
-        let msg = conform(&b, &target(), "f.json")
+        let msg = conform(&b, &target(), Unknown::Fail, "f.json")
             .expect_err("extra")
             .to_string();
         assert!(msg.contains("'extra' is not in the table"), "{msg}");

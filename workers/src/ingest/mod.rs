@@ -14,41 +14,33 @@
 
 pub mod conform;
 pub mod discover;
+pub mod evolve;
+pub mod exact;
 pub mod fetch;
+pub mod fit;
 pub mod http;
+pub mod load;
 pub mod local;
 pub mod read;
 pub mod records;
 pub mod s3;
 pub mod schema;
+pub mod sink;
 pub mod table;
 pub mod warehouse;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use autoloader::ingestions::definition::SourceType;
 use autoloader::ingestions::egress::{Allowed, EgressPolicy, Endpoint};
-use autoloader::ingestions::options::{IngestOptions, Limits};
+use autoloader::ingestions::options::{IngestOptions, Limits, OnError};
 use autoloader::ingestions::roots::FileRoots;
 use iceberg::spec::DataFile;
-use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg_catalog_sql::SqlCatalog;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use sqlx::PgPool;
 
 use self::discover::Source;
-use self::read::BatchSink;
 use self::table::{Fence, LoadedFile};
 
 /// Why a run could not load its files.
@@ -60,6 +52,13 @@ pub enum IngestError {
     /// A file's content: unreadable, or does not fit the table.
     #[error("{file}: {message}")]
     File { file: String, message: String },
+    /// A file has a column the table lacks, and the ingestion does not evolve the table for it.
+    #[error("{file}: {message}")]
+    Schema { file: String, message: String },
+    /// The table's schema changed while this run wrote data files for the one before; the run
+    /// reads its files again against the new one.
+    #[error("the table's schema changed while the run was writing; nothing was committed")]
+    SchemaMoved,
     /// Talking to the object store failed.
     #[error("{what}: {message}")]
     Store {
@@ -90,6 +89,17 @@ impl IngestError {
         IngestError::File {
             file: file.to_owned(),
             message: format!("column '{column}' {problem}"),
+        }
+    }
+
+    /// `column` of `file` is not one of `table`'s columns.
+    pub fn not_in_table(file: &str, column: &str, table: &arrow_schema::Schema) -> IngestError {
+        IngestError::Schema {
+            file: file.to_owned(),
+            message: format!(
+                "column '{column}' is not in the table (its columns: {})",
+                conform::column_list(table)
+            ),
         }
     }
 
@@ -287,27 +297,11 @@ impl IngestExecutor {
             tracing::info!("no new files");
             return Ok(RunOutput::default());
         }
-        let table = match existing {
+        let mut table = match existing {
             Some(t) => t,
             None => {
-                let first = source.open_file(&files[0], self.cfg.limits)?;
-                let schema = schema::infer_schema(
-                    &source.store,
-                    &first,
-                    format,
-                    options.csv,
-                    self.cfg.limits.max_record_bytes,
-                )
-                .await?;
-                let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
-                    .map_err(|e| {
-                        IngestError::file(
-                            &first.name,
-                            format!("its columns cannot be an Iceberg schema: {e}"),
-                        )
-                    })?;
-                tracing::info!(table = %dest, "creating the table from the first file's schema");
-                table::create(catalog, &id, schema).await?
+                self.create_table(catalog, &id, &source, &files, format, options)
+                    .await?
             }
         };
 
@@ -317,43 +311,146 @@ impl IngestExecutor {
             worker_id: ctx.worker_id.clone(),
             ingestion_id: ing.id,
         };
-        let mut sink = TableSink::open(&table, &fence).await?;
-        let mut loaded = Vec::with_capacity(files.len());
-        let mut bytes_read = 0u64;
-        for c in &files {
+        let run = load::Run {
+            source: &source,
+            files: &files,
+            format,
+            options,
+            limits: self.cfg.limits,
+            run_id: ctx.run_id,
+            cancel: &ctx.cancel,
+        };
+        let mut moved = 0;
+        loop {
+            let loaded = run.load(&table, &fence).await?;
             if ctx.cancel.is_cancelled() {
                 return Err(IngestError::LeaseLost);
             }
-            // A local file is opened here, beneath its root, and read through that descriptor.
+            match self.commit(catalog, &table, ctx, &fence, loaded).await {
+                Err(IngestError::SchemaMoved) if moved < SCHEMA_RETRIES => {
+                    // Another writer evolved the table first: read the files again against
+                    // its schema (the data files written for the old one stay unreferenced).
+                    moved += 1;
+                    tracing::info!(
+                        moved,
+                        "the table's schema changed meanwhile; reading the files again"
+                    );
+                    table = table::load(catalog, &id).await?.ok_or_else(|| {
+                        IngestError::Catalog(format!("the table {dest} disappeared"))
+                    })?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Creates the table from the first file that gives a schema (under `skip_file` or
+    /// `skip_record` an unreadable first file is passed over; it is rejected when read), with the
+    /// ingestion's schema hints and the metadata columns it asks for.
+    async fn create_table(
+        &self,
+        catalog: &SqlCatalog,
+        id: &iceberg::TableIdent,
+        source: &Source,
+        files: &[discover::Candidate],
+        format: autoloader::ingestions::definition::FormatType,
+        options: &IngestOptions,
+    ) -> Result<iceberg::table::Table, IngestError> {
+        let skip = options.on_error != OnError::Abort;
+        let mut last = None;
+        for c in files {
             let file = source.open_file(c, self.cfg.limits)?;
-            let rows = read::read_file(
+            let inferred = schema::infer_schema(
                 &source.store,
                 &file,
                 format,
                 options.csv,
                 self.cfg.limits.max_record_bytes,
-                &sink.target.clone(),
-                &mut sink,
             )
-            .await?;
-            bytes_read += c.size;
-            tracing::debug!(file = %c.relative, rows, "file read");
-            loaded.push(LoadedFile {
-                path: c.url.clone(),
-                size: c.size,
-                etag: c.etag.clone(),
-                last_modified: c.last_modified,
-                rows,
+            .await;
+            let inferred = match inferred {
+                Ok(s) => s,
+                Err(e @ IngestError::File { .. }) if skip => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut fields: Vec<arrow_schema::Field> =
+                evolve::apply_hints(&inferred, &options.schema_hints)
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+            for f in evolve::required_columns(options, false) {
+                if !fields.iter().any(|x| x.name() == f.name()) {
+                    fields.push(f);
+                }
+            }
+            let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(
+                &arrow_schema::Schema::new(fields),
+            )
+            .map_err(|e| {
+                IngestError::file(
+                    &file.name,
+                    format!("its columns cannot be an Iceberg schema: {e}"),
+                )
+            })?;
+            tracing::info!(table = %id, file = %c.relative, "creating the table from a file's schema");
+            return table::create(catalog, id, schema).await;
+        }
+        Err(last.unwrap_or_else(|| IngestError::Config("no file to create the table from".into())))
+    }
+
+    /// Commits what `loaded` holds: a snapshot of its data files with the ledger rows, or, when
+    /// it holds no data files, the ledger rows alone.
+    async fn commit(
+        &self,
+        catalog: &SqlCatalog,
+        table: &iceberg::table::Table,
+        ctx: &RunContext,
+        fence: &Fence,
+        loaded: load::Loaded,
+    ) -> Result<RunOutput, IngestError> {
+        let load::Loaded {
+            files,
+            data_files,
+            evolved,
+            rejections,
+            bytes_read,
+        } = loaded;
+        let taken: Vec<&LoadedFile> = files.iter().filter(|f| f.rejected.is_none()).collect();
+        let rows: u64 = taken.iter().map(|f| f.rows).sum();
+        let parts = table::CommitParts {
+            fence,
+            files: &files,
+            rejections: &rejections,
+            evolved: evolved.as_ref(),
+        };
+        if data_files.is_empty() {
+            table::record_without_snapshot(&self.pool, parts).await?;
+            tracing::info!(
+                files = files.len(),
+                files_rejected = rejections.files,
+                "recorded the run's files; no rows to commit"
+            );
+            return Ok(RunOutput {
+                files_processed: taken.len() as i64,
+                rows_ingested: 0,
+                bytes_read: bytes_read as i64,
+                bytes_written: 0,
+                snapshot_id: None,
             });
         }
-        let data_files = sink.close().await?;
-        let rows: u64 = loaded.iter().map(|f| f.rows).sum();
         let bytes_written: u64 = data_files.iter().map(DataFile::file_size_in_bytes).sum();
         let summary = HashMap::from([
             (table::SUMMARY_RUN_ID.to_owned(), ctx.run_id.to_string()),
             (table::SUMMARY_ATTEMPT.to_owned(), ctx.attempt.to_string()),
-            (table::SUMMARY_INGESTION_ID.to_owned(), ing.id.to_string()),
-            (table::SUMMARY_FILES.to_owned(), loaded.len().to_string()),
+            (
+                table::SUMMARY_INGESTION_ID.to_owned(),
+                fence.ingestion_id.to_string(),
+            ),
+            (table::SUMMARY_FILES.to_owned(), taken.len().to_string()),
             (table::SUMMARY_ROWS.to_owned(), rows.to_string()),
             (table::SUMMARY_BYTES_READ.to_owned(), bytes_read.to_string()),
             (
@@ -361,15 +458,19 @@ impl IngestExecutor {
                 bytes_written.to_string(),
             ),
         ]);
-        if ctx.cancel.is_cancelled() {
-            return Err(IngestError::LeaseLost);
-        }
-        let snapshot_id = table::commit(
-            catalog, &self.pool, &table, data_files, summary, &fence, &loaded,
-        )
-        .await?;
-        tracing::info!(snapshot_id, files = loaded.len(), rows, bytes_read, bytes_written,
-            table = %dest, "snapshot committed");
+        let snapshot_id =
+            table::commit(catalog, &self.pool, table, data_files, summary, parts).await?;
+        tracing::info!(
+            snapshot_id,
+            files = taken.len(),
+            files_rejected = rejections.files,
+            records_rejected = rejections.records,
+            rows,
+            bytes_read,
+            bytes_written,
+            schema_evolved = evolved.is_some(),
+            "snapshot committed"
+        );
         if self.cfg.failpoint_after_commit {
             tracing::error!(
                 "failpoint after-commit: the snapshot is committed; stopping before the run's outcome is recorded"
@@ -377,7 +478,7 @@ impl IngestExecutor {
             std::future::pending::<()>().await;
         }
         Ok(RunOutput {
-            files_processed: loaded.len() as i64,
+            files_processed: taken.len() as i64,
             rows_ingested: rows as i64,
             bytes_read: bytes_read as i64,
             bytes_written: bytes_written as i64,
@@ -386,117 +487,12 @@ impl IngestExecutor {
     }
 }
 
+/// Times a run reads its files again because another writer evolved the table's schema first.
+const SCHEMA_RETRIES: u32 = 3;
+
 impl Executor for IngestExecutor {
     fn execute(&self, ctx: RunContext) -> ExecFuture<'_> {
         Box::pin(async move { self.run(&ctx).await.map_err(IngestError::into_exec) })
-    }
-}
-
-type Writer =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-
-/// Batches waiting for the Parquet writer: enough to keep both busy, few enough to bound memory.
-const BATCHES_AHEAD: usize = 4;
-
-/// Parquet data files of the table, written as batches arrive. Encoding runs in its own task,
-/// so reading and decoding the next batch overlaps writing the last one (two cores at work).
-struct TableSink {
-    batches: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
-    writer: Option<tokio::task::JoinHandle<Result<Vec<DataFile>, IngestError>>>,
-    target: SchemaRef,
-}
-
-impl TableSink {
-    async fn open(table: &iceberg::table::Table, fence: &Fence) -> Result<TableSink, IngestError> {
-        let schema = table.metadata().current_schema().clone();
-        let target: SchemaRef = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(&schema)
-                .map_err(|e| IngestError::catalog(&e))?,
-        );
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .build();
-        let locations = DefaultLocationGenerator::new(table.metadata())
-            .map_err(|e| IngestError::catalog(&e))?;
-        let names = DefaultFileNameGenerator::new(
-            table::file_name_prefix(fence),
-            None,
-            table::DATA_FILE_FORMAT,
-        );
-        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            ParquetWriterBuilder::new(props, schema),
-            table.file_io().clone(),
-            locations,
-            names,
-        );
-        let mut writer: Writer = DataFileWriterBuilder::new(rolling)
-            .build(None)
-            .await
-            .map_err(|e| IngestError::catalog(&e))?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(BATCHES_AHEAD);
-        let task = tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                writer
-                    .write(batch)
-                    .await
-                    .map_err(|e| IngestError::catalog(&e))?;
-            }
-            writer.close().await.map_err(|e| IngestError::catalog(&e))
-        });
-        Ok(TableSink {
-            batches: Some(tx),
-            writer: Some(task),
-            target,
-        })
-    }
-
-    /// Finishes the data files and returns them.
-    async fn close(mut self) -> Result<Vec<DataFile>, IngestError> {
-        self.batches = None;
-        match self.writer.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| IngestError::Catalog(format!("the Parquet writer stopped: {e}")))?,
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// The writer's own error, once it has stopped taking batches.
-    async fn writer_error(&mut self) -> IngestError {
-        self.batches = None;
-        match self.writer.take() {
-            Some(task) => match task.await {
-                Ok(Err(e)) => e,
-                Ok(Ok(_)) => IngestError::Catalog("the Parquet writer stopped early".into()),
-                Err(e) => IngestError::Catalog(format!("the Parquet writer stopped: {e}")),
-            },
-            None => IngestError::Catalog("the Parquet writer is closed".into()),
-        }
-    }
-}
-
-impl Drop for TableSink {
-    /// A run that failed leaves its unfinished data files behind, unreferenced; it does not
-    /// finish writing them.
-    fn drop(&mut self) {
-        if let Some(task) = self.writer.take() {
-            task.abort();
-        }
-    }
-}
-
-impl BatchSink for TableSink {
-    async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError> {
-        let sent = match &self.batches {
-            Some(tx) => tx.send(batch).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            Ok(())
-        } else {
-            Err(self.writer_error().await)
-        }
     }
 }
 

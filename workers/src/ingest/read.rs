@@ -18,8 +18,9 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::ObjectStore;
 
-use super::conform::{column_list, conform, strip_metadata};
+use super::conform::conform;
 use super::fetch::{byte_stream, parquet_builder, SourceFile};
+use super::fit::Unknown;
 use super::records::{self, Framer, Step};
 use super::IngestError;
 
@@ -33,21 +34,54 @@ pub(super) fn csv_format(csv: CsvOptions) -> arrow_csv::reader::Format {
         .with_quote(csv.quote)
 }
 
+/// How the fast path reads a file.
+#[derive(Clone, Copy)]
+pub struct ReadSpec<'a> {
+    pub format: FormatType,
+    pub csv: CsvOptions,
+    pub max_record_bytes: u64,
+    pub target: &'a SchemaRef,
+    /// What a column the table lacks does: fail the file ([`Unknown::Fail`]) or be dropped.
+    pub unknown: Unknown,
+}
+
+/// The schema JSON and CSV are decoded with: the table's, except that timestamps are read as
+/// text and converted by the documented rules ([`super::fit::convert`]).
+pub(super) fn decode_schema(target: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        target
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                arrow_schema::DataType::Timestamp(_, _) => {
+                    Field::new(f.name(), arrow_schema::DataType::Utf8, true)
+                }
+                _ => f.as_ref().clone().with_metadata(Default::default()),
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// Reads `file` with the table's schema, handing each batch (already in `target`'s shape) to
-/// `sink`. Returns the rows read. A JSON or CSV record longer than `max_record_bytes` fails the
-/// file.
+/// `sink`. Returns the rows read. A JSON or CSV record longer than `max_record_bytes`, a value
+/// that does not convert, or (unless dropped) a column the table lacks fails the file; the
+/// record-by-record reader ([`super::exact`]) then finds which.
 pub async fn read_file<S>(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
-    format: FormatType,
-    csv: CsvOptions,
-    max_record_bytes: u64,
-    target: &SchemaRef,
+    spec: ReadSpec<'_>,
     sink: &mut S,
 ) -> Result<u64, IngestError>
 where
     S: BatchSink,
 {
+    let ReadSpec {
+        format,
+        csv,
+        max_record_bytes,
+        target,
+        unknown,
+    } = spec;
     let name = file.name.as_str();
     let mut rows = 0u64;
     match format {
@@ -68,20 +102,25 @@ where
                 let batch = batch.map_err(|e| {
                     IngestError::file(name, format!("unreadable Parquet data: {e}"))
                 })?;
-                let batch = conform(&batch, target, name)?;
+                let batch = conform(&batch, target, unknown, name)?;
                 rows += batch.num_rows() as u64;
                 sink.write(batch).await?;
             }
         }
         FormatType::Json => {
-            let decoder = arrow_json::ReaderBuilder::new(strip_metadata(target))
+            let decoder = arrow_json::ReaderBuilder::new(decode_schema(target))
                 .with_batch_size(BATCH_ROWS)
-                .with_strict_mode(true)
+                .with_strict_mode(unknown == Unknown::Fail)
+                .with_coerce_primitive(true)
                 .build_decoder()
                 .map_err(|e| IngestError::file(name, e.to_string()))?;
             let chunks = byte_stream(store, file).await?;
             let mut dec = JsonDecoder { decoder };
-            rows += decode_json(chunks, max_record_bytes, &mut dec, target, name, sink).await?;
+            let to = Target {
+                schema: target,
+                unknown,
+            };
+            rows += decode_json(chunks, max_record_bytes, &mut dec, to, name, sink).await?;
         }
         FormatType::Csv => {
             let mut chunks = byte_stream(store, file).await?;
@@ -104,7 +143,7 @@ where
                     None => break,
                 }
             }
-            let read_schema = csv_read_schema(&head, csv, target, name)?;
+            let read_schema = csv_read_schema(&head, csv, target, unknown, name)?;
             let columns = read_schema
                 .fields()
                 .iter()
@@ -119,10 +158,21 @@ where
                 .chain(chunks)
                 .boxed();
             let framer = Framer::csv(max_record_bytes, csv.delimiter, csv.quote);
-            rows += decode_stream(rest, framer, &mut dec, target, name, sink).await?;
+            let to = Target {
+                schema: target,
+                unknown,
+            };
+            rows += decode_stream(rest, framer, &mut dec, to, name, sink).await?;
         }
     }
     Ok(rows)
+}
+
+/// The table's shape a decoded batch is put into, and what a column it lacks does.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    schema: &'a SchemaRef,
+    unknown: Unknown,
 }
 
 /// Where read batches go.
@@ -143,14 +193,10 @@ struct JsonDecoder {
 
 impl PushDecoder for JsonDecoder {
     fn decode(&mut self, buf: &[u8], file: &str) -> Result<usize, IngestError> {
-        self.decoder
-            .decode(buf)
-            .map_err(|e| IngestError::file(file, describe_json_error(e)))
+        self.decoder.decode(buf).map_err(|e| json_error(file, e))
     }
     fn flush(&mut self, file: &str) -> Result<Option<RecordBatch>, IngestError> {
-        self.decoder
-            .flush()
-            .map_err(|e| IngestError::file(file, describe_json_error(e)))
+        self.decoder.flush().map_err(|e| json_error(file, e))
     }
 }
 
@@ -215,7 +261,7 @@ async fn decode_stream<D, S>(
     chunks: BoxStream<'static, Result<Bytes, IngestError>>,
     framer: Framer,
     dec: &mut D,
-    target: &SchemaRef,
+    target: Target<'_>,
     name: &str,
     sink: &mut S,
 ) -> Result<u64, IngestError>
@@ -267,7 +313,7 @@ async fn decode_json<S>(
     mut chunks: BoxStream<'static, Result<Bytes, IngestError>>,
     cap: u64,
     dec: &mut JsonDecoder,
-    target: &SchemaRef,
+    target: Target<'_>,
     name: &str,
     sink: &mut S,
 ) -> Result<u64, IngestError>
@@ -391,7 +437,7 @@ fn step_through(framer: &mut Framer, bytes: &[u8]) -> Result<(), records::FrameE
 async fn feed<D, S>(
     dec: &mut D,
     bytes: &[u8],
-    target: &SchemaRef,
+    target: Target<'_>,
     name: &str,
     sink: &mut S,
 ) -> Result<u64, IngestError>
@@ -468,17 +514,31 @@ impl<T> Drop for AbortOnDrop<T> {
 
 async fn emit<S: BatchSink>(
     batch: RecordBatch,
-    target: &SchemaRef,
+    target: Target<'_>,
     name: &str,
     sink: &mut S,
 ) -> Result<u64, IngestError> {
     if batch.num_rows() == 0 {
         return Ok(0);
     }
-    let batch = conform(&batch, target, name)?;
+    let batch = conform(&batch, target.schema, target.unknown, name)?;
     let n = batch.num_rows() as u64;
     sink.write(batch).await?;
     Ok(n)
+}
+
+/// A JSON decoding error: a key the table lacks is a [`IngestError::Schema`] error, the rest
+/// are about the file's content.
+fn json_error(file: &str, e: arrow_schema::ArrowError) -> IngestError {
+    let message = describe_json_error(e);
+    if message.ends_with("is not in the table") {
+        IngestError::Schema {
+            file: file.to_owned(),
+            message,
+        }
+    } else {
+        IngestError::file(file, message)
+    }
 }
 
 /// Arrow's JSON errors name the field; say it in the words the rest of the errors use.
@@ -504,15 +564,16 @@ fn describe_json_error(e: arrow_schema::ArrowError) -> String {
 }
 
 /// The schema to decode a CSV file with: its columns in the file's order, each with the table's
-/// type for that name. A column the table lacks fails the file.
+/// type for that name. A column the table lacks fails the file, or is read as text to be dropped.
 fn csv_read_schema(
     head: &[u8],
     csv: CsvOptions,
     target: &SchemaRef,
+    unknown: Unknown,
     name: &str,
 ) -> Result<SchemaRef, IngestError> {
     if !csv.header {
-        return Ok(strip_metadata(target));
+        return Ok(decode_schema(target));
     }
     let (header, _) = csv_format(csv)
         .infer_schema(Cursor::new(head), Some(0))
@@ -520,15 +581,15 @@ fn csv_read_schema(
     let mut fields = Vec::with_capacity(header.fields().len());
     for col in header.fields() {
         let Ok(t) = target.field_with_name(col.name()) else {
-            return Err(IngestError::column(
-                name,
-                col.name(),
-                format!("is not in the table (its columns: {})", column_list(target)),
-            ));
+            if unknown == Unknown::Drop {
+                fields.push(Field::new(col.name(), arrow_schema::DataType::Utf8, true));
+                continue;
+            }
+            return Err(IngestError::not_in_table(name, col.name(), target));
         };
         fields.push(Field::new(col.name(), t.data_type().clone(), true));
     }
-    Ok(strip_metadata(&Arc::new(Schema::new(fields))))
+    Ok(decode_schema(&Schema::new(fields)))
 }
 
 #[cfg(test)]
@@ -561,7 +622,7 @@ mod tests {
     /// Decodes `text` as a JSON file under `cap`, in chunks of `chunk` bytes: the ids read.
     async fn decode(text: &str, cap: u64, chunk: usize) -> Result<Vec<i64>, String> {
         let target = target();
-        let decoder = arrow_json::ReaderBuilder::new(strip_metadata(&target))
+        let decoder = arrow_json::ReaderBuilder::new(decode_schema(&target))
             .with_batch_size(3)
             .with_strict_mode(true)
             .build_decoder()
@@ -577,7 +638,10 @@ mod tests {
             futures::stream::iter(chunks).boxed(),
             cap,
             &mut dec,
-            &target,
+            Target {
+                schema: &target,
+                unknown: Unknown::Fail,
+            },
             "f.json",
             &mut sink,
         )

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use autoloader::ingestions::definition::DestinationTable;
 use autoloader::ledger;
+use autoloader::runs::lease::Rejections;
 use chrono::{DateTime, Utc};
 use iceberg::spec::{DataFile, DataFileFormat, Schema as IcebergSchema};
 use iceberg::table::Table;
@@ -148,7 +149,7 @@ pub fn committed_by(table: &Table, run_id: Uuid) -> Option<Committed> {
     })
 }
 
-/// A file loaded by this run, for the ledger.
+/// A file this run dealt with, for the ledger: loaded, or rejected with its error.
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
     pub path: String,
@@ -156,6 +157,32 @@ pub struct LoadedFile {
     pub etag: Option<String>,
     pub last_modified: DateTime<Utc>,
     pub rows: u64,
+    pub rejected: Option<String>,
+    pub records_rejected: u64,
+}
+
+impl LoadedFile {
+    fn for_ledger(&self) -> ledger::LoadedFile {
+        ledger::LoadedFile {
+            path: self.path.clone(),
+            size: i64::try_from(self.size).unwrap_or(i64::MAX),
+            etag: self.etag.clone(),
+            last_modified: self.last_modified,
+            rows: i64::try_from(self.rows).unwrap_or(i64::MAX),
+            rejected: self.rejected.clone(),
+            records_rejected: i64::try_from(self.records_rejected).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// A schema the commit makes current, and the table it was evolved from: the commit is refused
+/// ([`IngestError::SchemaMoved`]) when the table's schema has moved on since, because the data
+/// files were written with field ids that may now mean other columns.
+#[derive(Debug, Clone)]
+pub struct Evolved {
+    pub schema: IcebergSchema,
+    pub base_schema_id: i32,
+    pub base_last_column_id: i32,
 }
 
 /// The lease every write of a run is fenced by.
@@ -167,27 +194,73 @@ pub struct Fence {
     pub ingestion_id: Uuid,
 }
 
-/// Appends `data_files` in one snapshot whose summary names the run, and records `files` in the
-/// ledger in the same PostgreSQL transaction as the catalog pointer swap (see the module docs).
-/// Returns the new snapshot's id.
+impl Evolved {
+    /// Whether `table` is still at the schema this one was evolved from.
+    fn fits(&self, table: &Table) -> bool {
+        let m = table.metadata();
+        m.current_schema_id() == self.base_schema_id
+            && m.last_column_id() == self.base_last_column_id
+    }
+
+    /// `table` (as loaded from the catalog) with this schema added and current, in memory.
+    fn apply(&self, table: Table) -> iceberg::Result<Table> {
+        let location = table.metadata_location_result()?.to_string();
+        let metadata = table
+            .metadata()
+            .clone()
+            .into_builder(None)
+            .add_current_schema(self.schema.clone())?
+            .build()?
+            .metadata;
+        Table::builder()
+            .metadata(metadata)
+            .metadata_location(location)
+            .identifier(table.identifier().clone())
+            .file_io(table.file_io().clone())
+            .runtime(iceberg::Runtime::current())
+            .build()
+    }
+}
+
+/// What a run commits besides its data files.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitParts<'a> {
+    pub fence: &'a Fence,
+    /// The ledger rows: loaded and rejected files.
+    pub files: &'a [LoadedFile],
+    pub rejections: &'a Rejections,
+    /// The schema the data files were written with, when the run evolved the table's.
+    pub evolved: Option<&'a Evolved>,
+}
+
+/// Appends `data_files` in one snapshot whose summary names the run (making the evolved schema
+/// current first, when there is one), and records the ledger rows and the run's rejections in
+/// the same PostgreSQL transaction as the catalog pointer swap (see the module docs). Returns
+/// the new snapshot's id.
 pub async fn commit(
     catalog: &SqlCatalog,
     pool: &PgPool,
     table: &Table,
     data_files: Vec<DataFile>,
     summary: HashMap<String, String>,
-    fence: &Fence,
-    files: &[LoadedFile],
+    parts: CommitParts<'_>,
 ) -> Result<i64, IngestError> {
     use iceberg::transaction::{ApplyTransactionAction, Transaction};
     let fenced = FencedCommit {
         inner: catalog,
         pool,
-        fence,
-        files,
+        parts,
         snapshot_id: Mutex::new(None),
     };
-    let tx = Transaction::new(table);
+    // Staged against the evolved schema: the snapshot and its manifests carry the schema the
+    // data files were written with.
+    let base = match parts.evolved {
+        Some(e) => e
+            .apply(table.clone())
+            .map_err(|e| IngestError::catalog(&e))?,
+        None => table.clone(),
+    };
+    let tx = Transaction::new(&base);
     let action = tx
         .fast_append()
         .add_data_files(data_files)
@@ -196,6 +269,7 @@ pub async fn commit(
     match tx.commit(&fenced).await {
         Ok(_) => {}
         Err(e) if e.message().contains(LEASE_LOST) => return Err(IngestError::LeaseLost),
+        Err(e) if e.message().contains(SCHEMA_MOVED) => return Err(IngestError::SchemaMoved),
         Err(e) => return Err(IngestError::catalog(&e)),
     }
     let id = fenced
@@ -207,21 +281,61 @@ pub async fn commit(
 }
 
 const LEASE_LOST: &str = "the run's lease is no longer held by this worker";
+const SCHEMA_MOVED: &str = "the table's schema changed since the data files were written";
+
+/// Records a run that adds no rows (its files were all rejected, or empty): the ledger rows and
+/// the run's rejections, fenced by the lease like a commit.
+pub async fn record_without_snapshot(
+    pool: &PgPool,
+    parts: CommitParts<'_>,
+) -> Result<(), IngestError> {
+    let mut tx = pool.begin().await.map_err(IngestError::Db)?;
+    let f = parts.fence;
+    if !autoloader::runs::lease::run_fence(&mut tx, &f.lease(), parts.rejections)
+        .await
+        .map_err(IngestError::Db)?
+    {
+        return Err(IngestError::LeaseLost);
+    }
+    let files: Vec<ledger::LoadedFile> = parts.files.iter().map(LoadedFile::for_ledger).collect();
+    ledger::ledger_record(&mut tx, f.loaded_by(None), &files)
+        .await
+        .map_err(IngestError::Db)?;
+    tx.commit().await.map_err(IngestError::Db)
+}
+
+impl Fence {
+    fn lease(&self) -> autoloader::runs::lease::Fence {
+        autoloader::runs::lease::Fence {
+            run_id: self.run_id,
+            attempt: self.attempt,
+            worker_id: self.worker_id.clone(),
+        }
+    }
+
+    fn loaded_by(&self, snapshot_id: Option<i64>) -> ledger::LoadedBy {
+        ledger::LoadedBy {
+            ingestion_id: self.ingestion_id,
+            run_id: self.run_id,
+            attempt: self.attempt,
+            snapshot_id,
+        }
+    }
+}
 
 /// A catalog for one commit: reads go to the SQL catalog; `update_table` swaps the pointer in
 /// one transaction with the lease check and the ledger rows.
 struct FencedCommit<'a> {
     inner: &'a SqlCatalog,
     pool: &'a PgPool,
-    fence: &'a Fence,
-    files: &'a [LoadedFile],
+    parts: CommitParts<'a>,
     snapshot_id: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for FencedCommit<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FencedCommit")
-            .field("run_id", &self.fence.run_id)
+            .field("run_id", &self.parts.fence.run_id)
             .finish()
     }
 }
@@ -271,8 +385,14 @@ impl Catalog for FencedCommit<'_> {
     ) -> iceberg::Result<Table> {
         self.inner.create_table(namespace, creation).await
     }
+    /// The table, with the evolved schema current (when the commit has one and it still fits):
+    /// an append staged against it records that schema as its snapshot's.
     async fn load_table(&self, table: &TableIdent) -> iceberg::Result<Table> {
-        self.inner.load_table(table).await
+        let t = self.inner.load_table(table).await?;
+        match self.parts.evolved {
+            Some(e) if e.fits(&t) => e.apply(t),
+            _ => Ok(t),
+        }
     }
     async fn drop_table(&self, table: &TableIdent) -> iceberg::Result<()> {
         self.inner.drop_table(table).await
@@ -296,8 +416,15 @@ impl Catalog for FencedCommit<'_> {
 
     async fn update_table(&self, commit: TableCommit) -> iceberg::Result<Table> {
         let id = commit.identifier().clone();
-        let current = self.inner.load_table(&id).await?;
+        let mut current = self.inner.load_table(&id).await?;
+        // The metadata file this commit replaces: the one in the catalog.
         let current_location = current.metadata_location_result()?.to_string();
+        if let Some(evolved) = self.parts.evolved {
+            if !evolved.fits(&current) {
+                return Err(Error::new(ErrorKind::PreconditionFailed, SCHEMA_MOVED));
+            }
+            current = evolved.apply(current)?;
+        }
         let staged = commit.apply(current)?;
         let staged_location: MetadataLocation = staged.metadata_location_result()?.parse()?;
         staged
@@ -309,16 +436,11 @@ impl Catalog for FencedCommit<'_> {
             .current_snapshot_id()
             .ok_or_else(|| Error::new(ErrorKind::Unexpected, "the staged table has no snapshot"))?;
 
-        let f = self.fence;
+        let f = self.parts.fence;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // The lease check locks the run row: recovery cannot requeue the run until this
         // transaction ends, and after a requeue this worker's attempt no longer matches.
-        let lease = autoloader::runs::lease::Fence {
-            run_id: f.run_id,
-            attempt: f.attempt,
-            worker_id: f.worker_id.clone(),
-        };
-        let held = autoloader::runs::lease::run_fence(&mut tx, &lease)
+        let held = autoloader::runs::lease::run_fence(&mut tx, &f.lease(), self.parts.rejections)
             .await
             .map_err(db_error)?;
         if !held {
@@ -346,25 +468,14 @@ impl Catalog for FencedCommit<'_> {
             .with_retryable(true));
         }
         let files: Vec<ledger::LoadedFile> = self
+            .parts
             .files
             .iter()
-            .map(|x| ledger::LoadedFile {
-                path: x.path.clone(),
-                size: i64::try_from(x.size).unwrap_or(i64::MAX),
-                etag: x.etag.clone(),
-                last_modified: x.last_modified,
-                rows: i64::try_from(x.rows).unwrap_or(i64::MAX),
-            })
+            .map(LoadedFile::for_ledger)
             .collect();
-        let by = ledger::LoadedBy {
-            ingestion_id: f.ingestion_id,
-            run_id: f.run_id,
-            attempt: f.attempt,
-            snapshot_id,
-        };
         // A path already in the ledger violates its primary key and rolls the commit back: no
         // file is ever appended twice.
-        ledger::ledger_record(&mut tx, by, &files)
+        ledger::ledger_record(&mut tx, f.loaded_by(Some(snapshot_id)), &files)
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;

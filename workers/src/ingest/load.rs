@@ -1,0 +1,618 @@
+//! One run's loading of its files into data files of the table, file by file, as the
+//! ingestion's `schema_evolution` and `on_error` say.
+//!
+//! Each file is first read the fast way ([`read::read_file`]): whole batches, decoded straight
+//! into the table's types. A file whose columns are known before reading (a CSV header, a Parquet
+//! or Avro schema) evolves the table's schema first. A file the fast way refuses is looked at
+//! again:
+//! - a JSON file with keys the table lacks (`add_new_columns`): its new columns are found
+//!   ([`exact::json_new_columns`]), the schema evolves, and the file is read again;
+//! - otherwise it is read record by record ([`exact::read_exact`]), which finds the records that
+//!   cannot load: the run fails naming the first (`abort`), the file is rejected (`skip_file`), or
+//!   they are dropped (`skip_record`); `rescue` keeps their values in `_rescued_data`.
+//!
+//! A file's batches are held ([`FileSink`]) until the file is known good, so a rejected or
+//! re-read file leaves nothing behind; past [`HOLD_BYTES`] they go to data files of the file's
+//! own, dropped with it. Under `on_error = abort` (nothing to take back but the whole run) batches
+//! go straight to the run's writer; the rare file that must be read again then restarts the run's
+//! reading once, holding files from then on.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
+use autoloader::ingestions::definition::FormatType;
+use autoloader::ingestions::options::{IngestOptions, Limits, OnError, SchemaEvolution};
+use autoloader::runs::lease::Rejections;
+use chrono::{DateTime, Utc};
+use iceberg::spec::{DataFile, Schema};
+use iceberg::table::Table;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::discover::{Candidate, Source};
+use super::evolve::{self, Changes};
+use super::exact::{self, ExactSpec, Rejection, KEPT_REJECTIONS};
+use super::fetch::SourceFile;
+use super::fit::Unknown;
+use super::read::{self, BatchSink, ReadSpec};
+use super::sink::TableSink;
+use super::table::{Evolved, Fence, LoadedFile};
+use super::IngestError;
+
+/// Bytes of one file's batches held in memory before they go to data files of its own.
+pub const HOLD_BYTES: usize = 32 << 20;
+
+/// What a run's reading produced, ready to commit.
+pub struct Loaded {
+    pub files: Vec<LoadedFile>,
+    pub data_files: Vec<DataFile>,
+    pub evolved: Option<Evolved>,
+    pub rejections: Rejections,
+    pub bytes_read: u64,
+}
+
+/// Why a pass over the files stopped.
+enum Stop {
+    /// A file must be read again, and what was written of it cannot be taken back: read the
+    /// run's files again, holding each.
+    Restart,
+    Fail(IngestError),
+}
+
+impl From<IngestError> for Stop {
+    fn from(e: IngestError) -> Stop {
+        Stop::Fail(e)
+    }
+}
+
+/// One run's files and how to read them.
+pub struct Run<'a> {
+    pub source: &'a Source,
+    pub files: &'a [Candidate],
+    pub format: FormatType,
+    pub options: &'a IngestOptions,
+    pub limits: Limits,
+    pub run_id: Uuid,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Run<'_> {
+    /// Reads every file into data files of `table` (with its schema evolved as the files ask).
+    pub async fn load(&self, table: &Table, fence: &Fence) -> Result<Loaded, IngestError> {
+        let mut hold = self.options.on_error != OnError::Abort;
+        loop {
+            match self.pass(table, fence, hold).await {
+                Ok(loaded) => return Ok(loaded),
+                Err(Stop::Restart) if !hold => {
+                    tracing::info!(
+                        "a file must be read again after part of it was written; reading the \
+                         run's files again"
+                    );
+                    hold = true;
+                }
+                Err(Stop::Restart) => {
+                    return Err(IngestError::Catalog(
+                        "a held file asked for a restart".into(),
+                    ))
+                }
+                Err(Stop::Fail(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn pass(&self, table: &Table, fence: &Fence, hold: bool) -> Result<Loaded, Stop> {
+        let mut w = Writers::open(table, fence).await?;
+        // Columns the options ask for (the metadata columns) exist before any file is read.
+        let needed = evolve::required_columns(self.options, false);
+        let missing: Vec<_> = needed
+            .into_iter()
+            .filter(|f| w.target.field_with_name(f.name()).is_err())
+            .collect();
+        if !missing.is_empty() {
+            w.evolve(
+                &Changes {
+                    added: missing,
+                    widened: Vec::new(),
+                },
+                "options.metadata_columns",
+            )
+            .await?;
+        }
+        let mut files = Vec::with_capacity(self.files.len());
+        let mut rejections = Rejections::default();
+        let mut first: Vec<Rejection> = Vec::new();
+        let mut bytes_read = 0u64;
+        for c in self.files {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Fail(IngestError::LeaseLost));
+            }
+            // A local file is opened here, beneath its root, and read through that descriptor.
+            let file = self.source.open_file(c, self.limits)?;
+            let done = self.one_file(&mut w, c, &file, hold).await?;
+            bytes_read += c.size;
+            let mut entry = LoadedFile {
+                path: c.url.clone(),
+                size: c.size,
+                etag: c.etag.clone(),
+                last_modified: c.last_modified,
+                rows: 0,
+                rejected: None,
+                records_rejected: 0,
+            };
+            match done {
+                Done::Loaded { rows, rejected } => {
+                    tracing::debug!(file = %c.relative, rows, records_rejected = rejected.rejected, "file read");
+                    entry.rows = rows;
+                    entry.records_rejected = rejected.rejected;
+                    rejections.records += i64::try_from(rejected.rejected).unwrap_or(i64::MAX);
+                    keep_first(&mut first, rejected.first);
+                }
+                Done::Rejected(why) => {
+                    tracing::warn!(file = %c.relative, error = %why.message, "file rejected");
+                    rejections.files += 1;
+                    entry.rejected = Some(why.message.clone());
+                    keep_first(&mut first, vec![why.rejection]);
+                }
+            }
+            files.push(entry);
+        }
+        if !first.is_empty() {
+            rejections.first = serde_json::to_value(&first).ok();
+        }
+        let evolved = w.evolved();
+        let data_files = w.finish().await?;
+        Ok(Loaded {
+            files,
+            data_files,
+            evolved,
+            rejections,
+            bytes_read,
+        })
+    }
+
+    /// The columns of `file` known before reading it: a CSV header's (typed by inference when
+    /// some are new to the table), a Parquet or Avro file's schema. `None` for JSON.
+    async fn columns_before_reading(
+        &self,
+        file: &SourceFile,
+        target: &ArrowSchema,
+    ) -> Result<Option<ArrowSchema>, IngestError> {
+        let store = &self.source.store;
+        let cap = self.limits.max_record_bytes;
+        match self.format {
+            FormatType::Json => Ok(None),
+            FormatType::Csv if !self.options.csv.header => Ok(None),
+            FormatType::Csv => {
+                let names = exact::csv_header(store, file, self.options.csv, cap).await?;
+                if names.iter().all(|n| target.field_with_name(n).is_ok()) {
+                    // Nothing new: the table's types, no inference needed.
+                    return Ok(Some(ArrowSchema::new(
+                        names
+                            .iter()
+                            .filter_map(|n| target.field_with_name(n).ok().cloned())
+                            .collect::<Vec<_>>(),
+                    )));
+                }
+                let inferred =
+                    super::schema::infer_schema(store, file, self.format, self.options.csv, cap)
+                        .await?;
+                Ok(Some(inferred))
+            }
+            FormatType::Parquet | FormatType::Avro => Ok(Some(
+                super::schema::infer_schema(store, file, self.format, self.options.csv, cap)
+                    .await?,
+            )),
+        }
+    }
+
+    async fn one_file(
+        &self,
+        w: &mut Writers,
+        c: &Candidate,
+        file: &SourceFile,
+        hold: bool,
+    ) -> Result<Done, Stop> {
+        let name = file.name.as_str();
+        let mode = self.options.schema_evolution;
+        let on_error = self.options.on_error;
+        let store = &self.source.store;
+        let cap = self.limits.max_record_bytes;
+        // A file that cannot be read is rejected, unless the run must stop at it.
+        let bad_file = |e: IngestError| -> Result<Done, Stop> {
+            match (&e, on_error) {
+                (IngestError::File { .. }, OnError::SkipFile | OnError::SkipRecord) => {
+                    Ok(Done::rejected(name, e))
+                }
+                _ => Err(Stop::Fail(e)),
+            }
+        };
+
+        match self.columns_before_reading(file, &w.target).await {
+            Ok(Some(columns)) => {
+                let mut changes =
+                    evolve::changes(&w.target, &columns, mode, &self.options.schema_hints, name)?;
+                let lacks_some = columns
+                    .fields()
+                    .iter()
+                    .any(|f| w.target.field_with_name(f.name()).is_err());
+                if mode == SchemaEvolution::Rescue && lacks_some {
+                    changes.added.extend(w.rescue_column());
+                }
+                if !changes.is_empty() {
+                    w.evolve(&changes, name).await?;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return bad_file(e),
+        }
+
+        let unknown_fast = match mode {
+            SchemaEvolution::None => Unknown::Drop,
+            _ => Unknown::Fail,
+        };
+        let mut scanned = false;
+        loop {
+            let stamp = Stamp::new(c, self.run_id);
+            let target = w.target.clone();
+            let spec = ReadSpec {
+                format: self.format,
+                csv: self.options.csv,
+                max_record_bytes: cap,
+                target: &target,
+                unknown: unknown_fast,
+            };
+            let mut sink = FileSink::new(w, stamp, hold);
+            let failure = match read::read_file(store, file, spec, &mut sink).await {
+                Ok(rows) => {
+                    sink.keep().await?;
+                    return Ok(Done::Loaded {
+                        rows,
+                        rejected: exact::Exact::default(),
+                    });
+                }
+                Err(e @ (IngestError::File { .. } | IngestError::Schema { .. })) => e,
+                Err(e) => return Err(Stop::Fail(e)),
+            };
+            let undone = sink.discard();
+            if let IngestError::Schema { .. } = failure {
+                if mode == SchemaEvolution::FailOnNewColumns {
+                    return Err(Stop::Fail(failure));
+                }
+            }
+            tracing::debug!(file = %name, error = %failure, "the fast path refused the file");
+            // New JSON keys: evolve and read again.
+            if self.format == FormatType::Json && mode == SchemaEvolution::AddNewColumns && !scanned
+            {
+                scanned = true;
+                let added = match exact::json_new_columns(store, file, cap, &w.target).await {
+                    Ok(a) => a,
+                    Err(e) => return bad_file(e),
+                };
+                if !added.is_empty() {
+                    if !undone {
+                        return Err(Stop::Restart);
+                    }
+                    let hinted =
+                        evolve::apply_hints(&ArrowSchema::new(added), &self.options.schema_hints);
+                    let changes = Changes {
+                        added: hinted.fields().iter().map(|f| f.as_ref().clone()).collect(),
+                        widened: Vec::new(),
+                    };
+                    w.evolve(&changes, name).await?;
+                    continue;
+                }
+            }
+            if mode == SchemaEvolution::Rescue {
+                let add = w.rescue_column();
+                if !add.is_empty() {
+                    if !undone {
+                        return Err(Stop::Restart);
+                    }
+                    let changes = Changes {
+                        added: add,
+                        widened: Vec::new(),
+                    };
+                    w.evolve(&changes, name).await?;
+                }
+            }
+            let target = w.target.clone();
+            let spec = ExactSpec {
+                format: self.format,
+                csv: self.options.csv,
+                max_record_bytes: cap,
+                target: &target,
+                unknown: match mode {
+                    SchemaEvolution::Rescue => Unknown::Rescue,
+                    SchemaEvolution::None => Unknown::Drop,
+                    _ => Unknown::Fail,
+                },
+                stop_at_first: on_error != OnError::SkipRecord,
+            };
+            if !undone {
+                // Part of the file is in the run's writer: find what is wrong to say so, and
+                // read the run again if nothing is.
+                return match exact::read_exact(store, file, &spec, &mut NullSink).await {
+                    Ok(found) => match found.first.into_iter().next() {
+                        Some(r) => Err(Stop::Fail(r.into_error())),
+                        None => Err(Stop::Restart),
+                    },
+                    Err(e) => Err(Stop::Fail(e)),
+                };
+            }
+            let stamp = Stamp::new(c, self.run_id);
+            let mut sink = FileSink::new(w, stamp, hold);
+            return match exact::read_exact(store, file, &spec, &mut sink).await {
+                Ok(found) if found.rejected == 0 => {
+                    sink.keep().await?;
+                    Ok(Done::Loaded {
+                        rows: found.rows,
+                        rejected: found,
+                    })
+                }
+                Ok(mut found) => match on_error {
+                    OnError::Abort => {
+                        let first = found.first.remove(0);
+                        Err(Stop::Fail(first.into_error()))
+                    }
+                    OnError::SkipFile => {
+                        sink.discard();
+                        let first = found.first.remove(0);
+                        Ok(Done::rejected(name, first.into_error()))
+                    }
+                    OnError::SkipRecord => {
+                        sink.keep().await?;
+                        Ok(Done::Loaded {
+                            rows: found.rows,
+                            rejected: found,
+                        })
+                    }
+                },
+                Err(e @ IngestError::Schema { .. }) => Err(Stop::Fail(e)),
+                Err(e) => {
+                    sink.discard();
+                    bad_file(e)
+                }
+            };
+        }
+    }
+}
+
+fn keep_first(first: &mut Vec<Rejection>, more: Vec<Rejection>) {
+    let room = KEPT_REJECTIONS.saturating_sub(first.len());
+    first.extend(more.into_iter().take(room));
+}
+
+/// How one file ended.
+enum Done {
+    Loaded { rows: u64, rejected: exact::Exact },
+    Rejected(Why),
+}
+
+struct Why {
+    message: String,
+    rejection: Rejection,
+}
+
+impl Done {
+    fn rejected(name: &str, e: IngestError) -> Done {
+        let message = match &e {
+            IngestError::File { message, .. } | IngestError::Schema { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        };
+        Done::Rejected(Why {
+            rejection: Rejection {
+                file: name.to_owned(),
+                record: None,
+                column: None,
+                reason: format!("file rejected: {message}"),
+            },
+            message,
+        })
+    }
+}
+
+/// The run's writers: the table's schema as this run has it so far, and its data files.
+pub struct Writers {
+    table: Table,
+    fence: Fence,
+    schema: Schema,
+    target: SchemaRef,
+    base_schema_id: i32,
+    base_last_column_id: i32,
+    last_column_id: i32,
+    shared: TableSink,
+    done: Vec<DataFile>,
+}
+
+impl Writers {
+    async fn open(table: &Table, fence: &Fence) -> Result<Writers, IngestError> {
+        let m = table.metadata();
+        let schema = m.current_schema().as_ref().clone();
+        let shared = TableSink::open(table, &schema, fence).await?;
+        Ok(Writers {
+            table: table.clone(),
+            fence: fence.clone(),
+            target: shared.target.clone(),
+            schema,
+            base_schema_id: m.current_schema_id(),
+            base_last_column_id: m.last_column_id(),
+            last_column_id: m.last_column_id(),
+            shared,
+            done: Vec::new(),
+        })
+    }
+
+    /// `_rescued_data`, unless the table has it.
+    fn rescue_column(&self) -> Vec<arrow_schema::Field> {
+        if self.target.field_with_name(evolve::RESCUED).is_ok() {
+            return Vec::new();
+        }
+        vec![arrow_schema::Field::new(
+            evolve::RESCUED,
+            DataType::Utf8,
+            true,
+        )]
+    }
+
+    /// Evolves the run's schema; the data files written so far keep theirs (columns they lack
+    /// read as null).
+    async fn evolve(&mut self, changes: &Changes, name: &str) -> Result<(), IngestError> {
+        let schema = evolve::evolve(&self.schema, self.last_column_id, changes, name)?;
+        tracing::info!(
+            file = name,
+            added = ?changes.added.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+            widened = ?changes.widened.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            "evolving the table's schema"
+        );
+        let next = TableSink::open(&self.table, &schema, &self.fence).await?;
+        let previous = std::mem::replace(&mut self.shared, next);
+        self.done.extend(previous.close().await?);
+        self.last_column_id = self.last_column_id.max(schema.highest_field_id());
+        self.target = self.shared.target.clone();
+        self.schema = schema;
+        Ok(())
+    }
+
+    fn evolved(&self) -> Option<Evolved> {
+        (self.schema.schema_id() != self.base_schema_id).then(|| Evolved {
+            schema: self.schema.clone(),
+            base_schema_id: self.base_schema_id,
+            base_last_column_id: self.base_last_column_id,
+        })
+    }
+
+    async fn finish(mut self) -> Result<Vec<DataFile>, IngestError> {
+        let mut files = std::mem::take(&mut self.done);
+        files.extend(self.shared.close().await?);
+        Ok(files)
+    }
+}
+
+/// The metadata columns' values for one file's rows.
+struct Stamp {
+    file: String,
+    modified: DateTime<Utc>,
+    run: String,
+}
+
+impl Stamp {
+    fn new(c: &Candidate, run_id: Uuid) -> Stamp {
+        Stamp {
+            file: c.url.clone(),
+            modified: c.last_modified,
+            run: run_id.to_string(),
+        }
+    }
+
+    /// `batch` with the metadata columns the table has filled in.
+    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
+        let schema = batch.schema();
+        let mut columns: Option<Vec<ArrayRef>> = None;
+        let n = batch.num_rows();
+        for (i, f) in schema.fields().iter().enumerate() {
+            let col: ArrayRef = match (f.name().as_str(), f.data_type()) {
+                (evolve::SOURCE_FILE, DataType::Utf8) => {
+                    Arc::new(StringArray::from(vec![self.file.as_str(); n]))
+                }
+                (evolve::INGESTED_RUN_ID, DataType::Utf8) => {
+                    Arc::new(StringArray::from(vec![self.run.as_str(); n]))
+                }
+                (evolve::SOURCE_MODIFIED_AT, DataType::Timestamp(_, tz)) => Arc::new(
+                    TimestampMicrosecondArray::from(vec![self.modified.timestamp_micros(); n])
+                        .with_timezone_opt(tz.clone()),
+                ),
+                _ => continue,
+            };
+            columns.get_or_insert_with(|| batch.columns().to_vec())[i] = col;
+        }
+        match columns {
+            None => Ok(batch),
+            Some(c) => RecordBatch::try_new(schema, c)
+                .map_err(|e| IngestError::Catalog(format!("filling the metadata columns: {e}"))),
+        }
+    }
+}
+
+/// One file's batches on their way to the run's writer.
+struct FileSink<'w> {
+    w: &'w mut Writers,
+    stamp: Stamp,
+    /// `None`: straight to the run's writer.
+    held: Option<Held>,
+    wrote_through: bool,
+}
+
+#[derive(Default)]
+struct Held {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    own: Option<TableSink>,
+}
+
+impl<'w> FileSink<'w> {
+    fn new(w: &'w mut Writers, stamp: Stamp, hold: bool) -> FileSink<'w> {
+        FileSink {
+            w,
+            stamp,
+            held: hold.then(Held::default),
+            wrote_through: false,
+        }
+    }
+
+    /// The file is good: its batches go to the run.
+    async fn keep(self) -> Result<(), IngestError> {
+        let Some(held) = self.held else {
+            return Ok(());
+        };
+        match held.own {
+            Some(own) => self.w.done.extend(own.close().await?),
+            None => {
+                for b in held.batches {
+                    self.w.shared.write(b).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's batches are dropped (its own data files, if any, are left unreferenced).
+    /// `false` when some already went to the run's writer and cannot be taken back.
+    fn discard(self) -> bool {
+        self.held.is_some() || !self.wrote_through
+    }
+}
+
+impl BatchSink for FileSink<'_> {
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError> {
+        let batch = self.stamp.apply(batch)?;
+        let Some(held) = &mut self.held else {
+            self.wrote_through = true;
+            return self.w.shared.write(batch).await;
+        };
+        if let Some(own) = &mut held.own {
+            return own.write(batch).await;
+        }
+        held.bytes += batch.get_array_memory_size();
+        held.batches.push(batch);
+        if held.bytes > HOLD_BYTES {
+            let mut own = TableSink::open(&self.w.table, &self.w.schema, &self.w.fence).await?;
+            for b in held.batches.drain(..) {
+                own.write(b).await?;
+            }
+            held.own = Some(own);
+        }
+        Ok(())
+    }
+}
+
+/// Takes batches and keeps nothing.
+struct NullSink;
+
+impl BatchSink for NullSink {
+    async fn write(&mut self, _batch: RecordBatch) -> Result<(), IngestError> {
+        Ok(())
+    }
+}
