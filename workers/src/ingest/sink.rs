@@ -23,6 +23,9 @@ use super::IngestError;
 type Writer =
     DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
+/// Writers opened by this process, numbering their files apart.
+static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Batches waiting for the Parquet writer: enough to keep both busy, few enough to bound memory.
 const BATCHES_AHEAD: usize = 4;
 
@@ -52,8 +55,11 @@ impl TableSink {
             .build();
         let locations = DefaultLocationGenerator::new(table.metadata())
             .map_err(|e| IngestError::catalog(&e))?;
+        // Each writer of a run names its files apart (a run may open several: one per schema it
+        // evolves to, one per large file held back), or one would overwrite another's.
+        let seq = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let names = DefaultFileNameGenerator::new(
-            table::file_name_prefix(fence),
+            format!("{}-w{seq}", table::file_name_prefix(fence)),
             None,
             table::DATA_FILE_FORMAT,
         );
