@@ -28,6 +28,11 @@ pub const INGESTED_RUN_ID: &str = "_ingested_run_id";
 
 /// Most columns one file may add to a table.
 pub const MAX_NEW_COLUMNS: usize = 1_000;
+/// Most top-level columns a table may grow to by evolution (its metadata is read by every
+/// reader, every commit).
+pub const MAX_TABLE_COLUMNS: usize = 4_000;
+/// Longest name a column added from a file may have, in characters.
+pub const MAX_COLUMN_NAME_CHARS: usize = 256;
 
 /// The Arrow type a hint stands for.
 pub fn hint_type(h: HintType) -> DataType {
@@ -172,6 +177,32 @@ pub fn evolve(
             },
         )
         .collect();
+    if fields.len() + changes.added.len() > MAX_TABLE_COLUMNS {
+        return Err(IngestError::file(
+            name,
+            format!(
+                "would grow the table past {MAX_TABLE_COLUMNS} columns ({} now, {} new)",
+                fields.len(),
+                changes.added.len()
+            ),
+        ));
+    }
+    for f in &changes.added {
+        let n = f.name();
+        if n.is_empty()
+            || n.chars().count() > MAX_COLUMN_NAME_CHARS
+            || n.chars().any(char::is_control)
+        {
+            let shown: String = n.chars().take(40).filter(|c| !c.is_control()).collect();
+            return Err(IngestError::file(
+                name,
+                format!(
+                    "has a column named '{shown}', which cannot be added to the table (a name is \
+                     1 to {MAX_COLUMN_NAME_CHARS} printable characters)"
+                ),
+            ));
+        }
+    }
     if !changes.added.is_empty() {
         let added = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&ArrowSchema::new(
             changes.added.clone(),
@@ -284,6 +315,30 @@ mod tests {
         assert_eq!(s.field_by_name("score").expect("score").id, 10);
         assert_eq!(s.highest_field_id(), 10);
         assert_eq!(s.schema_id(), current.schema_id() + 1);
+    }
+
+    #[test]
+    fn hostile_column_names_and_endless_growth_are_refused() {
+        let current = table();
+        for bad in ["".to_owned(), "a".repeat(257), "tab\there".to_owned()] {
+            let c = Changes {
+                added: vec![Field::new(bad.as_str(), DataType::Utf8, true)],
+                widened: Vec::new(),
+            };
+            let e = evolve(&current, 3, &c, "f.json").expect_err("refused");
+            assert!(
+                e.to_string().contains("cannot be added to the table"),
+                "{e}"
+            );
+        }
+        let many = Changes {
+            added: (0..MAX_TABLE_COLUMNS)
+                .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
+                .collect(),
+            widened: Vec::new(),
+        };
+        let e = evolve(&current, 3, &many, "f.json").expect_err("too wide");
+        assert!(e.to_string().contains("past 4000 columns"), "{e}");
     }
 
     #[test]

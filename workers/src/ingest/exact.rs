@@ -499,6 +499,7 @@ impl JsonRecords {
                 pending: Bytes::new(),
                 partial: Vec::new(),
                 queue: std::collections::VecDeque::new(),
+                plain: 0,
                 ended: false,
                 offset: 0,
                 cap,
@@ -545,6 +546,8 @@ pub struct Lines {
     partial: Vec<u8>,
     /// Lines read but not yet used (after a record that spanned lines turned out not to).
     queue: std::collections::VecDeque<Vec<u8>>,
+    /// Lines at the front of `queue` to take one by one.
+    plain: usize,
     ended: bool,
     /// Bytes of the file before `pending`.
     offset: u64,
@@ -605,38 +608,83 @@ impl Lines {
         let first = loop {
             match self.line().await? {
                 None => return Ok(None),
-                Some(l) if l.iter().all(u8::is_ascii_whitespace) => continue,
+                Some(l) if l.iter().all(u8::is_ascii_whitespace) => {
+                    self.plain = self.plain.saturating_sub(1);
+                    continue;
+                }
                 Some(l) => break l,
             }
         };
+        if self.plain > 0 {
+            // A line given back by a failed join is a record on its own.
+            self.plain -= 1;
+            return Ok(Some(first));
+        }
+        // Lines are added while the brackets opened so far stay open (each byte is looked at
+        // once), then the whole is parsed once.
+        let mut open = Nesting::default();
+        open.scan(&first);
+        if open.depth == 0 {
+            return Ok(Some(first));
+        }
         let mut taken: Vec<Vec<u8>> = Vec::new();
         let mut acc = first.clone();
-        loop {
-            match serde_json::from_slice::<serde::de::IgnoredAny>(&acc) {
-                Ok(_) => return Ok(Some(acc)),
-                Err(e) if e.is_eof() && taken.len() < MAX_RECORD_LINES => {
-                    match self.line().await? {
-                        Some(next) if acc.len() + next.len() < self.cap as usize => {
-                            acc.push(b'\n');
-                            acc.extend_from_slice(&next);
-                            taken.push(next);
-                        }
-                        Some(next) => {
-                            taken.push(next);
-                            break;
-                        }
-                        None => break,
-                    }
+        while open.depth > 0 && taken.len() < MAX_RECORD_LINES {
+            match self.line().await? {
+                Some(next) if (acc.len() + next.len()) as u64 <= self.cap => {
+                    open.scan(b"\n");
+                    open.scan(&next);
+                    acc.push(b'\n');
+                    acc.extend_from_slice(&next);
+                    taken.push(next);
                 }
-                Err(_) => break,
+                Some(next) => {
+                    taken.push(next);
+                    break;
+                }
+                None => break,
             }
         }
+        if open.depth == 0 && serde_json::from_slice::<serde::de::IgnoredAny>(&acc).is_ok() {
+            return Ok(Some(acc));
+        }
         // Not one record over several lines: the first line alone is the record; the lines
-        // after it are read again.
+        // after it are read again, each on its own (so no line is joined twice).
+        self.plain = taken.len();
         for l in taken.into_iter().rev() {
             self.queue.push_front(l);
         }
         Ok(Some(first))
+    }
+}
+
+/// How deep in brackets a piece of JSON text ends, outside strings.
+#[derive(Default)]
+struct Nesting {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Nesting {
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -805,6 +853,7 @@ mod tests {
             pending: Bytes::new(),
             partial: Vec::new(),
             queue: std::collections::VecDeque::new(),
+            plain: 0,
             ended: false,
             offset: 0,
             cap,
