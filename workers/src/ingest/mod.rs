@@ -5,12 +5,15 @@
 //!    it only reports what that commit loaded: nothing is read or written again.
 //! 2. Lists the source prefix and keeps the files the ledger (`loaded_files`) does not hold,
 //!    oldest first, up to the run's bounds.
-//! 3. Creates the table from the first file's schema if it does not exist.
-//! 4. Reads every file with the table's schema into Parquet data files (a local file is opened
-//!    beneath its root, in the step that reads it: see [`local`]). A file that does not fit fails
-//!    the run, naming the file and the column, before anything is committed.
-//! 5. Commits one snapshot (summary: run id, attempt, counters) together with the ledger rows and
-//!    a lease check, in one PostgreSQL transaction (see [`table`]).
+//! 3. Creates the table from the first readable file's schema (with the ingestion's schema hints)
+//!    if it does not exist.
+//! 4. Reads every file into Parquet data files of the table ([`load`]): the fast way first
+//!    ([`read`]), the schema evolved as files ask ([`evolve`]), record by record where the fast way
+//!    refuses a file ([`exact`]), each bad file or record dealt with as `on_error` says (a local
+//!    file is opened beneath its root, in the step that reads it: see [`local`]).
+//! 5. Commits one snapshot (summary: run id, attempt, counters; the evolved schema, if any)
+//!    together with the ledger rows (loaded and rejected files), the run's rejections and a lease
+//!    check, in one PostgreSQL transaction (see [`table`]).
 
 pub mod conform;
 pub mod discover;
