@@ -652,3 +652,125 @@ async fn two_ingestions_evolving_one_table_at_once_lose_nothing(pool: PgPool) {
         .iter()
         .any(|r| r["id"] == 5_010 && r["from_b_0"] == "0"));
 }
+
+/// The same from a bucket on the S3 server: gzipped JSON lines and zstd CSV, a later file with
+/// a new column, a bad file rejected under `skip_file`, metadata columns, all read back by
+/// pyiceberg.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn files_from_s3_evolve_reject_and_trace_read_back_by_pyiceberg(pool: PgPool) {
+    use autoloader_tests::{database_url, temp_dir, worker_bin, TestApi, WorkerProcess};
+    use std::io::Write;
+    let bucket = format!("real-files-{}", Uuid::now_v7().simple());
+    s3::create_bucket(&bucket).await;
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    s3::put_object(
+        &bucket,
+        "2024/01/a.json.gz",
+        gzip(b"{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \"name\": \"b\"}\n"),
+    )
+    .await;
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("realfiles").await;
+    let (status, _, created) = api
+        .call(
+            "POST",
+            "/api/v1/ingestions",
+            &token,
+            Some(json!({
+                "name": "events from s3",
+                "source_type": "s3",
+                "source_path": format!("s3://{bucket}/"),
+                "format_type": "json",
+                "destination_table": "raw.events",
+                "schedule_frequency": "hourly",
+                "schedule_enabled": false,
+                "schedule_timezone": "UTC",
+                "options": {
+                    "s3_endpoint": s3::endpoint(),
+                    "s3_region": s3::REGION,
+                    "s3_access_key_id": s3::ACCESS_KEY,
+                    "s3_secret_access_key": "any",
+                    "s3_allow_http": true,
+                    "on_error": "skip_file",
+                    "metadata_columns": true,
+                }
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let ingestion: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    let table = created["iceberg_table"].as_str().expect("table").to_owned();
+    let url = database_url(&pool);
+    let warehouse = temp_dir("real-files-s3-warehouse");
+    let _worker = WorkerProcess::spawn(
+        worker_bin().to_str().expect("utf-8"),
+        &url,
+        "loader",
+        &[("AUTOLOADER_WAREHOUSE", warehouse.to_str().expect("utf-8"))],
+    );
+    let run = api.trigger(&token, ingestion).await;
+    let first = api
+        .finished_run(&token, run["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(first["status"], "SUCCESS", "{first}");
+
+    s3::put_object(
+        &bucket,
+        "2024/01/b.json.zst",
+        zstd::encode_all(
+            &b"{\"id\": 3, \"name\": \"c\", \"country\": \"NO\"}\n"[..],
+            3,
+        )
+        .expect("zstd"),
+    )
+    .await;
+    s3::put_object(&bucket, "2024/01/c.json", b"{\"id\": \"x\"}\n".to_vec()).await;
+    let run = api.trigger(&token, ingestion).await;
+    let second = api
+        .finished_run(&token, run["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(second["status"], "SUCCESS", "{second}");
+    assert_eq!(second["files_processed"], 1, "{second}");
+    let rejected: Vec<(String, String)> = sqlx::query_as(
+        "select path, error from loaded_files where ingestion_id = $1 and status = 'rejected'",
+    )
+    .bind(ingestion)
+    .fetch_all(&pool)
+    .await
+    .expect("ledger");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].0, format!("s3://{bucket}/2024/01/c.json"));
+
+    let warehouse_url = format!("file://{}", warehouse.display());
+    if let Some(py) = s3::iceberg_read(&url, &warehouse_url, &table) {
+        assert_eq!(py["row_count"], 3, "{py}");
+        assert_eq!(
+            py["columns"],
+            json!([
+                "id",
+                "name",
+                "_source_file",
+                "_source_modified_at",
+                "_ingested_run_id",
+                "country"
+            ]),
+            "{py}"
+        );
+        let rows = py["rows"].as_array().expect("rows");
+        let three = rows.iter().find(|r| r["id"] == 3).expect("row 3");
+        assert_eq!(three["country"], "NO");
+        assert_eq!(
+            three["_source_file"],
+            format!("s3://{bucket}/2024/01/b.json.zst")
+        );
+        assert_eq!(three["_ingested_run_id"], second["id"]);
+        let one = rows.iter().find(|r| r["id"] == 1).expect("row 1");
+        assert!(one["country"].is_null(), "{one}");
+        assert_eq!(one["_ingested_run_id"], first["id"]);
+    }
+    let _ = std::fs::remove_dir_all(&warehouse);
+}
