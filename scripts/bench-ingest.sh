@@ -8,7 +8,8 @@
 #
 # Settings (environment):
 #   BENCH_INGEST_REPEATS   runs of each case and tool (default 5)
-#   BENCH_INGEST_CASES     cases to run (default "json-local json-s3 parquet-local parquet-s3")
+#   BENCH_INGEST_CASES     cases to run (default "json-local json-s3 jsongz-local jsongz-s3
+#                          parquet-local parquet-s3"; jsongz: the JSON files gzipped)
 #   BENCH_INGEST_TOOLS     default "autoloader pyiceberg"
 #   BENCH_INGEST_TIMEOUT   seconds one Autoloader run may take before it counts as failed (1800)
 #   BENCH_INGEST_OUT       the report (default bench/results/ingest.md)
@@ -29,7 +30,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 repeats="${BENCH_INGEST_REPEATS:-5}"
-cases="${BENCH_INGEST_CASES:-json-local json-s3 parquet-local parquet-s3}"
+cases="${BENCH_INGEST_CASES:-json-local json-s3 jsongz-local jsongz-s3 parquet-local parquet-s3}"
 tools="${BENCH_INGEST_TOOLS:-autoloader pyiceberg}"
 timeout="${BENCH_INGEST_TIMEOUT:-1800}"
 report="${BENCH_INGEST_OUT:-$root/bench/results/ingest.md}"
@@ -203,6 +204,16 @@ else
     "$python" "$work/gen_data.py" "$data" "$files" "$target_bytes" >/dev/null
     echo "$stamp" >"$data/.stamp"
 fi
+# The JSON files gzipped (level 6), made once from them.
+if [ ! -f "$data/jsongz/.done" ]; then
+    say "gzipping the JSON files into $data/jsongz"
+    rm -rf "$data/jsongz"
+    mkdir -p "$data/jsongz"
+    for f in "$data"/json/*.json; do
+        gzip -6 -c "$f" >"$data/jsongz/$(basename "$f").gz"
+    done
+    touch "$data/jsongz/.done"
+fi
 manifest="$data/manifest.json"
 expected_rows="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"])' "$manifest")"
 say "data: $(cat "$manifest" | tr -d '\n')"
@@ -277,8 +288,8 @@ except s3.exceptions.BucketAlreadyOwnedByYou:
     pass
 have = {o["Key"]: o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         for o in page.get("Contents", [])}
-for d in ("json", "parquet"):
-    for name in sorted(os.listdir(os.path.join(data, d))):
+for d in ("json", "jsongz", "parquet"):
+    for name in sorted(n for n in os.listdir(os.path.join(data, d)) if not n.startswith(".")):
         path, key = os.path.join(data, d, name), f"{d}/{name}"
         if have.get(key) != os.path.getsize(path):
             with open(path, "rb") as f:
@@ -312,6 +323,11 @@ case_source() {
     local format="${1%-*}" where="${1#*-}"
     if [ "$where" = local ]; then echo "file://$data/$format/"; else echo "s3://$bucket/$format/"; fi
 }
+# The ingestion's format_type: gzipped JSON is JSON.
+case_format() {
+    local format="${1%-*}"
+    echo "${format%gz}"
+}
 case_options() {
     local where="${1#*-}"
     if [ "$where" = local ]; then
@@ -334,7 +350,7 @@ run_autoloader() {
     [ "${case#*-}" = s3 ] && source_type=s3
     run_id="$(psql "$url" -qAtX -v ON_ERROR_STOP=1 \
         -v source_type="$source_type" -v source_path="$(case_source "$case")" \
-        -v format="${case%-*}" -v options="$(case_options "$case")" <<'SQL'
+        -v format="$(case_format "$case")" -v options="$(case_options "$case")" <<'SQL'
 with t as (
     insert into tenants (id, name) values (gen_random_uuid(), 'bench') returning id
 ), i as (
@@ -518,7 +534,8 @@ w(f"**Data.** {m['rows']:,} event rows in {m['files']} files of each format ({m[
   "so both tools load them as strings; in Parquet they are `timestamp[us, UTC]`. "
   f"`message` is {m['message_chars']} characters, `url` {m['url_chars']}, "
   "`referrer` is null in 30 % of the rows. A JSON line averages "
-  f"{m['json_bytes'] / m['rows']:.0f} bytes.")
+  f"{m['json_bytes'] / m['rows']:.0f} bytes. The `jsongz` cases read the same JSON files gzipped "
+  "(`gzip -6`, `.json.gz`); their MB are compressed bytes.")
 w("")
 w("**How.** Autoloader: a fresh database migrated by `autoloader-api --migrate-only`, one ingestion "
   "(schedule off, `max_files_per_run` 1000, `max_bytes_per_run` 10^11) and one manual run inserted "

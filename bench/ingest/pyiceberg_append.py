@@ -64,7 +64,7 @@ def list_s3(fs, bucket_prefix: str) -> list[tuple[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--format", choices=("json", "parquet"), required=True)
+    p.add_argument("--format", choices=("json", "jsongz", "parquet"), required=True)
     p.add_argument("--source", required=True, help="/abs/dir/ or s3://bucket/prefix/")
     p.add_argument("--uri", required=True, help="SQLAlchemy URL of the catalog database")
     p.add_argument("--warehouse", required=True, help="local warehouse directory")
@@ -108,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.format == "parquet":
             return pq.read_table(path, filesystem=fs)
         opts = pj.ParseOptions(explicit_schema=schema) if schema is not None else None
+        if args.format == "jsongz":
+            # Gzipped JSON lines: decompressed as pyarrow reads them.
+            if fs is None:
+                with pa.input_stream(path, compression="gzip") as f:
+                    return pj.read_json(f, parse_options=opts)
+            with fs.open_input_file(path) as f:
+                raw = pa.BufferReader(f.read())
+            with pa.CompressedInputStream(raw, "gzip") as f:
+                return pj.read_json(f, parse_options=opts)
         if fs is None:
             return pj.read_json(path, parse_options=opts)
         # One GET for the whole object. read_json on an S3 stream or file fetches 1 MiB blocks,

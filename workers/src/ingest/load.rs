@@ -194,10 +194,21 @@ impl Run<'_> {
                             .collect::<Vec<_>>(),
                     )));
                 }
+                // CSV carries no types: a column the table has keeps its type (no widening from
+                // a guess); only the new ones take the inferred type.
                 let inferred =
                     super::schema::infer_schema(store, file, self.format, self.options.csv, cap)
                         .await?;
-                Ok(Some(inferred))
+                Ok(Some(ArrowSchema::new(
+                    inferred
+                        .fields()
+                        .iter()
+                        .map(|f| match target.field_with_name(f.name()) {
+                            Ok(t) => t.clone(),
+                            Err(_) => f.as_ref().clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                )))
             }
             FormatType::Parquet | FormatType::Avro => Ok(Some(
                 super::schema::infer_schema(store, file, self.format, self.options.csv, cap)
