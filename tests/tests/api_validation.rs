@@ -326,7 +326,7 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
         (
             json!({"format_type": "xml"}),
             "format_type",
-            "json, csv, parquet",
+            "json, csv, parquet, avro",
         ),
         (
             json!({"destination_table": "events"}),
@@ -368,6 +368,36 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
             json!({"options": {"max_files_per_run": 0}}),
             "options.max_files_per_run",
             "from 1 to 100000",
+        ),
+        (
+            json!({"options": {"schema_evolution": "addNewColumns"}}),
+            "options.schema_evolution",
+            "add_new_columns, rescue, fail_on_new_columns, none",
+        ),
+        (
+            json!({"options": {"on_error": "continue"}}),
+            "options.on_error",
+            "abort, skip_file, skip_record",
+        ),
+        (
+            json!({"options": {"schema_hints": "id varchar(10)"}}),
+            "options.schema_hints",
+            "unknown type 'varchar(10)'",
+        ),
+        (
+            json!({"options": {"schema_hints": "amount decimal(39,2)"}}),
+            "options.schema_hints",
+            "precision must be 1 to 38",
+        ),
+        (
+            json!({"options": {"schema_hints": 5}}),
+            "options.schema_hints",
+            "must be a string",
+        ),
+        (
+            json!({"options": {"metadata_columns": "sometimes"}}),
+            "options.metadata_columns",
+            "true or false",
         ),
         (
             json!({"schedule_frequency": "", "schedule_enabled": false}),
