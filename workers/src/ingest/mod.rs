@@ -21,6 +21,7 @@ pub mod read;
 pub mod records;
 pub mod s3;
 pub mod schema;
+pub mod snappy;
 pub mod table;
 pub mod warehouse;
 
