@@ -44,7 +44,8 @@ pub struct SourceFile {
 /// `.zstd`; `.bz2`, `.bzip2`; `.snappy`, `.sz`), or else by its first bytes (the gzip, zstd and
 /// bzip2 magic numbers, snappy's stream identifier). Snappy is its framing format (what `snzip`
 /// and python-snappy's `stream_compress` write; [`super::snappy`]). Concatenated gzip members,
-/// bzip2 streams and snappy streams are read one after the other, as their tools do.
+/// zstd frames (`pzstd` writes several), bzip2 streams and snappy streams are read one after the
+/// other, as their tools do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Compression {
     None,
@@ -153,7 +154,8 @@ async fn decompressed(
             tokio_util::io::ReaderStream::with_capacity(d, DECOMPRESSED_CHUNK).boxed()
         }
         Compression::Zstd => {
-            let d = ZstdDecoder::new(reader);
+            let mut d = ZstdDecoder::new(reader);
+            d.multiple_members(true);
             tokio_util::io::ReaderStream::with_capacity(d, DECOMPRESSED_CHUNK).boxed()
         }
         Compression::Bzip2 => {
@@ -444,7 +446,7 @@ mod tests {
 
     #[tokio::test]
     async fn concatenated_streams_read_one_after_the_other() {
-        for how in [Compression::Gzip, Compression::Bzip2, Compression::Snappy] {
+        for how in Compression::ALL {
             let mut stored = packed(how, b"{\"id\": 1}\n").await;
             stored.extend(packed(how, b"{\"id\": 2}\n").await);
             let name = format!("two{}", how.extensions()[0]);
