@@ -706,9 +706,81 @@ async fn compressed_files_load_as_they_stream(pool: PgPool) {
     assert_eq!(ids(&t.rows), [1, 2, 3]);
 }
 
+fn bzip2(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    e.write_all(bytes).expect("bzip2");
+    e.finish().expect("bzip2")
+}
+
+/// `bytes` in snappy's framing format (what `snzip` and python-snappy's `stream_compress` write).
+fn snappy(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = snap::write::FrameEncoder::new(Vec::new());
+    e.write_all(bytes).expect("snappy");
+    e.into_inner().expect("snappy")
+}
+
+/// Bzip2 and snappy-framed JSON lines and CSV load as they stream, by extension or, for a file
+/// whose name says nothing, by their first bytes; a bzip2 file of two streams loads both.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn bzip2_and_snappy_files_load_as_they_stream(pool: PgPool) {
+    let w = Loader::new(pool, "bz2-snappy").await;
+    let _worker = w.worker("loader", &[]);
+    // Two bzip2 streams one after the other, as `cat a.bz2 b.bz2` or pbzip2 make.
+    let mut two = bzip2(b"{\"id\": 1, \"value\": \"bz2\"}\n");
+    two.extend(bzip2(b"{\"id\": 2, \"value\": \"bz2, second stream\"}\n"));
+    w.write("a.json.bz2", &two);
+    w.write(
+        "b.json.snappy",
+        &snappy(b"{\"id\": 3, \"value\": \"snappy\"}\n{\"id\": 4, \"value\": \"snappy\"}\n"),
+    );
+    // Without the extension: known by the bzip2 magic and snappy's stream identifier.
+    w.write("c.json", &bzip2(b"{\"id\": 5, \"value\": \"magic\"}\n"));
+    w.write("d.json", &snappy(b"{\"id\": 6, \"value\": \"magic\"}\n"));
+    let json = w.ingestion("json", "packed.events", json!({})).await;
+    let run = w.run_by_hand(json).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["files_processed"], 4, "{run}");
+    assert_eq!(run["rows_ingested"], 6, "{run}");
+    let t = w.table("packed.events").await.expect("table");
+    assert_eq!(ids(&t.rows), [1, 2, 3, 4, 5, 6]);
+    assert!(
+        t.rows
+            .contains(&json!({"id": 2, "value": "bz2, second stream"})),
+        "{:?}",
+        t.rows
+    );
+
+    let csv_dir = w.root.join("csv");
+    std::fs::create_dir_all(&csv_dir).expect("dir");
+    std::fs::write(csv_dir.join("p.csv.bz2"), bzip2(b"id,name\n1,a\n2,b\n")).expect("write");
+    std::fs::write(csv_dir.join("q.csv.sz"), snappy(b"id,name\n3,c\n4,d\n")).expect("write");
+    let csv = w
+        .ingestion(
+            "csv",
+            "packed.people",
+            json!({"name": "csv", "source_path": format!("file://{}/", csv_dir.display())}),
+        )
+        .await;
+    let run = w.run_by_hand(csv).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["files_processed"], 2, "{run}");
+    assert_eq!(run["rows_ingested"], 4, "{run}");
+    let t = w.table("packed.people").await.expect("table");
+    assert_eq!(t.columns, ["id", "name"]);
+    assert_eq!(ids(&t.rows), [1, 2, 3, 4]);
+    assert!(
+        t.rows.contains(&json!({"id": 4, "name": "d"})),
+        "{:?}",
+        t.rows
+    );
+}
+
 /// A small gzip file that expands past AUTOLOADER_MAX_FILE_BYTES (a decompression bomb) fails its
 /// run naming the file and the cap, with at most one piece of it held; a file that is not the
-/// gzip its name says fails naming the file; the worker goes on to load the next ingestion.
+/// gzip its name says fails naming the file; so does a bzip2 bomb; the worker goes on to load
+/// the next ingestion.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_decompression_bomb_fails_its_run_and_the_worker_goes_on(pool: PgPool) {
     let w = Loader::new(pool, "bomb").await;
@@ -752,6 +824,40 @@ async fn a_decompression_bomb_fails_its_run_and_the_worker_goes_on(pool: PgPool)
         error.contains("fake.json.gz") && error.contains("gzip"),
         "{error}"
     );
+
+    // A bzip2 bomb: 8 MiB of the same line in one stream, the stream 8 times over (a file may
+    // hold several); it fails on the same cap.
+    let one = bzip2(&plain[..8 << 20]);
+    let bz2_bomb: Vec<u8> = std::iter::repeat_n(one.as_slice(), 8)
+        .flatten()
+        .copied()
+        .collect();
+    assert!(
+        bz2_bomb.len() < 1 << 20,
+        "{} bytes compressed",
+        bz2_bomb.len()
+    );
+    let bz2_dir = w.root.join("bz2");
+    std::fs::create_dir_all(&bz2_dir).expect("dir");
+    std::fs::write(bz2_dir.join("bomb.json.bz2"), &bz2_bomb).expect("write");
+    let bz2 = w
+        .ingestion(
+            "json",
+            "bombs.bz2",
+            json!({"name": "bz2", "source_path": format!("file://{}/", bz2_dir.display())}),
+        )
+        .await;
+    let run = w.run_by_hand(bz2).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("bomb.json.bz2")
+            && error.contains("decompresses to more than")
+            && error.contains("4194304 bytes, AUTOLOADER_MAX_FILE_BYTES"),
+        "{error}"
+    );
+    let rows = w.table("bombs.bz2").await.map_or(0, |t| t.rows.len());
+    assert_eq!(rows, 0, "nothing was loaded");
     assert_eq!(
         worker.try_exit_code(),
         None,

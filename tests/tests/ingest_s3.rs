@@ -192,3 +192,81 @@ async fn a_missing_bucket_fails_the_run_clearly(pool: PgPool) {
     );
     let _ = std::fs::remove_dir_all(&warehouse);
 }
+
+/// Compressed objects load from S3 as they stream from the GET: gzipped JSON lines and a zstd
+/// CSV, each known by its extension, every row once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn compressed_objects_load_from_a_bucket(pool: PgPool) {
+    use std::io::Write;
+    let bucket = bucket("test-compressed-bucket");
+    s3::create_bucket(&bucket).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{\"id\": 1, \"value\": \"gz\"}\n{\"id\": 2, \"value\": \"gz\"}\n")
+        .expect("gzip");
+    s3::put_object(&bucket, "json/events.json.gz", gz.finish().expect("gzip")).await;
+    let zst = zstd::encode_all(&b"id,name\n1,a\n2,b\n3,c\n"[..], 3).expect("zstd");
+    s3::put_object(&bucket, "csv/people.csv.zst", zst).await;
+
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("e2e").await;
+    let ingestion = |name: &str, format: &str, prefix: &str, table: &str| {
+        json!({
+            "name": name, "source_type": "s3",
+            "source_path": format!("s3://{bucket}/{prefix}/"),
+            "format_type": format, "destination_table": table,
+            "options": {"s3_endpoint": s3::endpoint(), "s3_region": s3::REGION,
+                        "s3_allow_http": true, "s3_access_key_id": s3::ACCESS_KEY,
+                        "s3_secret_access_key": s3::SECRET_KEY}
+        })
+    };
+    let url = database_url(&pool);
+    let warehouse = temp_dir("compressed-s3-warehouse");
+    let _worker = WorkerProcess::spawn(
+        worker_bin().to_str().expect("utf-8"),
+        &url,
+        "loader",
+        &[("AUTOLOADER_WAREHOUSE", warehouse.to_str().expect("utf-8"))],
+    );
+    for (name, format, prefix, table, want) in [
+        (
+            "gzip json",
+            "json",
+            "json",
+            "packed.events",
+            vec![
+                json!({"id": 1, "value": "gz"}),
+                json!({"id": 2, "value": "gz"}),
+            ],
+        ),
+        (
+            "zstd csv",
+            "csv",
+            "csv",
+            "packed.people",
+            vec![
+                json!({"id": 1, "name": "a"}),
+                json!({"id": 2, "name": "b"}),
+                json!({"id": 3, "name": "c"}),
+            ],
+        ),
+    ] {
+        let id = api
+            .create_ingestion(&token, ingestion(name, format, prefix, table))
+            .await;
+        let run = api.trigger(&token, id).await;
+        let run = api
+            .finished_run(&token, run["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(run["status"], "SUCCESS", "{name}: {run}");
+        assert_eq!(run["files_processed"], 1, "{name}: {run}");
+        assert_eq!(run["rows_ingested"], want.len(), "{name}: {run}");
+        let (_, _, shown) = api
+            .call("GET", &format!("/api/v1/ingestions/{id}"), &token, None)
+            .await;
+        let table = shown["iceberg_table"].as_str().expect("iceberg_table");
+        let mut rows = scan(&url, &warehouse, table).await.expect("table").rows;
+        rows.sort_by_key(|r| r["id"].as_i64());
+        assert_eq!(rows, want, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&warehouse);
+}

@@ -29,6 +29,7 @@ pub mod records;
 pub mod s3;
 pub mod schema;
 pub mod sink;
+pub mod snappy;
 pub mod table;
 pub mod warehouse;
 
