@@ -20,7 +20,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use autoloader::ingestions::definition::MAX_NAME_CHARS;
-use autoloader::ingestions::options::OPTION_KEYS;
+use autoloader::ingestions::options::{OnError, SchemaEvolution, OPTION_KEYS};
 
 /// Unicode `White_Space`, what `str::trim` removes, as the body of a character class.
 const WS: &str =
@@ -303,6 +303,20 @@ fn option_schema(key: &str) -> Schema {
             .minimum(Some(1))
             .maximum(Some(u64::MAX as usize))
             .into(),
+        "schema_evolution" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(SchemaEvolution::ALL.map(SchemaEvolution::as_str)))
+            .default(Some(SchemaEvolution::default().as_str().into()))
+            .into(),
+        "on_error" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(OnError::ALL.map(OnError::as_str)))
+            .default(Some(OnError::default().as_str().into()))
+            .into(),
+        "schema_hints" => string(non_blank_pattern())
+            .examples(["id bigint, ts timestamp, amount decimal(12,2)"])
+            .into(),
+        "metadata_columns" => inline(OptionFlag::schema()),
         other => panic!("option {other} has no documented type"),
     }
 }

@@ -126,6 +126,22 @@ async fn options_is_a_closed_object_of_known_keys(pool: PgPool) {
             (&files["minimum"], &files["maximum"]),
             (&1.into(), &100_000.into())
         );
+        let modes = |key: &str| resolve(&doc, &options["properties"][key])["enum"].clone();
+        assert_eq!(
+            modes("schema_evolution"),
+            serde_json::json!(["add_new_columns", "rescue", "fail_on_new_columns", "none"])
+        );
+        assert_eq!(
+            modes("on_error"),
+            serde_json::json!(["abort", "skip_file", "skip_record"])
+        );
+        for key in ["schema_hints", "metadata_columns"] {
+            let described = resolve(&doc, &options["properties"][key])["description"].as_str();
+            assert!(
+                described.is_some_and(|d| !d.is_empty()),
+                "{key} is described"
+            );
+        }
         let delimiter = resolve(&doc, &options["properties"]["csv_delimiter"]);
         assert!(
             delimiter["pattern"].is_string(),
