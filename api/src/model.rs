@@ -311,6 +311,52 @@ pub struct RunResponse {
     pub bytes_written: i64,
     /// The Iceberg snapshot this run committed; null when it loaded nothing.
     pub snapshot_id: Option<i64>,
+    /// Files this run did not load because of bad content (`options.on_error` `skip_file`): they
+    /// are in the ledger as rejected (`GET /api/v1/ingestions/{id}/files?status=rejected`).
+    pub files_rejected: i64,
+    /// Records this run dropped (`options.on_error` `skip_record`).
+    pub records_rejected: i64,
+    /// The first records this run rejected (at most 20); empty when it rejected none.
+    pub rejected_records: Vec<RejectedRecord>,
+}
+
+/// A record a run rejected, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RejectedRecord {
+    /// The file's URL.
+    pub file: String,
+    /// The record's position in its file; null when the problem is the file's, not one record's.
+    pub record: Option<i64>,
+    /// The column at fault, when one is.
+    pub column: Option<String>,
+    pub reason: String,
+}
+
+/// One element of `runs.rejected_records` as stored; a missing field reads as empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct StoredRejectedRecord {
+    file: String,
+    record: Option<i64>,
+    column: Option<String>,
+    reason: String,
+}
+
+/// `runs.rejected_records` as the API shows it: its objects, in order (null is none).
+fn rejected_records(stored: Option<Value>) -> Vec<RejectedRecord> {
+    let Some(Value::Array(items)) = stored else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| serde_json::from_value::<StoredRejectedRecord>(item).ok())
+        .map(|r| RejectedRecord {
+            file: r.file,
+            record: r.record,
+            column: r.column,
+            reason: r.reason,
+        })
+        .collect()
 }
 
 fn seconds(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
@@ -340,6 +386,9 @@ impl From<RunRow> for RunResponse {
             bytes_read: r.bytes_read,
             bytes_written: r.bytes_written,
             snapshot_id: r.snapshot_id,
+            files_rejected: r.files_rejected,
+            records_rejected: r.records_rejected,
+            rejected_records: rejected_records(r.rejected_records),
         }
     }
 }
