@@ -2,10 +2,15 @@
 //! with, written in the transaction that commits the Iceberg snapshot holding the file's rows,
 //! so a `loaded` row always means "these rows are in the table", and a `rejected` one "none of
 //! this file is, and here is why". A file is new to an ingestion when its URL is not here.
+//!
+//! People read the ledger through the API ([`ledger_files`]) and retry rejected files by deleting
+//! their rows ([`ledger_retry`]); loaded rows never leave it.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+use crate::paging::KeysetRequest;
 
 /// How many paths one look-up sends.
 const LOOKUP_CHUNK: usize = 10_000;
@@ -96,4 +101,190 @@ pub async fn ledger_record(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Longest file path (a full URL) the API takes, in bytes. Longer than a `source_path` may be: a
+/// file's URL is its source's path and its name below it (an S3 key alone may be 1024 bytes, a
+/// local path 4096).
+pub const MAX_PATH_BYTES: usize = 4096;
+const _: () = assert!(MAX_PATH_BYTES == crate::paging::MAX_KEY_BYTES);
+
+/// A ledger row's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    /// Its rows are in the table (none, if every record was rejected).
+    Loaded,
+    /// Nothing of it is in the table; `error` says why. It is not read again until retried.
+    Rejected,
+}
+
+impl FileStatus {
+    pub const ALL: [FileStatus; 2] = [FileStatus::Loaded, FileStatus::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Loaded => "loaded",
+            FileStatus::Rejected => "rejected",
+        }
+    }
+
+    /// The status named `s`, as stored (lower case).
+    pub fn parse(s: &str) -> Result<FileStatus, String> {
+        FileStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| "status must be loaded or rejected".to_owned())
+    }
+}
+
+/// A row of the ledger, as people look at it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerFile {
+    pub path: String,
+    pub status: String,
+    pub size_bytes: i64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub rows_loaded: i64,
+    pub records_rejected: i64,
+    pub run_id: Uuid,
+    pub attempt: i32,
+    pub snapshot_id: Option<i64>,
+    pub error: Option<String>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// One page of the tenant's ingestion's ledger in path order, of one status or both, and the
+/// key of the next page (the last path of this one, when more follow). Each status reads an
+/// index in path order from the cursor on: the primary key, or `loaded_files_rejected` for the
+/// rejected files. Every path sorts after the empty string, the first page's key.
+pub async fn ledger_files(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    ingestion_id: Uuid,
+    status: Option<FileStatus>,
+    page: &KeysetRequest,
+) -> Result<(Vec<LedgerFile>, Option<String>), sqlx::Error> {
+    let after = page.after.as_deref().unwrap_or("");
+    // One row more than the page: whether a next page exists, without a query for it.
+    let fetch = page.limit.saturating_add(1);
+    let mut rows = match status {
+        None => {
+            sqlx::query_as!(
+                LedgerFile,
+                "select path, status, size_bytes, etag, last_modified, rows_loaded,
+                        records_rejected, run_id, attempt, snapshot_id, error, loaded_at
+                 from loaded_files
+                 where ingestion_id = $1 and path > $3
+                   and exists (select 1 from ingestions where id = $1 and tenant_id = $2)
+                 order by path limit $4",
+                ingestion_id,
+                tenant_id,
+                after,
+                fetch
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        Some(FileStatus::Loaded) => {
+            sqlx::query_as!(
+                LedgerFile,
+                "select path, status, size_bytes, etag, last_modified, rows_loaded,
+                        records_rejected, run_id, attempt, snapshot_id, error, loaded_at
+                 from loaded_files
+                 where ingestion_id = $1 and status = 'loaded' and path > $3
+                   and exists (select 1 from ingestions where id = $1 and tenant_id = $2)
+                 order by path limit $4",
+                ingestion_id,
+                tenant_id,
+                after,
+                fetch
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        Some(FileStatus::Rejected) => {
+            sqlx::query_as!(
+                LedgerFile,
+                "select path, status, size_bytes, etag, last_modified, rows_loaded,
+                        records_rejected, run_id, attempt, snapshot_id, error, loaded_at
+                 from loaded_files
+                 where ingestion_id = $1 and status = 'rejected' and path > $3
+                   and exists (select 1 from ingestions where id = $1 and tenant_id = $2)
+                 order by path limit $4",
+                ingestion_id,
+                tenant_id,
+                after,
+                fetch
+            )
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let more = rows.len() as i64 > page.limit;
+    rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+    let next = if more {
+        rows.last().map(|r| r.path.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// What retrying rejected files did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retried {
+    /// These files left the ledger: the next run lists them as new.
+    Retried(Vec<String>),
+    /// These indices of `paths` are not rejected files of the ingestion (loaded ones, or none):
+    /// nothing left the ledger.
+    NotRejected(Vec<usize>),
+}
+
+/// Deletes rejected files of the tenant's ingestion from the ledger, so the next run reads them
+/// again: the named `paths` (distinct), all or none, or every rejected file when `paths` is
+/// `None`. A loaded file never leaves the ledger here (its rows are in the table).
+pub async fn ledger_retry(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    ingestion_id: Uuid,
+    paths: Option<&[String]>,
+) -> Result<Retried, sqlx::Error> {
+    let Some(paths) = paths else {
+        let mut retried = sqlx::query_scalar!(
+            "delete from loaded_files
+             where ingestion_id = $1 and status = 'rejected'
+               and exists (select 1 from ingestions where id = $1 and tenant_id = $2)
+             returning path",
+            ingestion_id,
+            tenant_id
+        )
+        .fetch_all(pool)
+        .await?;
+        retried.sort();
+        return Ok(Retried::Retried(retried));
+    };
+    let mut tx = pool.begin().await?;
+    let deleted: std::collections::HashSet<String> = sqlx::query_scalar!(
+        "delete from loaded_files
+         where ingestion_id = $1 and status = 'rejected' and path = any($3)
+           and exists (select 1 from ingestions where id = $1 and tenant_id = $2)
+         returning path",
+        ingestion_id,
+        tenant_id,
+        paths
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let missing: Vec<usize> = (0..paths.len())
+        .filter(|&i| !deleted.contains(&paths[i]))
+        .collect();
+    if !missing.is_empty() {
+        tx.rollback().await?;
+        return Ok(Retried::NotRejected(missing));
+    }
+    tx.commit().await?;
+    Ok(Retried::Retried(paths.to_vec()))
 }

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod ingestions;
 pub mod metrics;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(ingestions::router())
         .merge(runs::router())
+        .merge(files::router())
         .merge(schedules::router())
         .merge(admin::router())
         .merge(metrics::router())

@@ -10,11 +10,13 @@ use uuid::Uuid;
 use autoloader::ingestions::definition::redact_options;
 use autoloader::ingestions::draft::Draft;
 use autoloader::ingestions::store::IngestionRow;
+use autoloader::ledger::LedgerFile;
 use autoloader::runs::RunRow;
 
 #[allow(unused_imports)] // the document's types, named in `value_type`
 use crate::rules::{
-    DestinationTableName, IngestOptionsDoc, Name, ScheduleTime, SourcePathText, TimeZone,
+    DestinationTableName, IngestOptionsDoc, LedgerPath, Name, ScheduleTime, SourcePathText,
+    TimeZone,
 };
 
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None), for PATCH.
@@ -311,6 +313,52 @@ pub struct RunResponse {
     pub bytes_written: i64,
     /// The Iceberg snapshot this run committed; null when it loaded nothing.
     pub snapshot_id: Option<i64>,
+    /// Files this run did not load because of bad content (`options.on_error` `skip_file`): they
+    /// are in the ledger as rejected (`GET /api/v1/ingestions/{id}/files?status=rejected`).
+    pub files_rejected: i64,
+    /// Records this run dropped (`options.on_error` `skip_record`).
+    pub records_rejected: i64,
+    /// The first records this run rejected (at most 20); empty when it rejected none.
+    pub rejected_records: Vec<RejectedRecord>,
+}
+
+/// A record a run rejected, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RejectedRecord {
+    /// The file's URL.
+    pub file: String,
+    /// The record's position in its file; null when the problem is the file's, not one record's.
+    pub record: Option<i64>,
+    /// The column at fault, when one is.
+    pub column: Option<String>,
+    pub reason: String,
+}
+
+/// One element of `runs.rejected_records` as stored; a missing field reads as empty.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct StoredRejectedRecord {
+    file: String,
+    record: Option<i64>,
+    column: Option<String>,
+    reason: String,
+}
+
+/// `runs.rejected_records` as the API shows it: its objects, in order (null is none).
+fn rejected_records(stored: Option<Value>) -> Vec<RejectedRecord> {
+    let Some(Value::Array(items)) = stored else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| serde_json::from_value::<StoredRejectedRecord>(item).ok())
+        .map(|r| RejectedRecord {
+            file: r.file,
+            record: r.record,
+            column: r.column,
+            reason: r.reason,
+        })
+        .collect()
 }
 
 fn seconds(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
@@ -340,6 +388,9 @@ impl From<RunRow> for RunResponse {
             bytes_read: r.bytes_read,
             bytes_written: r.bytes_written,
             snapshot_id: r.snapshot_id,
+            files_rejected: r.files_rejected,
+            records_rejected: r.records_rejected,
+            rejected_records: rejected_records(r.rejected_records),
         }
     }
 }
@@ -396,4 +447,86 @@ pub struct SchedulePreviewResponse {
     pub from: DateTime<Utc>,
     pub upcoming_runs: Vec<DateTime<Utc>>,
     pub upcoming_runs_local: Vec<UpcomingRun>,
+}
+
+/// The values of a ledger file's `status`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum FileStatusName {
+    Loaded,
+    Rejected,
+}
+
+/// A file in an ingestion's ledger: one a run loaded, or rejected.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileResponse {
+    /// The file's full URL (`s3://bucket/key`, `file:///dir/name`).
+    pub path: String,
+    /// `loaded`: its rows are in the table. `rejected`: nothing of it is (`error` says why), and
+    /// runs leave it alone until it is retried.
+    #[schema(value_type = FileStatusName)]
+    pub status: String,
+    pub size_bytes: i64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub rows_loaded: i64,
+    /// Records of this file dropped under `options.on_error` `skip_record`.
+    pub records_rejected: i64,
+    /// The run that loaded or rejected it, and that run's attempt.
+    pub run_id: Uuid,
+    pub attempt: i32,
+    /// The Iceberg snapshot holding its rows; null for a rejected file, and for a loaded one
+    /// whose every record was rejected.
+    pub snapshot_id: Option<i64>,
+    /// Why it was rejected; null when loaded.
+    pub error: Option<String>,
+    /// When the run committed it to the ledger.
+    pub loaded_at: DateTime<Utc>,
+}
+
+impl From<LedgerFile> for FileResponse {
+    fn from(f: LedgerFile) -> Self {
+        FileResponse {
+            path: f.path,
+            status: f.status,
+            size_bytes: f.size_bytes,
+            etag: f.etag,
+            last_modified: f.last_modified,
+            rows_loaded: f.rows_loaded,
+            records_rejected: f.records_rejected,
+            run_id: f.run_id,
+            attempt: f.attempt,
+            snapshot_id: f.snapshot_id,
+            error: f.error,
+            loaded_at: f.loaded_at,
+        }
+    }
+}
+
+/// A page of an ingestion's ledger, in path order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilePage {
+    pub items: Vec<FileResponse>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /api/v1/ingestions/{id}/files/retry`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// The rejected files to retry, by URL as the ledger lists them; every one must be a
+    /// rejected file of the ingestion, or nothing is retried. Omitted: every rejected file.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Vec<LedgerPath>, required = false, min_items = 1, max_items = 1000)]
+    pub paths: Option<Option<Vec<String>>>,
+}
+
+/// What `POST /api/v1/ingestions/{id}/files/retry` did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryResponse {
+    /// The files that left the ledger; the next run reads them as new.
+    pub retried: Vec<String>,
+    pub count: usize,
 }

@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::{admin, ingestions, metrics, runs, schedules};
+use crate::{admin, files, ingestions, metrics, runs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use crate::{admin, ingestions, metrics, runs, schedules};
         ingestions::create, ingestions::list, ingestions::read, ingestions::replace, ingestions::patch,
         ingestions::remove, ingestions::schedule_info, ingestions::enable, ingestions::disable,
         runs::trigger, runs::history, runs::read, runs::cancel,
+        files::list, files::retry,
         schedules::preview,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::patch_tenant,
         admin::create_token, admin::list_tokens, admin::revoke_token,
@@ -31,6 +32,7 @@ use crate::{admin, ingestions, metrics, runs, schedules};
         (name = "ingestions", description = "What to load, from where, into which table"),
         (name = "schedules", description = "When ingestions run"),
         (name = "runs", description = "Run history and manual triggers"),
+        (name = "files", description = "An ingestion's ledger of loaded and rejected files, and retrying rejected ones"),
         (name = "admin", description = "Tenants and tokens (admin token)"),
         (name = "operations", description = "Health and metrics"),
     )
@@ -74,6 +76,8 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
         ),
         ("TriggerRun", "/api/v1/ingestions/{id}/run", "post"),
         ("ListRuns", "/api/v1/ingestions/{id}/runs", "get"),
+        ("ListFiles", "/api/v1/ingestions/{id}/files", "get"),
+        ("RetryFiles", "/api/v1/ingestions/{id}/files/retry", "post"),
     ];
     let run_ops: &[(&str, &str, &str)] = &[
         ("GetRun", "/api/v1/runs/{run_id}", "get"),

@@ -20,7 +20,8 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use autoloader::ingestions::definition::MAX_NAME_CHARS;
-use autoloader::ingestions::options::OPTION_KEYS;
+use autoloader::ingestions::options::{OnError, SchemaEvolution, OPTION_KEYS};
+use autoloader::ledger::MAX_PATH_BYTES;
 
 /// Unicode `White_Space`, what `str::trim` removes, as the body of a character class.
 const WS: &str =
@@ -130,6 +131,19 @@ doc_type!(
              ones (under the server's file roots); at most 1024 bytes",
         ))
         .examples(["s3a://my-logs-bucket/cloudtrail/"])
+        .into()
+);
+
+doc_type!(
+    /// A file's URL as the ledger holds it (`s3://bucket/key`, `file:///dir/name`).
+    LedgerPath,
+    string(r"^[^\u0000]+$".to_owned())
+        .min_length(Some(1))
+        .max_length(Some(MAX_PATH_BYTES))
+        .description(Some(
+            "A file's full URL, as `GET /api/v1/ingestions/{id}/files` lists it; at most 4096 bytes",
+        ))
+        .examples(["s3://my-logs-bucket/cloudtrail/2025/01/02/events-0001.json"])
         .into()
 );
 
@@ -303,6 +317,20 @@ fn option_schema(key: &str) -> Schema {
             .minimum(Some(1))
             .maximum(Some(u64::MAX as usize))
             .into(),
+        "schema_evolution" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(SchemaEvolution::ALL.map(SchemaEvolution::as_str)))
+            .default(Some(SchemaEvolution::default().as_str().into()))
+            .into(),
+        "on_error" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(OnError::ALL.map(OnError::as_str)))
+            .default(Some(OnError::default().as_str().into()))
+            .into(),
+        "schema_hints" => string(non_blank_pattern())
+            .examples(["id bigint, ts timestamp, amount decimal(12,2)"])
+            .into(),
+        "metadata_columns" => inline(OptionFlag::schema()),
         other => panic!("option {other} has no documented type"),
     }
 }

@@ -12,7 +12,8 @@ use crate::paging::PageRequest;
 /// type (the history's union: every column would need an override).
 const RUN_COLUMNS: &str = "id, ingestion_id, triggered_by, status, scheduled_for, \
      data_interval_start, queued_at, started_at, finished_at, attempt, worker_id, error, reason, \
-     files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id";
+     files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id, files_rejected, \
+     records_rejected, rejected_records";
 
 /// What a manual trigger did.
 #[derive(Debug)]
@@ -87,7 +88,8 @@ pub async fn run_insert_manual(
          on conflict do nothing
          returning id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start,
                    queued_at, started_at, finished_at, attempt, worker_id, error, reason,
-                   files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id",
+                   files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id,
+                   files_rejected, records_rejected, rejected_records",
         Uuid::now_v7(),
         ingestion_id,
         tenant_id
@@ -134,7 +136,8 @@ pub async fn run_get(
         RunRow,
         "select id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start,
                 queued_at, started_at, finished_at, attempt, worker_id, error, reason,
-                files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id
+                files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id,
+                files_rejected, records_rejected, rejected_records
          from runs where id = $1 and tenant_id = $2",
         run_id,
         tenant_id
@@ -216,7 +219,8 @@ pub async fn run_cancel(
          where id = $1 and tenant_id = $2 and status = 'QUEUED'
          returning id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start,
                    queued_at, started_at, finished_at, attempt, worker_id, error, reason,
-                   files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id",
+                   files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id,
+                   files_rejected, records_rejected, rejected_records",
         run_id,
         tenant_id
     )

@@ -190,6 +190,13 @@ pub struct RunRow {
     pub bytes_read: i64,
     pub bytes_written: i64,
     pub snapshot_id: Option<i64>,
+    /// Files the run did not load because of bad content (`on_error = skip_file`).
+    pub files_rejected: i64,
+    /// Records the run dropped (`on_error = skip_record`).
+    pub records_rejected: i64,
+    /// The first rejected records, as the worker wrote them: null, or an array of at most 20
+    /// `{"file", "record", "column", "reason"}` objects.
+    pub rejected_records: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -633,6 +633,12 @@ async fn tenants_never_see_each_other(pool: PgPool) {
         ),
         ("POST", format!("/api/v1/ingestions/{id}/run"), None),
         ("GET", format!("/api/v1/ingestions/{id}/runs"), None),
+        ("GET", format!("/api/v1/ingestions/{id}/files"), None),
+        (
+            "POST",
+            format!("/api/v1/ingestions/{id}/files/retry"),
+            Some(json!({})),
+        ),
         ("GET", format!("/api/v1/runs/{run_id}"), None),
         ("POST", format!("/api/v1/runs/{run_id}/cancel"), None),
     ] {
@@ -976,6 +982,8 @@ async fn operations_endpoints(pool: PgPool) {
         "/api/v1/ingestions/{id}/schedule",
         "/api/v1/schedules/preview",
         "/api/v1/ingestions/{id}/run",
+        "/api/v1/ingestions/{id}/files",
+        "/api/v1/ingestions/{id}/files/retry",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} not documented");
     }

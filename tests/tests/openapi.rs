@@ -71,6 +71,15 @@ async fn query_parameters_state_their_bounds(pool: PgPool) {
         let status = parameter(&doc, path, method, "status");
         assert!(status["enum"].is_array(), "{path} status is an enum");
     }
+    let files = "/api/v1/ingestions/{id}/files";
+    let limit = parameter(&doc, files, "get", "limit");
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"]),
+        (&1.into(), &1000.into())
+    );
+    let status = parameter(&doc, files, "get", "status");
+    assert_eq!(status["enum"], serde_json::json!(["loaded", "rejected"]));
+    assert!(parameter(&doc, files, "get", "cursor")["pattern"].is_string());
     let count = parameter(&doc, "/api/v1/ingestions/{id}/schedule", "get", "count");
     assert_eq!(
         (&count["minimum"], &count["maximum"]),
@@ -126,6 +135,22 @@ async fn options_is_a_closed_object_of_known_keys(pool: PgPool) {
             (&files["minimum"], &files["maximum"]),
             (&1.into(), &100_000.into())
         );
+        let modes = |key: &str| resolve(&doc, &options["properties"][key])["enum"].clone();
+        assert_eq!(
+            modes("schema_evolution"),
+            serde_json::json!(["add_new_columns", "rescue", "fail_on_new_columns", "none"])
+        );
+        assert_eq!(
+            modes("on_error"),
+            serde_json::json!(["abort", "skip_file", "skip_record"])
+        );
+        for key in ["schema_hints", "metadata_columns"] {
+            let described = resolve(&doc, &options["properties"][key])["description"].as_str();
+            assert!(
+                described.is_some_and(|d| !d.is_empty()),
+                "{key} is described"
+            );
+        }
         let delimiter = resolve(&doc, &options["properties"]["csv_delimiter"]);
         assert!(
             delimiter["pattern"].is_string(),
@@ -187,4 +212,52 @@ async fn created_resources_link_to_their_operations(pool: PgPool) {
         links["CreateToken"]["parameters"]["tenant_id"],
         "$response.body#/tenant_id"
     );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn files_and_rejections_are_documented(pool: PgPool) {
+    let api = TestApi::spawn(pool).await;
+    let doc = document(&api).await;
+    for field in ["files_rejected", "records_rejected"] {
+        assert_eq!(property(&doc, "RunResponse", field)["type"], "integer");
+    }
+    let records = property(&doc, "RunResponse", "rejected_records");
+    assert_eq!(records["type"], "array");
+    let record = resolve(&doc, &records["items"]);
+    for field in ["file", "record", "column", "reason"] {
+        assert!(record["properties"][field].is_object(), "record.{field}");
+    }
+    for field in [
+        "path",
+        "status",
+        "size_bytes",
+        "etag",
+        "last_modified",
+        "rows_loaded",
+        "records_rejected",
+        "run_id",
+        "attempt",
+        "snapshot_id",
+        "error",
+        "loaded_at",
+    ] {
+        property(&doc, "FileResponse", field);
+    }
+    property(&doc, "FilePage", "next_cursor");
+    let paths = property(&doc, "RetryRequest", "paths");
+    assert_eq!(
+        (&paths["minItems"], &paths["maxItems"]),
+        (&1.into(), &1000.into())
+    );
+    let path = resolve(&doc, &paths["items"]);
+    assert_eq!(path["maxLength"], 4096);
+    let retry = &doc["paths"]["/api/v1/ingestions/{id}/files/retry"]["post"];
+    for code in ["200", "404", "422"] {
+        assert!(retry["responses"][code].is_object(), "retry answers {code}");
+    }
+    assert!(retry["responses"]["422"]["content"]["application/problem+json"].is_object());
+    let links = &doc["paths"]["/api/v1/ingestions"]["post"]["responses"]["201"]["links"];
+    for link in ["ListFiles", "RetryFiles"] {
+        assert_eq!(links[link]["parameters"]["id"], "$response.body#/id");
+    }
 }
