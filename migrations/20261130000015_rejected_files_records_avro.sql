@@ -49,3 +49,37 @@ comment on column runs.records_rejected is
     'Records this run dropped (on_error = skip_record).';
 comment on column runs.rejected_records is
     'The first rejected records of this run: [{"file", "record", "column", "reason"}], at most 20.';
+
+-- psql users see a run's rejections beside its counters (columns appended: a view keeps its
+-- existing columns in place).
+create or replace view run_overview as
+select r.id                                              as run_id,
+       i.name                                            as ingestion,
+       t.name                                            as tenant,
+       r.status,
+       r.triggered_by,
+       r.scheduled_for,
+       r.queued_at,
+       r.started_at,
+       r.finished_at,
+       r.started_at - coalesce(r.scheduled_for, r.queued_at) as lateness,
+       coalesce(r.finished_at, case when r.status = 'RUNNING' then now() end) - r.started_at
+                                                          as duration,
+       r.attempt,
+       r.worker_id,
+       case when r.status = 'RUNNING' then r.lease_expires_at - now() end as lease_left,
+       r.files_processed,
+       r.rows_ingested,
+       r.bytes_read,
+       r.error,
+       r.reason,
+       r.ingestion_id,
+       r.tenant_id,
+       r.bytes_written,
+       r.snapshot_id,
+       r.files_rejected,
+       r.records_rejected
+from runs r
+join ingestions i on i.id = r.ingestion_id
+join tenants t on t.id = r.tenant_id;
+
