@@ -12,6 +12,7 @@
 //! 5. Commits one snapshot (summary: run id, attempt, counters) together with the ledger rows and
 //!    a lease check, in one PostgreSQL transaction (see [`table`]).
 
+pub mod avro;
 pub mod conform;
 pub mod discover;
 pub mod fetch;
@@ -180,6 +181,8 @@ pub struct IngestExecutor {
 
 impl IngestExecutor {
     pub fn new(pool: PgPool, cfg: IngestConfig) -> IngestExecutor {
+        // Before iceberg decodes any Avro of its own, which would fix apache-avro's cap first.
+        avro::bound_allocations(cfg.limits.max_record_bytes);
         IngestExecutor {
             pool,
             cfg,
