@@ -326,7 +326,7 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
         (
             json!({"format_type": "xml"}),
             "format_type",
-            "json, csv, parquet",
+            "json, csv, parquet, avro",
         ),
         (
             json!({"destination_table": "events"}),
@@ -352,6 +352,11 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
         (
             json!({"options": {"csv_delimiter": ";"}}),
             "options.csv_delimiter",
+            "only applies to the csv format",
+        ),
+        (
+            json!({"format_type": "avro", "options": {"csv_header": false}}),
+            "options.csv_header",
             "only applies to the csv format",
         ),
         (
