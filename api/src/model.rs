@@ -45,6 +45,7 @@ pub enum FormatTypeName {
     Json,
     Csv,
     Parquet,
+    Avro,
 }
 
 /// The values of `schedule_frequency`, for the OpenAPI document.

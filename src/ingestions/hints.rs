@@ -223,7 +223,9 @@ mod tests {
     /// Any text at all parses or is refused with a message: never a panic.
     #[test]
     fn any_text_parses_or_is_refused() {
-        let alphabet: Vec<char> = "ab_1 ,()`\t\u{e9}\u{1F600}decimal(38,2)intbigint".chars().collect();
+        let alphabet: Vec<char> = "ab_1 ,()`\t\u{e9}\u{1F600}decimal(38,2)intbigint"
+            .chars()
+            .collect();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..20_000 {
             x ^= x << 13;

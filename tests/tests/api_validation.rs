@@ -355,6 +355,11 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
             "only applies to the csv format",
         ),
         (
+            json!({"format_type": "avro", "options": {"csv_header": false}}),
+            "options.csv_header",
+            "only applies to the csv format",
+        ),
+        (
             json!({"format_type": "csv", "options": {"csv_delimiter": ";;"}}),
             "options.csv_delimiter",
             "single ASCII character",

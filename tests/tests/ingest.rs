@@ -1,5 +1,5 @@
 //! Loading files for real: the shipped `autoloader-worker` binary reads local files (JSON lines,
-//! CSV, Parquet) into Iceberg tables in a real SQL catalog, driven through the real API. Each
+//! CSV, Parquet, Avro) into Iceberg tables in a real SQL catalog, driven through the real API. Each
 //! check reads the table back with an Iceberg scan.
 
 use std::path::Path;
@@ -172,6 +172,197 @@ async fn parquet_files_load(pool: PgPool) {
         t.rows.contains(&json!({"id": 4, "amount": 4.5})),
         "{:?}",
         t.rows
+    );
+}
+
+const ORDER: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "customer", "type": ["null", "string"]},
+    {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+    {"name": "placed_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID"]}},
+    {"name": "items", "type": {"type": "array", "items": "string"}},
+    {"name": "ship_to", "type": ["null", {"type": "record", "name": "Address", "fields": [
+        {"name": "city", "type": "string"}, {"name": "zip", "type": ["null", "string"]}]}]},
+    {"name": "attrs", "type": {"type": "map", "values": "long"}}
+]}"#;
+
+/// An Avro order: `id`, a customer when given, `cents` as a decimal(10, 2), placed `id` hours
+/// after 2026-01-01T00:00:00Z.
+fn order(id: i64, customer: Option<&str>, cents: i64) -> apache_avro::types::Value {
+    use apache_avro::types::Value as V;
+    let some = |v: V| V::Union(1, Box::new(v));
+    let none = || V::Union(0, Box::new(V::Null));
+    V::Record(vec![
+        ("id".into(), V::Long(id)),
+        (
+            "customer".into(),
+            customer.map_or_else(none, |c| some(V::String(c.into()))),
+        ),
+        (
+            "amount".into(),
+            V::Decimal(apache_avro::Decimal::from(cents.to_be_bytes())),
+        ),
+        (
+            "placed_at".into(),
+            V::TimestampMicros(1_767_225_600_000_000 + id * 3_600_000_000),
+        ),
+        ("day".into(), V::Date(20_454)),
+        ("status".into(), V::Enum(1, "PAID".into())),
+        (
+            "items".into(),
+            V::Array(vec![V::String("book".into()), V::String("pen".into())]),
+        ),
+        (
+            "ship_to".into(),
+            if id % 2 == 0 {
+                none()
+            } else {
+                some(V::Record(vec![
+                    ("city".into(), V::String("Lyon".into())),
+                    ("zip".into(), none()),
+                ]))
+            },
+        ),
+        (
+            "attrs".into(),
+            V::Map([("qty".to_owned(), V::Long(id))].into()),
+        ),
+    ])
+}
+
+/// An Avro object container file of `records` in `schema`, its blocks compressed by `codec`.
+fn avro_file(
+    schema: &str,
+    codec: apache_avro::Codec,
+    records: &[apache_avro::types::Value],
+) -> Vec<u8> {
+    let schema = apache_avro::Schema::parse_str(schema).expect("schema");
+    let mut writer = apache_avro::Writer::with_codec(&schema, Vec::new(), codec);
+    for r in records {
+        writer.append_value_ref(r).expect("append");
+        // A block every two records: the reader goes from block to block.
+        writer.flush().expect("flush");
+    }
+    writer.into_inner().expect("finish")
+}
+
+/// The types of the tenant's table `table`, by column, as Iceberg names them.
+async fn column_types(w: &Loader, table: &str) -> Vec<(String, String)> {
+    use autoloader_worker::ingest::{table, warehouse::WarehouseStorageFactory};
+    let catalog = table::open_catalog(&w.url, &w.warehouse, &WarehouseStorageFactory::from_env())
+        .await
+        .expect("catalog");
+    let dest = autoloader::ingestions::definition::DestinationTable::parse(&format!(
+        "{}.{table}",
+        w.namespace
+    ))
+    .expect("table name");
+    let t = table::load(&catalog, &table::ident(&dest).expect("ident"))
+        .await
+        .expect("load")
+        .expect("the table exists");
+    t.metadata()
+        .current_schema()
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| (f.name.clone(), f.field_type.to_string()))
+        .collect()
+}
+
+/// Avro files load with their writer schema's types: a new table from the first file, the next
+/// file with the same schema appended, and a damaged file failing its run by name with nothing
+/// committed.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn avro_files_load_with_their_types(pool: PgPool) {
+    use apache_avro::{Codec, DeflateSettings};
+    let w = Loader::new(pool, "avro").await;
+    w.write(
+        "orders-1.avro",
+        &avro_file(
+            ORDER,
+            Codec::Deflate(DeflateSettings::default()),
+            &[order(1, Some("ada"), 1999), order(2, None, -5)],
+        ),
+    );
+    let ingestion = w.ingestion("avro", "shop.orders", json!({})).await;
+    let _worker = w.worker("loader", &[]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["rows_ingested"], 2);
+
+    let types = column_types(&w, "shop.orders").await;
+    let types: Vec<(&str, &str)> = types
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "long"),
+            ("customer", "string"),
+            ("amount", "decimal(10, 2)"),
+            ("placed_at", "timestamptz"),
+            ("day", "date"),
+            ("status", "string"),
+            ("items", "list"),
+            ("ship_to", "struct<stringstring>"),
+            ("attrs", "map"),
+        ]
+    );
+
+    let t = w.table("shop.orders").await.expect("table");
+    assert_eq!(ids(&t.rows), [1, 2]);
+    let first = t.rows.iter().find(|r| r["id"] == 1).expect("order 1");
+    assert_eq!(first["customer"], "ada");
+    assert_eq!(first["amount"], json!(19.99));
+    assert_eq!(first["placed_at"], "2026-01-01T01:00:00Z");
+    assert_eq!(first["day"], "2026-01-01");
+    assert_eq!(first["status"], "PAID");
+    assert_eq!(first["items"], json!(["book", "pen"]));
+    assert_eq!(first["ship_to"], json!({"city": "Lyon"}));
+    assert_eq!(first["attrs"], json!({"qty": 1}));
+    let second = t.rows.iter().find(|r| r["id"] == 2).expect("order 2");
+    assert!(
+        second.get("customer").is_none_or(Value::is_null),
+        "{second}"
+    );
+    assert!(second.get("ship_to").is_none_or(Value::is_null), "{second}");
+    assert_eq!(second["amount"], json!(-0.05));
+
+    // The same schema, other blocks (snappy): appended.
+    w.write(
+        "orders-2.avro",
+        &avro_file(ORDER, Codec::Snappy, &[order(3, Some("grace"), 100)]),
+    );
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["rows_ingested"], 1);
+    let t = w.table("shop.orders").await.expect("table");
+    assert_eq!(ids(&t.rows), [1, 2, 3]);
+    assert_eq!(t.snapshots, 2);
+
+    // Cut short: the run fails naming the file, and nothing of it is committed.
+    let whole = avro_file(ORDER, Codec::Null, &[order(4, None, 1), order(5, None, 2)]);
+    w.write("orders-3.avro", &whole[..whole.len() - 7]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().expect("error");
+    assert!(
+        error.contains("orders-3.avro") && error.contains("not a readable Avro file"),
+        "{error}"
+    );
+    let after = w.table("shop.orders").await.expect("table");
+    assert_eq!(after.rows, t.rows);
+    assert_eq!(after.snapshots, 2);
+    assert_eq!(
+        w.ledger(ingestion).await,
+        [
+            ("orders-1.avro".to_owned(), 2),
+            ("orders-2.avro".to_owned(), 1)
+        ]
     );
 }
 

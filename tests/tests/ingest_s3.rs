@@ -152,6 +152,92 @@ async fn spec_e2e_files_in_a_bucket_reach_the_table_on_schedule(pool: PgPool) {
     let _ = std::fs::remove_dir_all(&warehouse);
 }
 
+/// An Avro object in a bucket loads, and pyiceberg reads back the types the writer schema gave.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_avro_object_loads_and_reads_back_with_its_types(pool: PgPool) {
+    use apache_avro::types::Value as V;
+    let bucket = bucket("test-avro-bucket");
+    s3::create_bucket(&bucket).await;
+    let schema = apache_avro::Schema::parse_str(
+        r#"{"type": "record", "name": "Reading", "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "sensor", "type": ["null", "string"]},
+            {"name": "value", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}
+        ]}"#,
+    )
+    .expect("schema");
+    let mut writer = apache_avro::Writer::with_codec(
+        &schema,
+        Vec::new(),
+        apache_avro::Codec::Zstandard(apache_avro::ZstandardSettings::default()),
+    );
+    for (id, sensor) in [(1i64, Some("north")), (2, None)] {
+        let sensor = match sensor {
+            Some(s) => V::Union(1, Box::new(V::String(s.into()))),
+            None => V::Union(0, Box::new(V::Null)),
+        };
+        writer
+            .append_value_ref(&V::Record(vec![
+                ("id".into(), V::Long(id)),
+                ("sensor".into(), sensor),
+                (
+                    "value".into(),
+                    V::Decimal(apache_avro::Decimal::from((1234 * id).to_be_bytes())),
+                ),
+                ("at".into(), V::TimestampMillis(1_767_225_600_000 + id)),
+            ]))
+            .expect("append");
+    }
+    s3::put_object(&bucket, "readings.avro", writer.into_inner().expect("avro")).await;
+
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("e2e").await;
+    let ingestion = api
+        .create_ingestion(
+            &token,
+            json!({
+                "name": "readings", "source_type": "s3",
+                "source_path": format!("s3://{bucket}/"),
+                "format_type": "avro", "destination_table": "iot.readings",
+                "options": {"s3_endpoint": s3::endpoint(), "s3_allow_http": true,
+                            "s3_access_key_id": s3::ACCESS_KEY, "s3_secret_access_key": s3::SECRET_KEY}
+            }),
+        )
+        .await;
+    let url = database_url(&pool);
+    let warehouse = temp_dir("avro-s3-warehouse");
+    let _worker = WorkerProcess::spawn(
+        worker_bin().to_str().expect("utf-8"),
+        &url,
+        "loader",
+        &[("AUTOLOADER_WAREHOUSE", warehouse.to_str().expect("utf-8"))],
+    );
+    let run = api.trigger(&token, ingestion).await;
+    let run = api
+        .finished_run(&token, run["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["rows_ingested"], 2);
+    let table = "e2e.iot.readings";
+    let t = scan(&url, &warehouse, table).await.expect("table");
+    assert_eq!(t.columns, ["id", "sensor", "value", "at"]);
+
+    let warehouse_url = format!("file://{}", warehouse.display());
+    if let Some(py) = s3::iceberg_read(&url, &warehouse_url, table) {
+        assert_eq!(py["row_count"], 2, "{py}");
+        assert_eq!(
+            py["rows"],
+            json!([
+                {"id": 1, "sensor": "north", "value": "12.34", "at": "2026-01-01T00:00:00.001000+00:00"},
+                {"id": 2, "sensor": null, "value": "24.68", "at": "2026-01-01T00:00:00.002000+00:00"}
+            ]),
+            "{py}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&warehouse);
+}
+
 /// A bucket that does not exist fails the run with the store's reason; nothing is created.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_missing_bucket_fails_the_run_clearly(pool: PgPool) {

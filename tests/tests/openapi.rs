@@ -185,6 +185,19 @@ async fn strings_state_their_patterns(pool: PgPool) {
         let schema = property(&doc, "IngestionCreate", field);
         assert!(schema["pattern"].is_string(), "{field} has a pattern");
     }
+    // Every format the API accepts, and no other.
+    for component in ["IngestionCreate", "IngestionPatch"] {
+        let formats: Vec<&str> = property(&doc, component, "format_type")["enum"]
+            .as_array()
+            .expect("formats are an enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(formats, ["json", "csv", "parquet", "avro"], "{component}");
+        for f in &formats {
+            autoloader::ingestions::definition::FormatType::parse(f).expect("accepted");
+        }
+    }
     let zones = property(&doc, "IngestionCreate", "schedule_timezone")["enum"]
         .as_array()
         .expect("zones are an enum");

@@ -134,9 +134,8 @@ pub async fn read_exact<S: BatchSink>(
             batches(stream, file, spec, &mut out, sink).await?;
         }
         FormatType::Avro => {
-            return Err(IngestError::Config(
-                "avro files cannot be read by this worker".into(),
-            ))
+            let stream = super::avro::batches(store, file, BATCH_ROWS).await?;
+            batches(stream, file, spec, &mut out, sink).await?;
         }
     }
     Ok(out)

@@ -15,6 +15,7 @@
 //!    together with the ledger rows (loaded and rejected files), the run's rejections and a lease
 //!    check, in one PostgreSQL transaction (see [`table`]).
 
+pub mod avro;
 pub mod conform;
 pub mod discover;
 pub mod evolve;
@@ -194,6 +195,8 @@ pub struct IngestExecutor {
 
 impl IngestExecutor {
     pub fn new(pool: PgPool, cfg: IngestConfig) -> IngestExecutor {
+        // Before iceberg decodes any Avro of its own, which would fix apache-avro's cap first.
+        avro::bound_allocations(cfg.limits.max_record_bytes);
         IngestExecutor {
             pool,
             cfg,

@@ -86,9 +86,12 @@ where
     let mut rows = 0u64;
     match format {
         FormatType::Avro => {
-            return Err(IngestError::Config(
-                "avro files cannot be read by this worker".into(),
-            ))
+            let mut stream = super::avro::batches(store, file, BATCH_ROWS).await?;
+            while let Some(batch) = stream.next().await {
+                let batch = conform(&batch?, target, unknown, name)?;
+                rows += batch.num_rows() as u64;
+                sink.write(batch).await?;
+            }
         }
         FormatType::Parquet => {
             let mut stream = parquet_builder(store, file)

@@ -34,11 +34,7 @@ pub async fn infer_schema(
 ) -> Result<Schema, IngestError> {
     let name = file.name.as_str();
     let schema = match format {
-        FormatType::Avro => {
-            return Err(IngestError::Config(
-                "avro files cannot be read by this worker".into(),
-            ))
-        }
+        FormatType::Avro => super::avro::infer_schema(store, file).await?,
         FormatType::Parquet => parquet_builder(store, file)
             .await?
             .schema()
