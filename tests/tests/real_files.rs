@@ -774,3 +774,74 @@ async fn files_from_s3_evolve_reject_and_trace_read_back_by_pyiceberg(pool: PgPo
     }
     let _ = std::fs::remove_dir_all(&warehouse);
 }
+
+/// Avro follows the same rules: a later file's new field becomes a column, an int field meeting
+/// a long one widens, and under `skip_file` a damaged container is rejected while the rest load.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn avro_files_evolve_widen_and_are_rejected_when_damaged(pool: PgPool) {
+    use apache_avro::types::Value as V;
+    let write = |schema: &str, records: Vec<Vec<(&str, V)>>| -> Vec<u8> {
+        let schema = apache_avro::Schema::parse_str(schema).expect("schema");
+        let mut writer = apache_avro::Writer::new(&schema, Vec::new());
+        for r in records {
+            let record = V::Record(r.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+            writer.append_value_ref(&record).expect("append");
+        }
+        writer.into_inner().expect("finish")
+    };
+    let w = Loader::new(pool, "avro-evolve").await;
+    w.write(
+        "1.avro",
+        &write(
+            r#"{"type": "record", "name": "r", "fields": [
+                {"name": "id", "type": "int"}, {"name": "name", "type": "string"}]}"#,
+            vec![vec![("id", V::Int(1)), ("name", V::String("a".into()))]],
+        ),
+    );
+    let ingestion = w
+        .ingestion(
+            "avro",
+            "crm.avro_people",
+            json!({"options": {"on_error": "skip_file"}}),
+        )
+        .await;
+    let _worker = w.worker("loader", &[]);
+    assert_eq!(w.run_by_hand(ingestion).await["status"], "SUCCESS");
+    w.write(
+        "2.avro",
+        &write(
+            r#"{"type": "record", "name": "r", "fields": [
+                {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+                {"name": "email", "type": ["null", "string"]}]}"#,
+            vec![vec![
+                ("id", V::Long(6_000_000_000)),
+                ("name", V::String("b".into())),
+                (
+                    "email",
+                    V::Union(1, Box::new(V::String("b@example.com".into()))),
+                ),
+            ]],
+        ),
+    );
+    let damaged = write(
+        r#"{"type": "record", "name": "r", "fields": [{"name": "id", "type": "long"}]}"#,
+        vec![vec![("id", V::Long(9))]; 50],
+    );
+    w.write("3.avro", &damaged[..damaged.len() - 40]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["files_processed"], 1, "{run}");
+    let t = w.table("crm.avro_people").await.expect("table");
+    assert_eq!(t.columns, ["id", "name", "email"]);
+    assert_eq!(ids(&t.rows), [1, 6_000_000_000]);
+    let l = ledger(&w, ingestion).await;
+    assert_eq!(
+        (l[2].0.as_str(), l[2].1.as_str()),
+        ("3.avro", "rejected"),
+        "{l:?}"
+    );
+    if let Some(py) = pyiceberg(&w, "crm.avro_people") {
+        assert_eq!(py["types"]["id"], "long", "{py}");
+        assert_eq!(py["types"]["email"], "string", "{py}");
+    }
+}
