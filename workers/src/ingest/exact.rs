@@ -428,10 +428,10 @@ fn csv_reason(e: &arrow_schema::ArrowError) -> String {
 /// why. Decoding is retried about `2·log2(n)` times per item that fails.
 type Decoded = (Vec<(Vec<usize>, RecordBatch)>, Vec<(usize, String)>);
 
-fn decode_halving(
-    items: &[Vec<u8>],
-    decode: &dyn Fn(&[Vec<u8>]) -> Result<RecordBatch, String>,
-) -> Decoded {
+/// Decodes some records into one batch, or says why not.
+type DecodeFn<'a> = &'a dyn Fn(&[Vec<u8>]) -> Result<RecordBatch, String>;
+
+fn decode_halving(items: &[Vec<u8>], decode: DecodeFn<'_>) -> Decoded {
     let mut done = Vec::new();
     let mut failed = Vec::new();
     let mut todo = vec![(0usize, items.len())];

@@ -113,9 +113,8 @@ pub fn fit(
                     if converted.null_count() > c.null_count() {
                         for row in 0..rows {
                             if c.is_valid(row) && converted.is_null(row) {
-                                if rescue {
-                                    rescued[row]
-                                        .get_or_insert_with(Map::new)
+                                if let (true, Some(slot)) = (rescue, rescued.get_mut(row)) {
+                                    slot.get_or_insert_with(Map::new)
                                         .insert(t.name().clone(), json_value(c, row));
                                 } else {
                                     problems.push(RowProblem {
