@@ -1,10 +1,12 @@
-//! Reading source files into Arrow record batches: JSON lines (or one JSON array), CSV and
-//! Parquet, streamed from the object store so memory stays bounded by a batch, not a file. JSON
-//! and CSV pass through a [`Framer`] first: no record may be longer than the operator's cap, and
-//! a batch of long records is flushed at about [`records::FLUSH_BYTES`].
+//! Reading source files into Arrow record batches, the fast way: JSON lines (or one JSON array),
+//! CSV, Parquet and Avro ([`super::avro`]), streamed from the object store so memory stays
+//! bounded by a batch, not a file. JSON and CSV pass through a [`Framer`] first: no record may be
+//! longer than the operator's cap, and a batch of long records is flushed at about
+//! [`records::FLUSH_BYTES`].
 //!
-//! Every file is read with the table's schema, and a value that does not fit fails with the file
-//! and column named. (A new table's schema comes from [`super::schema`].)
+//! Every file is read with the table's schema, and a value that does not fit fails the file
+//! naming the column; [`super::load`] then has [`super::exact`] find the record, and deal with
+//! it as the ingestion's `on_error` says. (A new table's schema comes from [`super::schema`].)
 
 use std::io::Cursor;
 use std::sync::Arc;

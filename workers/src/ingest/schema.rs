@@ -1,6 +1,7 @@
 //! The schema a new table gets: inferred from its first file (JSON: up to 10,000 records of the
 //! first 16 MiB, lines or the elements of one array; CSV: the header and up to 10,000 rows of the
-//! first 16 MiB; Parquet: its footer) and normalised to what Iceberg stores. Records are found by
+//! first 16 MiB; Parquet: its footer; Avro: the writer schema in its header) and normalised to
+//! what Iceberg stores. Records are found by
 //! the same [`Framer`] the reader uses, under the same cap: a file is never read whole here.
 
 use std::io::Cursor;
