@@ -388,6 +388,29 @@ async fn skip_file_rejects_bad_files_until_they_are_retried(pool: PgPool) {
     assert_eq!((d.0.as_str(), d.1.as_str()), ("d.json.gz", "rejected"));
     assert!(d.3.as_deref().expect("error").contains("gzip"), "{d:?}");
 
+    // The files API lists the rejected files with their errors.
+    let (status, _, listed) = w
+        .api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{ingestion}/files?status=rejected"),
+            &w.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let items = listed["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{listed}");
+    assert!(items[0]["path"]
+        .as_str()
+        .expect("path")
+        .ends_with("/b.json"));
+    assert!(items[0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("record 2"));
+    assert_eq!(items[0]["run_id"], run["id"]);
+
     // The rejected files are not read again, even when fixed.
     w.write("b.json", b"{\"id\": 3}\n{\"id\": 4}\n");
     w.write("e.json", b"{\"id\": 6}\n");
@@ -844,4 +867,36 @@ async fn avro_files_evolve_widen_and_are_rejected_when_damaged(pool: PgPool) {
         assert_eq!(py["types"]["id"], "long", "{py}");
         assert_eq!(py["types"]["email"], "string", "{py}");
     }
+}
+
+/// A file that is one JSON array follows the same rules, element by element: a new key becomes a
+/// column, and under `skip_record` an element whose value does not convert is dropped.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn json_arrays_evolve_and_drop_bad_elements(pool: PgPool) {
+    let w = Loader::new(pool, "arrays").await;
+    w.write("1.json", br#"[{"id": 1, "kind": "a"}]"#);
+    let ingestion = w
+        .ingestion(
+            "json",
+            "arr.items",
+            json!({"options": {"on_error": "skip_record"}}),
+        )
+        .await;
+    let _worker = w.worker("loader", &[]);
+    assert_eq!(w.run_by_hand(ingestion).await["status"], "SUCCESS");
+    w.write(
+        "2.json",
+        br#"[{"id": 2, "kind": "b", "size": 7},
+            {"id": "three", "kind": "c"},
+            {"id": 4, "kind": "d"}]"#,
+    );
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    let t = w.table("arr.items").await.expect("table");
+    assert_eq!(t.columns, ["id", "kind", "size"]);
+    assert_eq!(ids(&t.rows), [1, 2, 4]);
+    assert!(t.rows.contains(&json!({"id": 2, "kind": "b", "size": 7})));
+    let (_, records, first) = rejections(&w, &run).await;
+    assert_eq!(records, 1, "{first}");
+    assert_eq!(first[0]["record"], 2, "{first}");
 }
