@@ -204,12 +204,12 @@ else
     "$python" "$work/gen_data.py" "$data" "$files" "$target_bytes" >/dev/null
     echo "$stamp" >"$data/.stamp"
 fi
-# The JSON files gzipped (level 6), made once from them.
+# The JSON-lines files gzipped (level 6, `<name>.jsonl.gz`), made once from them.
 if [ ! -f "$data/jsongz/.done" ]; then
     say "gzipping the JSON files into $data/jsongz"
     rm -rf "$data/jsongz"
     mkdir -p "$data/jsongz"
-    for f in "$data"/json/*.json; do
+    for f in "$data"/json/*.jsonl; do
         gzip -6 -c "$f" >"$data/jsongz/$(basename "$f").gz"
     done
     touch "$data/jsongz/.done"
