@@ -350,9 +350,11 @@ run_autoloader() {
     [ "${case#*-}" = s3 ] && source_type=s3
     run_id="$(psql "$url" -qAtX -v ON_ERROR_STOP=1 \
         -v source_type="$source_type" -v source_path="$(case_source "$case")" \
-        -v format="$(case_format "$case")" -v options="$(case_options "$case")" <<'SQL'
+        -v format="$(case_format "$case")" -v options="$(case_options "$case")" \
+        -v roots="$data" <<'SQL'
 with t as (
-    insert into tenants (id, name) values (gen_random_uuid(), 'bench') returning id
+    insert into tenants (id, name, file_roots)
+    values (gen_random_uuid(), 'bench', array[:'roots']) returning id
 ), i as (
     insert into ingestions (id, tenant_id, name, source_type, source_path, format_type,
                             destination_table, options, schedule_enabled)

@@ -124,8 +124,10 @@ for case in $cases; do
     DATABASE_URL="$url" RUST_LOG=warn "$bin_dir/autoloader-api" --migrate-only >/dev/null
     format=json
     [ "$case" = csv ] && format=csv
-    psql "$url" -qAtX -v ON_ERROR_STOP=1 -v path="file://$data/$case/" -v format="$format" <<'SQL'
-with t as (insert into tenants (id, name) values (gen_random_uuid(), 'bench') returning id)
+    psql "$url" -qAtX -v ON_ERROR_STOP=1 -v path="file://$data/$case/" -v format="$format" \
+        -v roots="$data" <<'SQL'
+with t as (insert into tenants (id, name, file_roots)
+           values (gen_random_uuid(), 'bench', array[:'roots']) returning id)
 insert into ingestions (id, tenant_id, name, source_type, source_path, format_type,
                         destination_table, options, schedule_enabled)
 select gen_random_uuid(), t.id, 'hostile', 'local', :'path', :'format', 'bench.hostile',
