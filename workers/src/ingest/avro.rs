@@ -1333,6 +1333,7 @@ mod tests {
             name: "mem://in/f.avro".into(),
             local: None,
             max_decompressed: u64::MAX,
+            parquet_footer: Default::default(),
         };
         (store, file)
     }

@@ -330,6 +330,7 @@ impl Source {
             name: c.url.clone(),
             local,
             max_decompressed: limits.max_file_bytes,
+            parquet_footer: Default::default(),
         })
     }
 }

@@ -15,7 +15,7 @@ use futures::FutureExt;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{
     AsyncFileReader, ParquetObjectReader, ParquetRecordBatchStreamBuilder,
 };
@@ -38,7 +38,14 @@ pub struct SourceFile {
     /// Most bytes a compressed JSON or CSV file may decompress to (`AUTOLOADER_MAX_FILE_BYTES`):
     /// past it the file fails, as a decompression bomb must.
     pub max_decompressed: u64,
+    /// A Parquet file's footer, once read: the run reads it once for the file's columns and
+    /// again to read its rows, and only the first read goes to the store.
+    pub parquet_footer: ParquetFooter,
 }
+
+/// A Parquet file's metadata, read at most once ([`parquet_builder`]).
+#[derive(Debug, Clone, Default)]
+pub struct ParquetFooter(Arc<std::sync::OnceLock<ArrowReaderMetadata>>);
 
 /// How a JSON or CSV source file is compressed: by its name's extension (`.gz`, `.gzip`; `.zst`,
 /// `.zstd`; `.bz2`, `.bzip2`; `.snappy`, `.sz`), or else by its first bytes (the gzip, zstd and
@@ -210,7 +217,7 @@ pub(super) async fn parquet_builder(
     store: &Arc<dyn ObjectStore>,
     file: &SourceFile,
 ) -> Result<ParquetRecordBatchStreamBuilder<Box<dyn AsyncFileReader>>, IngestError> {
-    let reader: Box<dyn AsyncFileReader> = match &file.local {
+    let mut reader: Box<dyn AsyncFileReader> = match &file.local {
         Some(local) => Box::new(LocalParquet {
             file: local.clone(),
             size: file.size,
@@ -220,9 +227,21 @@ pub(super) async fn parquet_builder(
                 .with_file_size(file.size),
         ),
     };
-    ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| IngestError::file(&file.name, format!("not a readable Parquet file: {e}")))
+    let metadata = match file.parquet_footer.0.get() {
+        Some(m) => m.clone(),
+        None => {
+            let m = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+                .await
+                .map_err(|e| {
+                    IngestError::file(&file.name, format!("not a readable Parquet file: {e}"))
+                })?;
+            let _ = file.parquet_footer.0.set(m.clone());
+            m
+        }
+    };
+    Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(
+        reader, metadata,
+    ))
 }
 
 /// A local Parquet file, read through its descriptor.
