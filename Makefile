@@ -98,5 +98,5 @@ bench-record-cap: ## One 1 GiB record in JSON lines, a JSON array and CSV agains
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-record-cap.sh
 
 .PHONY: bench-ingest
-bench-ingest: ## Ingestion throughput vs pyiceberg, 1 GB of JSON and Parquet (see BENCHMARKS.md)
+bench-ingest: ## Ingestion throughput vs pyiceberg, 1 GB of JSON (plain and gzipped) and Parquet (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
