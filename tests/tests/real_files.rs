@@ -900,3 +900,53 @@ async fn json_arrays_evolve_and_drop_bad_elements(pool: PgPool) {
     assert_eq!(records, 1, "{first}");
     assert_eq!(first[0]["record"], 2, "{first}");
 }
+
+/// The race made certain: every commit waits 3 s (`AUTOLOADER_FAILPOINT=pause-before-commit`), so
+/// run B, which read the table before run A's commit evolved it, commits after it. B's commit is
+/// refused (its data files' field ids were chosen against the old schema), B reads its file
+/// again against A's schema, and both land: both columns, every row once.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_commit_that_lost_a_schema_race_reads_its_files_again(pool: PgPool) {
+    let w = Loader::new(pool, "schema-race").await;
+    w.write("a0.json", b"{\"id\": 1}\n");
+    let a = w
+        .ingestion(
+            "json",
+            "race.t",
+            json!({"name": "a", "options": {"glob": "a*"}}),
+        )
+        .await;
+    let b = w
+        .ingestion(
+            "json",
+            "race.t",
+            json!({"name": "b", "options": {"glob": "b*"}}),
+        )
+        .await;
+    let worker = w.worker("loader", &[("AUTOLOADER_FAILPOINT", "pause-before-commit")]);
+    assert_eq!(w.run_by_hand(a).await["status"], "SUCCESS");
+    w.write("a1.json", b"{\"id\": 10, \"from_a\": 1}\n");
+    w.write("b1.json", b"{\"id\": 20, \"from_b\": \"x\"}\n");
+    let ra = w.api.trigger(&w.token, a).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let rb = w.api.trigger(&w.token, b).await;
+    let ra = w.finished(ra["id"].as_str().expect("id")).await;
+    let rb = w.finished(rb["id"].as_str().expect("id")).await;
+    assert_eq!(ra["status"], "SUCCESS", "{ra}");
+    assert_eq!(rb["status"], "SUCCESS", "{rb}");
+    assert_eq!(
+        rb["attempt"], 1,
+        "the race is settled inside the run, not by a retry: {rb}"
+    );
+    assert!(
+        worker
+            .log()
+            .contains("the table's schema changed meanwhile; reading the files again"),
+        "run B lost the race and read again"
+    );
+    let t = w.table("race.t").await.expect("table");
+    assert_eq!(t.columns, ["id", "from_a", "from_b"]);
+    assert_eq!(ids(&t.rows), [1, 10, 20]);
+    assert!(t.rows.contains(&json!({"id": 20, "from_b": "x"})));
+    assert!(t.rows.contains(&json!({"id": 10, "from_a": 1})));
+}

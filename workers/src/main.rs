@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use anyhow::bail;
 use autoloader::config::{EgressConfig, FileRootsConfig, LimitsConfig, SecretKeyConfig};
 use autoloader_worker::ingest::warehouse_url;
-use autoloader_worker::ingest::{IngestConfig, IngestExecutor};
+use autoloader_worker::ingest::{Failpoint, IngestConfig, IngestExecutor};
 use autoloader_worker::process::Process;
 use clap::Args;
 
@@ -41,7 +40,8 @@ struct LoaderFlags {
     allow_worker_credentials: bool,
 
     /// Test hook: `after-commit` stops the worker dead right after a snapshot commits, before the
-    /// run's outcome is recorded, to exercise crash recovery. Never set it in production.
+    /// run's outcome is recorded, to exercise crash recovery; `pause-before-commit` waits 3 s
+    /// before each commit, so another writer commits first. Never set it in production.
     #[arg(long, env = "AUTOLOADER_FAILPOINT", hide = true)]
     failpoint: Option<String>,
 }
@@ -58,11 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let flags = &process.flags.executor;
     let file_roots = flags.file_roots.resolve().map_err(anyhow::Error::msg)?;
     let warehouse = warehouse_url(&flags.warehouse).map_err(anyhow::Error::msg)?;
-    let failpoint_after_commit = match flags.failpoint.as_deref() {
-        None | Some("") => false,
-        Some("after-commit") => true,
-        Some(other) => bail!("AUTOLOADER_FAILPOINT: unknown failpoint '{other}'"),
-    };
+    let failpoint = Failpoint::parse(flags.failpoint.as_deref()).map_err(anyhow::Error::msg)?;
     let executor = IngestExecutor::new(
         process.pool.clone(),
         IngestConfig {
@@ -77,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
                 .resolve()
                 .map_err(anyhow::Error::msg)?
                 .map(Arc::new),
-            failpoint_after_commit,
+            failpoint,
         },
     );
     tracing::info!(warehouse = %warehouse, "ingestion executor ready");

@@ -182,8 +182,32 @@ pub struct IngestConfig {
     /// The keys that open ingestions' sealed secrets (`AUTOLOADER_SECRET_KEY`, and
     /// `AUTOLOADER_SECRET_KEY_PREVIOUS`).
     pub secrets: Option<std::sync::Arc<autoloader::secrets::SecretKeys>>,
-    /// Test hook: stop dead right after the commit (see `AUTOLOADER_FAILPOINT`).
-    pub failpoint_after_commit: bool,
+    /// Test hooks (`AUTOLOADER_FAILPOINT`).
+    pub failpoint: Failpoint,
+}
+
+/// Test hooks (`AUTOLOADER_FAILPOINT`); never set in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failpoint {
+    #[default]
+    None,
+    /// `after-commit`: stop dead right after a snapshot commits, before the run's outcome is
+    /// recorded (crash recovery).
+    AfterCommit,
+    /// `pause-before-commit`: wait 3 s between writing a run's data files and committing them,
+    /// so that another writer can commit first (schema races).
+    PauseBeforeCommit,
+}
+
+impl Failpoint {
+    pub fn parse(value: Option<&str>) -> Result<Failpoint, String> {
+        match value {
+            None | Some("") => Ok(Failpoint::None),
+            Some("after-commit") => Ok(Failpoint::AfterCommit),
+            Some("pause-before-commit") => Ok(Failpoint::PauseBeforeCommit),
+            Some(other) => Err(format!("AUTOLOADER_FAILPOINT: unknown failpoint '{other}'")),
+        }
+    }
 }
 
 /// The executor the worker binary runs.
@@ -465,6 +489,10 @@ impl IngestExecutor {
                 bytes_written.to_string(),
             ),
         ]);
+        if self.cfg.failpoint == Failpoint::PauseBeforeCommit {
+            tracing::warn!("failpoint pause-before-commit: waiting 3 s before the commit");
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
         let snapshot_id =
             table::commit(catalog, &self.pool, table, data_files, summary, parts).await?;
         tracing::info!(
@@ -478,7 +506,7 @@ impl IngestExecutor {
             schema_evolved = evolved.is_some(),
             "snapshot committed"
         );
-        if self.cfg.failpoint_after_commit {
+        if self.cfg.failpoint == Failpoint::AfterCommit {
             tracing::error!(
                 "failpoint after-commit: the snapshot is committed; stopping before the run's outcome is recorded"
             );
