@@ -142,7 +142,8 @@ pub enum SchemaEvolution {
     #[default]
     AddNewColumns,
     /// The table's schema stays; values of unknown columns, and values that do not convert,
-    /// go into the string column `_rescued_data` as one JSON object per row, and the row loads.
+    /// go into the string column `_rescued_data` as one JSON object per row (with `_file_path`,
+    /// the file's URL), and the row loads.
     Rescue,
     /// A file with a column the table lacks fails the run, naming the column.
     FailOnNewColumns,

@@ -182,11 +182,12 @@ async fn rescue_keeps_unknown_and_unconvertible_values_in_rescued_data(pool: PgP
     let rescued = |row: &Value| -> Value {
         serde_json::from_str(row["_rescued_data"].as_str().expect("rescued text")).expect("json")
     };
+    let file = format!("file://{}/second.json", w.source.display());
     let two = t.rows.iter().find(|r| r["id"] == 2).expect("row 2");
-    assert_eq!(rescued(two), json!({"extra": 5}));
+    assert_eq!(rescued(two), json!({"extra": 5, "_file_path": file}));
     let three = t.rows.iter().find(|r| r["name"] == "3").expect("row 3");
     assert!(three.get("id").is_none_or(Value::is_null), "{three}");
-    assert_eq!(rescued(three), json!({"id": "three"}));
+    assert_eq!(rescued(three), json!({"id": "three", "_file_path": file}));
     let (_, records, _) = rejections(&w, &run).await;
     assert_eq!(records, 0, "nothing is rejected when it can be rescued");
     if let Some(py) = pyiceberg(&w, "crm.contacts") {

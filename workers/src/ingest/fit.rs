@@ -22,6 +22,9 @@ use serde_json::{Map, Value};
 use super::evolve::RESCUED;
 use super::IngestError;
 
+/// The key of `_rescued_data` naming the file the row came from.
+pub const RESCUED_FILE: &str = "_file_path";
+
 /// What happens to a column the table lacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unknown {
@@ -158,9 +161,13 @@ pub fn fit(
     if rescue {
         if let Ok(at) = target.index_of(RESCUED) {
             let mut b = StringBuilder::new();
-            for slot in &rescued {
+            for slot in &mut rescued {
                 match slot {
-                    Some(m) => b.append_value(Value::Object(m.clone()).to_string()),
+                    Some(m) => {
+                        // As Auto Loader does: the rescued values say which file they came from.
+                        m.insert(RESCUED_FILE.to_owned(), Value::String(file.to_owned()));
+                        b.append_value(Value::Object(std::mem::take(m)).to_string())
+                    }
                     None => b.append_null(),
                 }
             }
@@ -356,7 +363,10 @@ mod tests {
         let rescued = out.column(2).as_string::<i32>();
         assert!(rescued.is_null(0));
         let row1: Value = serde_json::from_str(rescued.value(1)).expect("json");
-        assert_eq!(row1, serde_json::json!({"id": "two", "extra": "x"}));
+        assert_eq!(
+            row1,
+            serde_json::json!({"id": "two", "extra": "x", "_file_path": "f"})
+        );
         assert!(rescued.is_null(2));
     }
 
