@@ -951,3 +951,65 @@ async fn a_commit_that_lost_a_schema_race_reads_its_files_again(pool: PgPool) {
     assert!(t.rows.contains(&json!({"id": 20, "from_b": "x"})));
     assert!(t.rows.contains(&json!({"id": 10, "from_a": 1})));
 }
+
+/// CSV carries no types: a CSV file with a new column adds it, and leaves the hinted types of
+/// the columns the table has alone (no widening from a guess). Under `rescue`, a CSV column the
+/// table lacks and a value that does not convert are kept in `_rescued_data`.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn csv_keeps_hinted_types_and_rescues_what_does_not_fit(pool: PgPool) {
+    let w = Loader::new(pool, "csv-hints").await;
+    let _worker = w.worker("loader", &[]);
+    std::fs::create_dir_all(w.source.join("h")).expect("dir");
+    std::fs::create_dir_all(w.source.join("r")).expect("dir");
+    std::fs::write(w.source.join("h/1.csv"), b"id,score\n1,1.5\n").expect("write");
+    let hinted = w
+        .ingestion(
+            "csv",
+            "csv.hinted",
+            json!({"options": {"glob": "h/*", "schema_hints": "id int, score float"}}),
+        )
+        .await;
+    assert_eq!(w.run_by_hand(hinted).await["status"], "SUCCESS");
+    std::fs::write(w.source.join("h/2.csv"), b"id,score,note\n2,2.5,new\n").expect("write");
+    let run = w.run_by_hand(hinted).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    let t = w.table("csv.hinted").await.expect("table");
+    assert_eq!(t.columns, ["id", "score", "note"]);
+    assert!(
+        t.rows
+            .contains(&json!({"id": 2, "score": 2.5, "note": "new"})),
+        "{:?}",
+        t.rows
+    );
+    if let Some(py) = pyiceberg(&w, "csv.hinted") {
+        assert_eq!(py["types"]["id"], "int", "{py}");
+        assert_eq!(py["types"]["score"], "float", "{py}");
+        assert_eq!(py["types"]["note"], "string", "{py}");
+    }
+
+    std::fs::write(w.source.join("r/1.csv"), b"id,name\n1,a\n").expect("write");
+    let rescue = w
+        .ingestion(
+            "csv",
+            "csv.rescued",
+            json!({"options": {"glob": "r/*", "schema_evolution": "rescue"}}),
+        )
+        .await;
+    assert_eq!(w.run_by_hand(rescue).await["status"], "SUCCESS");
+    std::fs::write(
+        w.source.join("r/2.csv"),
+        b"id,name,extra\n2,b,x\nthree,c,\n",
+    )
+    .expect("write");
+    let run = w.run_by_hand(rescue).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    let t = w.table("csv.rescued").await.expect("table");
+    assert_eq!(t.columns, ["id", "name", "_rescued_data"]);
+    let rescued = |name: &str| -> Value {
+        let row = t.rows.iter().find(|r| r["name"] == name).expect("row");
+        serde_json::from_str(row["_rescued_data"].as_str().expect("text")).expect("json")
+    };
+    let file = format!("file://{}/r/2.csv", w.source.display());
+    assert_eq!(rescued("b"), json!({"extra": "x", "_file_path": file}));
+    assert_eq!(rescued("c"), json!({"id": "three", "_file_path": file}));
+}
