@@ -2,11 +2,11 @@
 //! ingestion's `schema_evolution` and `on_error` say.
 //!
 //! Each file is first read the fast way ([`read::read_file`]): whole batches, decoded straight
-//! into the table's types. A file whose columns are known before reading (a CSV header, a Parquet
-//! or Avro schema) evolves the table's schema first. A file the fast way refuses is looked at
-//! again:
-//! - a JSON file with keys the table lacks (`add_new_columns`): its new columns are found
-//!   ([`exact::json_new_columns`]), the schema evolves, and the file is read again;
+//! into the table's types. A typed file (Parquet, Avro) evolves the table's schema first, from its
+//! own schema. A file the fast way refuses is looked at again:
+//! - a JSON or CSV file with columns the table lacks (`add_new_columns`): its new columns are
+//!   found (JSON keys by [`exact::json_new_columns`], a CSV header's new names typed from its
+//!   first rows), the schema evolves, and the file is read again;
 //! - otherwise it is read record by record ([`exact::read_exact`]), which finds the records that
 //!   cannot load: the run fails naming the first (`abort`), the file is rejected (`skip_file`), or
 //!   they are dropped (`skip_record`); `rescue` keeps their values in `_rescued_data`.
@@ -171,49 +171,50 @@ impl Run<'_> {
         })
     }
 
-    /// The columns of `file` known before reading it: a CSV header's (typed by inference when
-    /// some are new to the table), a Parquet or Avro file's schema. `None` for JSON.
-    async fn columns_before_reading(
+    /// The columns of a typed file (Parquet, Avro), known before reading it: from its schema,
+    /// so that a column can widen before a value is read. `None` for JSON and CSV, which carry
+    /// no types: their new columns show when the fast path refuses the file
+    /// ([`Run::untyped_new_columns`]).
+    async fn typed_columns(&self, file: &SourceFile) -> Result<Option<ArrowSchema>, IngestError> {
+        match self.format {
+            FormatType::Json | FormatType::Csv => Ok(None),
+            FormatType::Parquet | FormatType::Avro => Ok(Some(
+                super::schema::infer_schema(
+                    &self.source.store,
+                    file,
+                    self.format,
+                    self.options.csv,
+                    self.limits.max_record_bytes,
+                )
+                .await?,
+            )),
+        }
+    }
+
+    /// The columns a JSON or CSV file has that `target` lacks, with inferred types: JSON keys
+    /// from a scan of the whole file, a CSV header's new names typed from its first rows. The
+    /// columns the table has keep their types (nothing widens from a guess).
+    async fn untyped_new_columns(
         &self,
         file: &SourceFile,
         target: &ArrowSchema,
-    ) -> Result<Option<ArrowSchema>, IngestError> {
+    ) -> Result<Vec<arrow_schema::Field>, IngestError> {
         let store = &self.source.store;
         let cap = self.limits.max_record_bytes;
         match self.format {
-            FormatType::Json => Ok(None),
-            FormatType::Csv if !self.options.csv.header => Ok(None),
-            FormatType::Csv => {
-                let names = exact::csv_header(store, file, self.options.csv, cap).await?;
-                if names.iter().all(|n| target.field_with_name(n).is_ok()) {
-                    // Nothing new: the table's types, no inference needed.
-                    return Ok(Some(ArrowSchema::new(
-                        names
-                            .iter()
-                            .filter_map(|n| target.field_with_name(n).ok().cloned())
-                            .collect::<Vec<_>>(),
-                    )));
-                }
-                // CSV carries no types: a column the table has keeps its type (no widening from
-                // a guess); only the new ones take the inferred type.
+            FormatType::Json => exact::json_new_columns(store, file, cap, target).await,
+            FormatType::Csv if self.options.csv.header => {
                 let inferred =
                     super::schema::infer_schema(store, file, self.format, self.options.csv, cap)
                         .await?;
-                Ok(Some(ArrowSchema::new(
-                    inferred
-                        .fields()
-                        .iter()
-                        .map(|f| match target.field_with_name(f.name()) {
-                            Ok(t) => t.clone(),
-                            Err(_) => f.as_ref().clone(),
-                        })
-                        .collect::<Vec<_>>(),
-                )))
+                Ok(inferred
+                    .fields()
+                    .iter()
+                    .filter(|f| target.field_with_name(f.name()).is_err())
+                    .map(|f| f.as_ref().clone())
+                    .collect())
             }
-            FormatType::Parquet | FormatType::Avro => Ok(Some(
-                super::schema::infer_schema(store, file, self.format, self.options.csv, cap)
-                    .await?,
-            )),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -239,7 +240,7 @@ impl Run<'_> {
             }
         };
 
-        match self.columns_before_reading(file, &w.target).await {
+        match self.typed_columns(file).await {
             Ok(Some(columns)) => {
                 let mut changes =
                     evolve::changes(&w.target, &columns, mode, &self.options.schema_hints, name)?;
@@ -292,11 +293,10 @@ impl Run<'_> {
                 }
             }
             tracing::debug!(file = %name, error = %failure, "the fast path refused the file");
-            // New JSON keys: evolve and read again.
-            if self.format == FormatType::Json && mode == SchemaEvolution::AddNewColumns && !scanned
-            {
+            // New JSON keys or CSV columns: evolve and read again.
+            if mode == SchemaEvolution::AddNewColumns && !scanned {
                 scanned = true;
-                let added = match exact::json_new_columns(store, file, cap, &w.target).await {
+                let added = match self.untyped_new_columns(file, &w.target).await {
                     Ok(a) => a,
                     Err(e) => return bad_file(e),
                 };

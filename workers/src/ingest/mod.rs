@@ -26,6 +26,7 @@ pub mod http;
 pub mod load;
 pub mod local;
 pub mod read;
+pub mod record_stream;
 pub mod records;
 pub mod s3;
 pub mod schema;
