@@ -305,6 +305,16 @@ fn shipped_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Writes a Parquet file of one row group holding `columns`, as pyarrow-like writers make them.
+pub fn write_parquet(path: &std::path::Path, columns: Vec<(&str, arrow_array::ArrayRef)>) {
+    let batch = arrow_array::RecordBatch::try_from_iter(columns).expect("batch");
+    let file = std::fs::File::create(path).expect("create parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
 /// A fresh directory under the system temp dir, for one test's files.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("autoloader-{name}-{}", Uuid::now_v7()));

@@ -140,20 +140,17 @@ async fn csv_files_load_with_their_dialect(pool: PgPool) {
 }
 
 fn write_parquet(path: &Path, ids: &[i64], amounts: &[f64]) {
-    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
-    let batch = RecordBatch::try_from_iter([
-        ("id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
-        (
-            "amount",
-            Arc::new(Float64Array::from(amounts.to_vec())) as ArrayRef,
-        ),
-    ])
-    .expect("batch");
-    let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.close().expect("close");
+    use arrow_array::{ArrayRef, Float64Array, Int64Array};
+    autoloader_tests::write_parquet(
+        path,
+        vec![
+            ("id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
+            (
+                "amount",
+                Arc::new(Float64Array::from(amounts.to_vec())) as ArrayRef,
+            ),
+        ],
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

@@ -3,7 +3,6 @@
 //! retry), and file metadata columns. The shipped worker loads local files through the real API;
 //! each table is read back with an Iceberg scan and, where the test venv exists, with pyiceberg.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use autoloader_tests::loader::{ids, Loader};
@@ -223,7 +222,7 @@ async fn csv_and_parquet_columns_evolve_and_widen(pool: PgPool) {
         .contains(&json!({"id": 2, "name": "b", "city": "Oslo"})));
 
     use arrow_array::{ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, StringArray};
-    write_batch(
+    autoloader_tests::write_parquet(
         &w.source.join("pq/1.parquet"),
         vec![
             ("id", Arc::new(Int32Array::from(vec![1])) as ArrayRef),
@@ -241,7 +240,7 @@ async fn csv_and_parquet_columns_evolve_and_widen(pool: PgPool) {
         )
         .await;
     assert_eq!(w.run_by_hand(pq).await["status"], "SUCCESS");
-    write_batch(
+    autoloader_tests::write_parquet(
         &w.source.join("pq/2.parquet"),
         vec![
             (
@@ -268,15 +267,6 @@ async fn csv_and_parquet_columns_evolve_and_widen(pool: PgPool) {
         assert_eq!(py["types"]["amount"], "double", "{py}");
         assert_eq!(py["types"]["note"], "string", "{py}");
     }
-}
-
-fn write_batch(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>) {
-    let batch = arrow_array::RecordBatch::try_from_iter(columns).expect("batch");
-    let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.close().expect("close");
 }
 
 /// Hints type columns when the table is made: an int, a decimal, a timestamp with a zone (text
@@ -451,11 +441,11 @@ async fn skip_file_rejects_bad_files_until_they_are_retried(pool: PgPool) {
 async fn a_truncated_parquet_file_is_rejected_under_skip_file(pool: PgPool) {
     use arrow_array::{ArrayRef, Int64Array};
     let w = Loader::new(pool, "skip-parquet").await;
-    write_batch(
+    autoloader_tests::write_parquet(
         &w.source.join("1.parquet"),
         vec![("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)],
     );
-    write_batch(
+    autoloader_tests::write_parquet(
         &w.source.join("2.parquet"),
         vec![("id", Arc::new(Int64Array::from(vec![3, 4])) as ArrayRef)],
     );
