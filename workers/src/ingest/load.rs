@@ -12,20 +12,16 @@
 //!   they are dropped (`skip_record`); `rescue` keeps their values in `_rescued_data`.
 //!
 //! A file's batches are held ([`FileSink`]) until the file is known good, so a rejected or
-//! re-read file leaves nothing behind; past [`HOLD_BYTES`] they go to data files of the file's
+//! re-read file leaves nothing behind; past [`super::sink::HOLD_BYTES`] they go to data files of the file's
 //! own, dropped with it. Under `on_error = abort` (nothing to take back but the whole run) batches
 //! go straight to the run's writer; the rare file that must be read again then restarts the run's
 //! reading once, holding files from then on.
 
-use std::sync::Arc;
-
-use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
+use arrow_schema::Schema as ArrowSchema;
 use autoloader::ingestions::definition::FormatType;
 use autoloader::ingestions::options::{IngestOptions, Limits, OnError, SchemaEvolution};
 use autoloader::runs::lease::Rejections;
-use chrono::{DateTime, Utc};
-use iceberg::spec::{DataFile, Schema};
+use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -35,13 +31,10 @@ use super::evolve::{self, Changes};
 use super::exact::{self, ExactSpec, Rejection, KEPT_REJECTIONS};
 use super::fetch::SourceFile;
 use super::fit::Unknown;
-use super::read::{self, BatchSink, ReadSpec};
-use super::sink::TableSink;
+use super::read::{self, ReadSpec};
+use super::sink::{FileSink, NullSink, Stamp, Writers};
 use super::table::{Evolved, Fence, LoadedFile};
 use super::IngestError;
-
-/// Bytes of one file's batches held in memory before they go to data files of its own.
-pub const HOLD_BYTES: usize = 32 << 20;
 
 /// What a run's reading produced, ready to commit.
 pub struct Loaded {
@@ -110,14 +103,8 @@ impl Run<'_> {
             .filter(|f| w.target.field_with_name(f.name()).is_err())
             .collect();
         if !missing.is_empty() {
-            w.evolve(
-                &Changes {
-                    added: missing,
-                    widened: Vec::new(),
-                },
-                "options.metadata_columns",
-            )
-            .await?;
+            w.evolve(&Changes::adding(missing), "options.metadata_columns")
+                .await?;
         }
         let mut files = Vec::with_capacity(self.files.len());
         let mut rejections = Rejections::default();
@@ -293,8 +280,13 @@ impl Run<'_> {
                 }
             }
             tracing::debug!(file = %name, error = %failure, "the fast path refused the file");
-            // New JSON keys or CSV columns: evolve and read again.
-            if mode == SchemaEvolution::AddNewColumns && !scanned {
+            // New JSON keys (which may show after a bad value) or CSV columns (which the header
+            // names, before any value): evolve and read again.
+            let may_be_new = match self.format {
+                FormatType::Json => true,
+                _ => matches!(failure, IngestError::Schema { .. }),
+            };
+            if mode == SchemaEvolution::AddNewColumns && may_be_new && !scanned {
                 scanned = true;
                 let added = match self.untyped_new_columns(file, &w.target).await {
                     Ok(a) => a,
@@ -306,10 +298,9 @@ impl Run<'_> {
                     }
                     let hinted =
                         evolve::apply_hints(&ArrowSchema::new(added), &self.options.schema_hints);
-                    let changes = Changes {
-                        added: hinted.fields().iter().map(|f| f.as_ref().clone()).collect(),
-                        widened: Vec::new(),
-                    };
+                    let changes = Changes::adding(
+                        hinted.fields().iter().map(|f| f.as_ref().clone()).collect(),
+                    );
                     w.evolve(&changes, name).await?;
                     continue;
                 }
@@ -320,10 +311,7 @@ impl Run<'_> {
                     if !undone {
                         return Err(Stop::Restart);
                     }
-                    let changes = Changes {
-                        added: add,
-                        widened: Vec::new(),
-                    };
+                    let changes = Changes::adding(add);
                     w.evolve(&changes, name).await?;
                 }
             }
@@ -422,208 +410,5 @@ impl Done {
             },
             message,
         })
-    }
-}
-
-/// The run's writers: the table's schema as this run has it so far, and its data files.
-pub struct Writers {
-    table: Table,
-    fence: Fence,
-    schema: Schema,
-    target: SchemaRef,
-    base_schema_id: i32,
-    base_last_column_id: i32,
-    last_column_id: i32,
-    shared: TableSink,
-    done: Vec<DataFile>,
-}
-
-impl Writers {
-    async fn open(table: &Table, fence: &Fence) -> Result<Writers, IngestError> {
-        let m = table.metadata();
-        let schema = m.current_schema().as_ref().clone();
-        let shared = TableSink::open(table, &schema, fence).await?;
-        Ok(Writers {
-            table: table.clone(),
-            fence: fence.clone(),
-            target: shared.target.clone(),
-            schema,
-            base_schema_id: m.current_schema_id(),
-            base_last_column_id: m.last_column_id(),
-            last_column_id: m.last_column_id(),
-            shared,
-            done: Vec::new(),
-        })
-    }
-
-    /// `_rescued_data`, unless the table has it.
-    fn rescue_column(&self) -> Vec<arrow_schema::Field> {
-        if self.target.field_with_name(evolve::RESCUED).is_ok() {
-            return Vec::new();
-        }
-        vec![arrow_schema::Field::new(
-            evolve::RESCUED,
-            DataType::Utf8,
-            true,
-        )]
-    }
-
-    /// Evolves the run's schema; the data files written so far keep theirs (columns they lack
-    /// read as null).
-    async fn evolve(&mut self, changes: &Changes, name: &str) -> Result<(), IngestError> {
-        let schema = evolve::evolve(&self.schema, self.last_column_id, changes, name)?;
-        tracing::info!(
-            file = name,
-            added = ?changes.added.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
-            widened = ?changes.widened.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-            "evolving the table's schema"
-        );
-        let next = TableSink::open(&self.table, &schema, &self.fence).await?;
-        let previous = std::mem::replace(&mut self.shared, next);
-        self.done.extend(previous.close().await?);
-        self.last_column_id = self.last_column_id.max(schema.highest_field_id());
-        self.target = self.shared.target.clone();
-        self.schema = schema;
-        Ok(())
-    }
-
-    fn evolved(&self) -> Option<Evolved> {
-        (self.schema.schema_id() != self.base_schema_id).then(|| Evolved {
-            schema: self.schema.clone(),
-            base_schema_id: self.base_schema_id,
-            base_last_column_id: self.base_last_column_id,
-        })
-    }
-
-    async fn finish(mut self) -> Result<Vec<DataFile>, IngestError> {
-        let mut files = std::mem::take(&mut self.done);
-        files.extend(self.shared.close().await?);
-        Ok(files)
-    }
-}
-
-/// The metadata columns' values for one file's rows.
-struct Stamp {
-    file: String,
-    modified: DateTime<Utc>,
-    run: String,
-}
-
-impl Stamp {
-    fn new(c: &Candidate, run_id: Uuid) -> Stamp {
-        Stamp {
-            file: c.url.clone(),
-            modified: c.last_modified,
-            run: run_id.to_string(),
-        }
-    }
-
-    /// `batch` with the metadata columns the table has filled in.
-    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
-        let schema = batch.schema();
-        let mut columns: Option<Vec<ArrayRef>> = None;
-        let n = batch.num_rows();
-        for (i, f) in schema.fields().iter().enumerate() {
-            let col: ArrayRef = match (f.name().as_str(), f.data_type()) {
-                (evolve::SOURCE_FILE, DataType::Utf8) => {
-                    Arc::new(StringArray::from(vec![self.file.as_str(); n]))
-                }
-                (evolve::INGESTED_RUN_ID, DataType::Utf8) => {
-                    Arc::new(StringArray::from(vec![self.run.as_str(); n]))
-                }
-                (evolve::SOURCE_MODIFIED_AT, DataType::Timestamp(_, tz)) => Arc::new(
-                    TimestampMicrosecondArray::from(vec![self.modified.timestamp_micros(); n])
-                        .with_timezone_opt(tz.clone()),
-                ),
-                _ => continue,
-            };
-            columns.get_or_insert_with(|| batch.columns().to_vec())[i] = col;
-        }
-        match columns {
-            None => Ok(batch),
-            Some(c) => RecordBatch::try_new(schema, c)
-                .map_err(|e| IngestError::Catalog(format!("filling the metadata columns: {e}"))),
-        }
-    }
-}
-
-/// One file's batches on their way to the run's writer.
-struct FileSink<'w> {
-    w: &'w mut Writers,
-    stamp: Stamp,
-    /// `None`: straight to the run's writer.
-    held: Option<Held>,
-    wrote_through: bool,
-}
-
-#[derive(Default)]
-struct Held {
-    batches: Vec<RecordBatch>,
-    bytes: usize,
-    own: Option<TableSink>,
-}
-
-impl<'w> FileSink<'w> {
-    fn new(w: &'w mut Writers, stamp: Stamp, hold: bool) -> FileSink<'w> {
-        FileSink {
-            w,
-            stamp,
-            held: hold.then(Held::default),
-            wrote_through: false,
-        }
-    }
-
-    /// The file is good: its batches go to the run.
-    async fn keep(self) -> Result<(), IngestError> {
-        let Some(held) = self.held else {
-            return Ok(());
-        };
-        match held.own {
-            Some(own) => self.w.done.extend(own.close().await?),
-            None => {
-                for b in held.batches {
-                    self.w.shared.write(b).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The file's batches are dropped (its own data files, if any, are left unreferenced).
-    /// `false` when some already went to the run's writer and cannot be taken back.
-    fn discard(self) -> bool {
-        self.held.is_some() || !self.wrote_through
-    }
-}
-
-impl BatchSink for FileSink<'_> {
-    async fn write(&mut self, batch: RecordBatch) -> Result<(), IngestError> {
-        let batch = self.stamp.apply(batch)?;
-        let Some(held) = &mut self.held else {
-            self.wrote_through = true;
-            return self.w.shared.write(batch).await;
-        };
-        if let Some(own) = &mut held.own {
-            return own.write(batch).await;
-        }
-        held.bytes += batch.get_array_memory_size();
-        held.batches.push(batch);
-        if held.bytes > HOLD_BYTES {
-            let mut own = TableSink::open(&self.w.table, &self.w.schema, &self.w.fence).await?;
-            for b in held.batches.drain(..) {
-                own.write(b).await?;
-            }
-            held.own = Some(own);
-        }
-        Ok(())
-    }
-}
-
-/// Takes batches and keeps nothing.
-struct NullSink;
-
-impl BatchSink for NullSink {
-    async fn write(&mut self, _batch: RecordBatch) -> Result<(), IngestError> {
-        Ok(())
     }
 }
