@@ -247,6 +247,87 @@ impl Default for QuotaConfig {
     }
 }
 
+/// Table maintenance: the operator's defaults for ingestions' settings
+/// ([`crate::ingestions::maintenance`]) and how often the scheduler queues maintenance runs.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct MaintenanceConfig {
+    /// Whether workers queue maintenance runs by themselves (ingestions with
+    /// `maintenance: auto`); `false` leaves only `POST .../maintenance`.
+    #[arg(long = "maintenance", env = "AUTOLOADER_MAINTENANCE", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub auto: bool,
+
+    /// Snapshots older than this are expired (unless among the last kept), e.g. 7d, 36h.
+    #[arg(long, env = "AUTOLOADER_SNAPSHOT_RETENTION", default_value = "7d", value_parser = parse_window)]
+    pub snapshot_retention: Duration,
+
+    /// The last N snapshots are kept whatever their age.
+    #[arg(long, env = "AUTOLOADER_MIN_SNAPSHOTS_TO_KEEP", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub min_snapshots_to_keep: u32,
+
+    /// Bytes a compacted data file aims at; files under 75% of it are small.
+    #[arg(long, env = "AUTOLOADER_TARGET_FILE_SIZE", default_value_t = 128 << 20,
+          value_parser = clap::value_parser!(u64).range(1 << 20..=4 << 30))]
+    pub target_file_size: u64,
+
+    /// Unreferenced files (other than those of attempts that can no longer commit) younger than
+    /// this are never removed, e.g. 3d.
+    #[arg(long, env = "AUTOLOADER_ORPHAN_SAFETY_WINDOW", default_value = "3d", value_parser = parse_window)]
+    pub orphan_safety_window: Duration,
+
+    /// A table is compacted at most this often, and only with at least
+    /// AUTOLOADER_COMPACT_MIN_FILES small files.
+    #[arg(long, env = "AUTOLOADER_COMPACTION_INTERVAL", default_value = "1h", value_parser = parse_interval)]
+    pub compaction_interval: Duration,
+
+    /// Small data files that make a table due for compaction.
+    #[arg(long, env = "AUTOLOADER_COMPACT_MIN_FILES", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub compact_min_files: u32,
+
+    /// Snapshot expiry and orphan removal run at most this often per table.
+    #[arg(long, env = "AUTOLOADER_CLEANUP_INTERVAL", default_value = "1d", value_parser = parse_interval)]
+    pub cleanup_interval: Duration,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            auto: true,
+            snapshot_retention: Duration::from_secs(7 * 86_400),
+            min_snapshots_to_keep: 1,
+            target_file_size: 128 << 20,
+            orphan_safety_window: Duration::from_secs(3 * 86_400),
+            compaction_interval: Duration::from_secs(3600),
+            compact_min_files: 10,
+            cleanup_interval: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// A retention or safety window: 1h to 3650d.
+fn parse_window(s: &str) -> Result<Duration, String> {
+    use crate::ingestions::maintenance::{parse_duration, MAX_WINDOW, MIN_WINDOW};
+    let d = parse_duration(s)?;
+    if (MIN_WINDOW..=MAX_WINDOW).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("'{s}' must be from 1h to 3650d"))
+    }
+}
+
+/// How often something happens: 1s to 3650d.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    use crate::ingestions::maintenance::{parse_duration, MAX_WINDOW};
+    let d = parse_duration(s)?;
+    if d >= Duration::from_secs(1) && d <= MAX_WINDOW {
+        Ok(d)
+    } else {
+        Err(format!("'{s}' must be from 1s to 3650d"))
+    }
+}
+
 /// The keys secrets are sealed with at rest (see [`crate::secrets`]).
 #[derive(Clone, Default, Args)]
 pub struct SecretKeyConfig {
@@ -329,6 +410,44 @@ mod tests {
         scheduler: SchedulerConfig,
         #[command(flatten)]
         quotas: QuotaConfig,
+        #[command(flatten)]
+        maintenance: MaintenanceConfig,
+    }
+
+    #[test]
+    fn maintenance_defaults_are_the_documented_ones() {
+        let m = Cli::try_parse_from(["x"])
+            .expect("defaults parse")
+            .maintenance;
+        let d = MaintenanceConfig::default();
+        assert_eq!(
+            (m.auto, m.snapshot_retention, m.min_snapshots_to_keep),
+            (d.auto, d.snapshot_retention, d.min_snapshots_to_keep)
+        );
+        assert_eq!(
+            (
+                m.target_file_size,
+                m.orphan_safety_window,
+                m.compaction_interval
+            ),
+            (
+                d.target_file_size,
+                d.orphan_safety_window,
+                d.compaction_interval
+            )
+        );
+        assert_eq!(
+            (m.compact_min_files, m.cleanup_interval),
+            (d.compact_min_files, d.cleanup_interval)
+        );
+        let set =
+            Cli::try_parse_from(["x", "--maintenance", "false", "--snapshot-retention", "2d"])
+                .expect("parse")
+                .maintenance;
+        assert!(!set.auto);
+        assert_eq!(set.snapshot_retention, Duration::from_secs(2 * 86_400));
+        assert!(Cli::try_parse_from(["x", "--orphan-safety-window", "5m"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--target-file-size", "10"]).is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod runs;
 pub mod schedule;
 pub mod secrets;
 pub mod signals;
+pub mod tables;
 pub mod telemetry;
 pub mod tenants;
 pub mod ticks;

@@ -22,6 +22,7 @@ pub mod runs;
 pub mod schedule_cache;
 pub mod schedules;
 pub mod state;
+pub mod tables;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Request};
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ingestions::router())
         .merge(runs::router())
         .merge(files::router())
+        .merge(tables::router())
         .merge(schedules::router())
         .merge(admin::router())
         .merge(metrics::router())

@@ -321,6 +321,15 @@ pub struct RunResponse {
     pub records_rejected: i64,
     /// The first records this run rejected (at most 20); empty when it rejected none.
     pub rejected_records: Vec<RejectedRecord>,
+    /// `load` (new files into the table), or the table maintenance it does: `compact`,
+    /// `expire_snapshots` or `remove_orphans`.
+    pub kind: String,
+    /// The Iceberg table a maintenance run works on; null for loads.
+    pub maintained_table: Option<String>,
+    /// What a maintenance run did (files read, written and deleted, snapshots expired, the
+    /// table's data files after it); null for loads and until it finishes.
+    #[schema(value_type = Option<Object>)]
+    pub maintenance: Option<Value>,
 }
 
 /// A record a run rejected, and why.
@@ -392,6 +401,9 @@ impl From<RunRow> for RunResponse {
             files_rejected: r.files_rejected,
             records_rejected: r.records_rejected,
             rejected_records: rejected_records(r.rejected_records),
+            kind: r.kind,
+            maintained_table: r.maintained_table,
+            maintenance: r.maintenance,
         }
     }
 }
@@ -530,4 +542,92 @@ pub struct RetryResponse {
     /// The files that left the ledger; the next run reads them as new.
     pub retried: Vec<String>,
     pub count: usize,
+}
+
+/// Body of `POST /api/v1/ingestions/{id}/maintenance`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    /// `compact` (small data files rewritten near the target size, as one replace snapshot),
+    /// `expire_snapshots` (snapshots past the retention expired and the files only they
+    /// referenced deleted) or `remove_orphans` (files no snapshot references deleted).
+    #[schema(pattern = "^(compact|expire_snapshots|remove_orphans)$")]
+    pub kind: String,
+}
+
+/// The last maintenance run of each kind of a table; null where there was none.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct LastMaintenance {
+    pub compact: Option<RunResponse>,
+    pub expire_snapshots: Option<RunResponse>,
+    pub remove_orphans: Option<RunResponse>,
+}
+
+/// An ingestion's Iceberg table, as of its last commit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TableResponse {
+    pub ingestion_id: Uuid,
+    /// The Iceberg identifier: `<tenant namespace>.<destination_table>`.
+    pub iceberg_table: String,
+    /// False until a run has committed to the table; the fields below are then null.
+    pub created: bool,
+    pub location: Option<String>,
+    pub metadata_location: Option<String>,
+    pub format_version: Option<i32>,
+    pub current_schema_id: Option<i32>,
+    /// Every schema id the table has had, oldest first.
+    pub schema_ids: Vec<i32>,
+    /// The current schema, in Iceberg's JSON form.
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    /// The partition spec, in Iceberg's JSON form (`fields` empty: unpartitioned).
+    #[schema(value_type = Option<Object>)]
+    pub partition_spec: Option<Value>,
+    pub current_snapshot_id: Option<i64>,
+    pub snapshot_count: i64,
+    pub oldest_snapshot_at: Option<DateTime<Utc>>,
+    /// Data files of the current snapshot, their bytes and records.
+    pub data_file_count: i64,
+    pub total_bytes: i64,
+    pub total_records: i64,
+    /// Data files under `small_file_bytes` (75% of the compaction target).
+    pub small_file_count: i64,
+    pub small_file_bytes: Option<i64>,
+    /// When the facts were written: the last commit to the table.
+    pub updated_at: Option<DateTime<Utc>>,
+    pub last_maintenance: LastMaintenance,
+}
+
+impl TableResponse {
+    pub fn new(
+        ingestion_id: Uuid,
+        iceberg_table: String,
+        facts: Option<autoloader::tables::TableFacts>,
+        last_maintenance: LastMaintenance,
+    ) -> TableResponse {
+        let created = facts.is_some();
+        let f = facts;
+        TableResponse {
+            ingestion_id,
+            iceberg_table,
+            created,
+            location: f.as_ref().map(|f| f.location.clone()),
+            metadata_location: f.as_ref().map(|f| f.metadata_location.clone()),
+            format_version: f.as_ref().map(|f| f.format_version),
+            current_schema_id: f.as_ref().map(|f| f.current_schema_id),
+            schema_ids: f.as_ref().map(|f| f.schema_ids.clone()).unwrap_or_default(),
+            schema: f.as_ref().map(|f| f.schema.clone()),
+            partition_spec: f.as_ref().map(|f| f.partition_spec.clone()),
+            current_snapshot_id: f.as_ref().and_then(|f| f.current_snapshot_id),
+            snapshot_count: f.as_ref().map_or(0, |f| f.snapshots),
+            oldest_snapshot_at: f.as_ref().and_then(|f| f.oldest_snapshot_at),
+            data_file_count: f.as_ref().map_or(0, |f| f.data_files),
+            total_bytes: f.as_ref().map_or(0, |f| f.total_bytes),
+            total_records: f.as_ref().map_or(0, |f| f.total_records),
+            small_file_count: f.as_ref().map_or(0, |f| f.small_files),
+            small_file_bytes: f.as_ref().map(|f| f.small_file_bytes),
+            updated_at: f.as_ref().map(|f| f.updated_at),
+            last_maintenance,
+        }
+    }
 }

@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::{admin, files, ingestions, metrics, runs, schedules};
+use crate::{admin, files, ingestions, metrics, runs, schedules, tables};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules};
         ingestions::remove, ingestions::schedule_info, ingestions::enable, ingestions::disable,
         runs::trigger, runs::history, runs::read, runs::cancel,
         files::list, files::retry,
+        tables::table, tables::maintain,
         schedules::preview,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::patch_tenant,
         admin::create_token, admin::list_tokens, admin::revoke_token,
@@ -33,6 +34,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules};
         (name = "schedules", description = "When ingestions run"),
         (name = "runs", description = "Run history and manual triggers"),
         (name = "files", description = "An ingestion's ledger of loaded and rejected files, and retrying rejected ones"),
+        (name = "tables", description = "An ingestion's Iceberg table: its facts, and maintenance (compaction, snapshot expiry, orphan removal)"),
         (name = "admin", description = "Tenants and tokens (admin token)"),
         (name = "operations", description = "Health and metrics"),
     )
@@ -78,6 +80,12 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
         ("ListRuns", "/api/v1/ingestions/{id}/runs", "get"),
         ("ListFiles", "/api/v1/ingestions/{id}/files", "get"),
         ("RetryFiles", "/api/v1/ingestions/{id}/files/retry", "post"),
+        ("GetTable", "/api/v1/ingestions/{id}/table", "get"),
+        (
+            "QueueMaintenance",
+            "/api/v1/ingestions/{id}/maintenance",
+            "post",
+        ),
     ];
     let run_ops: &[(&str, &str, &str)] = &[
         ("GetRun", "/api/v1/runs/{run_id}", "get"),

@@ -15,6 +15,7 @@ pub mod draft;
 pub mod egress;
 pub mod glob;
 pub mod hints;
+pub mod maintenance;
 pub mod options;
 pub mod roots;
 pub mod store;

@@ -128,7 +128,11 @@ pub struct IngestOptions {
     /// Each row also gets `_source_file`, `_source_modified_at` and `_ingested_run_id`
     /// (`metadata_columns`).
     pub metadata_columns: bool,
+    /// The table's maintenance settings (`maintenance`, `snapshot_retention`, ...).
+    pub maintenance: MaintenanceOptions,
 }
+
+pub use super::maintenance::{MaintenanceMode, MaintenanceOptions};
 
 pub use super::hints::{HintType, SchemaHint};
 
@@ -305,6 +309,7 @@ impl IngestOptions {
             on_error: OnError::default(),
             schema_hints: Vec::new(),
             metadata_columns: false,
+            maintenance: MaintenanceOptions::default(),
         };
         for (key, value) in map {
             let k = key.as_str();
@@ -408,13 +413,21 @@ impl IngestOptions {
                     Some(b) => out.metadata_columns = b,
                     None => problem(k, "metadata_columns must be true or false".into()),
                 },
-                other => {
-                    let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
-                    problem(
-                        other,
-                        format!("unknown option '{other}' (known: {})", known.join(", ")),
-                    )
-                }
+                other => match out.maintenance.read(other, value) {
+                    Some(Ok(())) => {}
+                    Some(Err(m)) => problem(other, m),
+                    None => {
+                        let known: Vec<&str> = OPTION_KEYS
+                            .iter()
+                            .chain(&super::maintenance::KEYS)
+                            .map(|(k, _)| *k)
+                            .collect();
+                        problem(
+                            other,
+                            format!("unknown option '{other}' (known: {})", known.join(", ")),
+                        )
+                    }
+                },
             }
         }
         if out.csv.delimiter == out.csv.quote {

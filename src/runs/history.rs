@@ -13,7 +13,7 @@ use crate::paging::PageRequest;
 const RUN_COLUMNS: &str = "id, ingestion_id, triggered_by, status, scheduled_for, \
      data_interval_start, queued_at, started_at, finished_at, attempt, worker_id, error, reason, \
      files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id, files_rejected, \
-     records_rejected, rejected_records";
+     records_rejected, rejected_records, kind, maintained_table, maintenance";
 
 /// What a manual trigger did.
 #[derive(Debug)]
@@ -89,7 +89,7 @@ pub async fn run_insert_manual(
          returning id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start,
                    queued_at, started_at, finished_at, attempt, worker_id, error, reason,
                    files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id,
-                   files_rejected, records_rejected, rejected_records",
+                   files_rejected, records_rejected, rejected_records, kind, maintained_table, maintenance",
         Uuid::now_v7(),
         ingestion_id,
         tenant_id
@@ -112,13 +112,14 @@ pub async fn run_insert_manual(
     }
 }
 
-/// The ingestion's QUEUED or RUNNING run, if any: (id, status).
+/// The ingestion's QUEUED or RUNNING load, if any: (id, status).
 pub async fn run_active(
     pool: &PgPool,
     ingestion_id: Uuid,
 ) -> Result<Option<(Uuid, String)>, sqlx::Error> {
     let row = sqlx::query!(
-        "select id, status from runs where ingestion_id = $1 and status in ('QUEUED', 'RUNNING')",
+        "select id, status from runs
+         where ingestion_id = $1 and status in ('QUEUED', 'RUNNING') and kind = 'load'",
         ingestion_id
     )
     .fetch_optional(pool)
@@ -137,7 +138,7 @@ pub async fn run_get(
         "select id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start,
                 queued_at, started_at, finished_at, attempt, worker_id, error, reason,
                 files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id,
-                files_rejected, records_rejected, rejected_records
+                files_rejected, records_rejected, rejected_records, kind, maintained_table, maintenance
          from runs where id = $1 and tenant_id = $2",
         run_id,
         tenant_id
@@ -220,7 +221,7 @@ pub async fn run_cancel(
          returning id, ingestion_id, triggered_by, status, scheduled_for, data_interval_start,
                    queued_at, started_at, finished_at, attempt, worker_id, error, reason,
                    files_processed, rows_ingested, bytes_read, bytes_written, snapshot_id,
-                   files_rejected, records_rejected, rejected_records",
+                   files_rejected, records_rejected, rejected_records, kind, maintained_table, maintenance",
         run_id,
         tenant_id
     )

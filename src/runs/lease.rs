@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use super::TriggeredBy;
+use super::{RunKind, TriggeredBy};
 
 /// A run this worker holds the lease of.
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct Claimed {
     pub data_interval_start: Option<DateTime<Utc>>,
     pub queued_at: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
+    /// A load, or the kind of maintenance of `maintained_table`.
+    pub kind: RunKind,
+    pub maintained_table: Option<String>,
     pub ingestion: ClaimedIngestion,
 }
 
@@ -104,7 +107,7 @@ impl Claimed {
     }
 }
 
-fn interval(d: Duration) -> PgInterval {
+pub(crate) fn interval(d: Duration) -> PgInterval {
     PgInterval {
         months: 0,
         days: 0,
@@ -186,8 +189,7 @@ pub struct Exchanged {
 ///
 /// Each outcome is fenced by its own lease (`id, attempt, worker_id, status = 'RUNNING'`); the
 /// claim takes the oldest queued runs with `for update skip locked`. The two parts touch disjoint
-/// rows (RUNNING ones and QUEUED ones of other ingestions: an ingestion with a RUNNING run has no
-/// QUEUED one), so neither can see or undo the other.
+/// rows (RUNNING ones and QUEUED ones), so neither can see or undo the other.
 ///
 /// Commits: outcomes are durable (the commit waits for its WAL flush as the cluster is
 /// configured). A statement that only claims need not wait: if PostgreSQL crashes before the
@@ -308,7 +310,7 @@ pub async fn run_exchange(
             where r.id = any(array(select id from picked))
               and i.id = r.ingestion_id and n.id = i.tenant_id
             returning r.id, r.attempt, r.triggered_by, r.scheduled_for, r.data_interval_start,
-                      r.queued_at, r.started_at,
+                      r.queued_at, r.started_at, r.kind, r.maintained_table,
                       i.id as ingestion_id, i.tenant_id, i.name, i.description, i.source_type,
                       i.source_path, i.format_type, i.destination_table, i.options,
                       n.namespace as tenant_namespace, n.file_roots as tenant_file_roots
@@ -318,7 +320,8 @@ pub async fn run_exchange(
                    as "recorded_attempts!: Vec<i32>",
                c.id as "id?", c.attempt as "attempt?", c.triggered_by as "triggered_by?",
                c.scheduled_for, c.data_interval_start, c.queued_at as "queued_at?",
-               c.started_at as "started_at?", c.ingestion_id as "ingestion_id?",
+               c.started_at as "started_at?", c.kind as "kind?", c.maintained_table,
+               c.ingestion_id as "ingestion_id?",
                c.tenant_id as "tenant_id?", c.name as "name?", c.description,
                c.source_type as "source_type?",
                c.source_path as "source_path?", c.format_type as "format_type?",
@@ -359,6 +362,7 @@ pub async fn run_exchange(
             Some(by),
             Some(queued_at),
             Some(started_at),
+            Some(kind),
             Some(id),
             Some(tenant_id),
             Some(name),
@@ -375,6 +379,7 @@ pub async fn run_exchange(
             r.triggered_by,
             r.queued_at,
             r.started_at,
+            r.kind,
             r.ingestion_id,
             r.tenant_id,
             r.name,
@@ -397,6 +402,9 @@ pub async fn run_exchange(
             data_interval_start: r.data_interval_start,
             queued_at,
             started_at,
+            // The column's check allows only the kinds there are.
+            kind: kind.parse().unwrap_or(RunKind::Load),
+            maintained_table: r.maintained_table,
             ingestion: ClaimedIngestion {
                 id,
                 tenant_id,

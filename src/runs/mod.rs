@@ -22,7 +22,7 @@
 //! | move | function |
 //! |---|---|
 //! | (new) → QUEUED, SKIPPED, MISSED | [`scheduled::runs_insert_queued`], [`scheduled::runs_insert_skipped`], [`scheduled::runs_insert_missed`] (the ticker) |
-//! | (new) → QUEUED | [`history::run_insert_manual`] (a manual trigger) |
+//! | (new) → QUEUED | [`history::run_insert_manual`] (a manual trigger), [`maintenance::maintenance_queue`], [`maintenance::maintenance_plan`] (maintenance runs) |
 //! | QUEUED → CANCELLED | [`history::run_cancel`] |
 //! | QUEUED → RUNNING, RUNNING → SUCCESS / FAILED / QUEUED | [`lease`] |
 //! | (finished) → deleted | [`retention::runs_prune`] |
@@ -34,6 +34,7 @@
 
 pub mod history;
 pub mod lease;
+pub mod maintenance;
 pub mod retention;
 pub mod scheduled;
 pub mod totals;
@@ -169,6 +170,59 @@ impl fmt::Display for TriggeredBy {
     }
 }
 
+/// What a run does. Stored as lower-case text in `runs.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// New files of the source into the table: every scheduled and manual run of an ingestion.
+    Load,
+    /// Rewrite the table's small data files into files near the target size.
+    Compact,
+    /// Expire old snapshots and delete the files only they referenced.
+    ExpireSnapshots,
+    /// Delete files under the table's location that no snapshot references.
+    RemoveOrphans,
+}
+
+impl RunKind {
+    pub const MAINTENANCE: [RunKind; 3] = [
+        RunKind::Compact,
+        RunKind::ExpireSnapshots,
+        RunKind::RemoveOrphans,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Load => "load",
+            RunKind::Compact => "compact",
+            RunKind::ExpireSnapshots => "expire_snapshots",
+            RunKind::RemoveOrphans => "remove_orphans",
+        }
+    }
+
+    pub fn is_maintenance(self) -> bool {
+        self != RunKind::Load
+    }
+}
+
+impl FromStr for RunKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [RunKind::Load]
+            .into_iter()
+            .chain(RunKind::MAINTENANCE)
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown run kind '{s}'"))
+    }
+}
+
+impl fmt::Display for RunKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A run as stored, as the API shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
@@ -197,6 +251,12 @@ pub struct RunRow {
     /// The first rejected records, as the worker wrote them: null, or an array of at most 20
     /// `{"file", "record", "column", "reason"}` objects.
     pub rejected_records: Option<serde_json::Value>,
+    /// `load`, or the kind of maintenance.
+    pub kind: String,
+    /// The table a maintenance run works on; null for loads.
+    pub maintained_table: Option<String>,
+    /// What a maintenance run did; null for loads.
+    pub maintenance: Option<serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -216,6 +276,18 @@ mod tests {
             "running".parse::<RunStatus>().is_err(),
             "stored text is upper-case only"
         );
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_stored_text() {
+        for k in [RunKind::Load].into_iter().chain(RunKind::MAINTENANCE) {
+            assert_eq!(k.as_str().parse::<RunKind>(), Ok(k));
+            assert_eq!(
+                serde_json::to_string(&k).expect("serialises"),
+                format!("\"{k}\"")
+            );
+        }
+        assert!("Compact".parse::<RunKind>().is_err());
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub async fn runs_insert_skipped(
         left join lateral (
             select r.id, r.status from runs r
             where r.ingestion_id = p.ingestion_id and r.status in ('QUEUED', 'RUNNING')
+              and r.kind = 'load'
         ) a on true
         on conflict (ingestion_id, scheduled_for) do nothing
         returning id, ingestion_id

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use autoloader::ingestions::Definition;
 use autoloader::runs::lease::ClaimedIngestion;
 pub use autoloader::runs::lease::RunOutput;
-use autoloader::runs::TriggeredBy;
+use autoloader::runs::{RunKind, TriggeredBy};
 
 /// The ingestion a run belongs to, as it was when the run was claimed, its definition parsed.
 #[derive(Debug, Clone)]
@@ -67,6 +67,10 @@ pub struct RunContext {
     /// the executor makes on the run's behalf.
     pub worker_id: String,
     pub triggered_by: TriggeredBy,
+    /// A load of new files, or a kind of maintenance of `maintained_table`.
+    pub kind: RunKind,
+    /// The Iceberg table (`namespace.table`) a maintenance run works on; `None` for loads.
+    pub maintained_table: Option<String>,
     /// The nominal tick; `None` for manual runs.
     pub scheduled_for: Option<DateTime<Utc>>,
     /// The data interval: from the schedule's previous tick (if any) to this one.

@@ -17,6 +17,7 @@
 pub mod executor;
 #[cfg(feature = "loader")]
 pub mod ingest;
+pub mod maintenance;
 pub mod process;
 pub mod retention;
 pub mod ticker;

@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?
                 .map(Arc::new),
             failpoint,
+            maintenance: process.flags.maintenance,
         },
     );
     tracing::info!(warehouse = %warehouse, "ingestion executor ready");

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use autoloader::config::{DatabaseConfig, QuotaConfig, RoleConfig, SchedulerConfig};
+use autoloader::config::{
+    DatabaseConfig, MaintenanceConfig, QuotaConfig, RoleConfig, SchedulerConfig,
+};
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,10 @@ pub struct Flags<X: Args> {
     /// Tenants' quotas: the claim honours `AUTOLOADER_DEFAULT_MAX_CONCURRENT_RUNS`.
     #[command(flatten)]
     pub quotas: QuotaConfig,
+    /// Table maintenance: the scheduler of maintenance runs (with the ticker) and the defaults
+    /// of the settings the loader's maintenance runs use.
+    #[command(flatten)]
+    pub maintenance: MaintenanceConfig,
     #[command(flatten)]
     pub executor: X,
 }
@@ -81,6 +87,7 @@ impl<X: Args + FromArgMatches> Process<X> {
             &self.flags.scheduler,
             &self.flags.role,
             &self.flags.quotas,
+            &self.flags.maintenance,
             executor,
             shutdown,
         )
@@ -94,6 +101,7 @@ pub async fn run(
     scheduler: &SchedulerConfig,
     role: &RoleConfig,
     quotas: &QuotaConfig,
+    maintenance: &MaintenanceConfig,
     executor: Arc<dyn Executor>,
     shutdown: CancellationToken,
 ) {
@@ -112,6 +120,13 @@ pub async fn run(
         config.default_max_concurrent_runs = quotas.default_max_concurrent_runs;
         let worker = Worker::new(pool.clone(), config, executor);
         tasks.spawn(worker.run(shutdown.clone()));
+    }
+    if !role.no_ticker && maintenance.auto {
+        tasks.spawn(crate::maintenance::run(
+            pool.clone(),
+            *maintenance,
+            shutdown.clone(),
+        ));
     }
     if let Some(days) = scheduler.run_retention_days {
         tasks.spawn(crate::retention::run(pool.clone(), days, shutdown.clone()));

@@ -25,6 +25,7 @@ pub mod fit;
 pub mod http;
 pub mod load;
 pub mod local;
+pub mod maintenance_run;
 pub mod read;
 pub mod record_stream;
 pub mod records;
@@ -185,6 +186,9 @@ pub struct IngestConfig {
     pub secrets: Option<std::sync::Arc<autoloader::secrets::SecretKeys>>,
     /// Test hooks (`AUTOLOADER_FAILPOINT`).
     pub failpoint: Failpoint,
+    /// The operator's defaults of ingestions' maintenance settings (`AUTOLOADER_SNAPSHOT_RETENTION`,
+    /// ...).
+    pub maintenance: autoloader::config::MaintenanceConfig,
 }
 
 /// Test hooks (`AUTOLOADER_FAILPOINT`); never set in production.
@@ -453,8 +457,22 @@ impl IngestExecutor {
         } = loaded;
         let taken: Vec<&LoadedFile> = files.iter().filter(|f| f.rejected.is_none()).collect();
         let rows: u64 = taken.iter().map(|f| f.rows).sum();
+        let small_file_bytes = table::FactsFor::small_bound(
+            self.maintenance_settings(&ctx.ingestion.definition.options)
+                .target_file_size,
+        );
+        let small = data_files
+            .iter()
+            .filter(|d| d.file_size_in_bytes() < small_file_bytes)
+            .count();
         let parts = table::CommitParts {
             fence,
+            facts: table::FactsFor {
+                tenant_id: ctx.ingestion.tenant_id,
+                ingestion_id: ctx.ingestion.id,
+                small_file_bytes,
+                small: autoloader::tables::SmallFiles::Added(small as i64),
+            },
             files: &files,
             rejections: &rejections,
             evolved: evolved.as_ref(),
@@ -528,7 +546,13 @@ const SCHEMA_RETRIES: u32 = 3;
 
 impl Executor for IngestExecutor {
     fn execute(&self, ctx: RunContext) -> ExecFuture<'_> {
-        Box::pin(async move { self.run(&ctx).await.map_err(IngestError::into_exec) })
+        Box::pin(async move {
+            match ctx.kind {
+                autoloader::runs::RunKind::Load => self.run(&ctx).await,
+                kind => self.maintain(&ctx, kind).await,
+            }
+            .map_err(IngestError::into_exec)
+        })
     }
 }
 

@@ -398,6 +398,8 @@ async fn execute(
                 attempt: run.attempt,
                 worker_id: cfg.worker_id.clone(),
                 triggered_by: run.triggered_by,
+                kind: run.kind,
+                maintained_table: run.maintained_table.clone(),
                 scheduled_for: run.scheduled_for,
                 data_interval_start: run.data_interval_start,
                 data_interval_end: run.scheduled_for,
