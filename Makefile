@@ -92,10 +92,15 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-api.sh | tee bench/results/api.md
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-metrics.sh | tee bench/results/metrics.md
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-maintenance.sh
 
 .PHONY: bench-record-cap
 bench-record-cap: ## One 1 GiB record in JSON lines, a JSON array and CSV against the record cap (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-record-cap.sh
+
+.PHONY: bench-maintenance
+bench-maintenance: ## pyiceberg's read time of a day of one-minute files, before and after one compaction (see BENCHMARKS.md)
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-maintenance.sh
 
 .PHONY: bench-ingest
 bench-ingest: ## Ingestion throughput vs pyiceberg, 1 GB of JSON (plain and gzipped) and Parquet (see BENCHMARKS.md)

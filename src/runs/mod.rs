@@ -9,7 +9,7 @@
 //!                │                ──▶ FAILED  lease expired with no attempts left ("worker lost")
 //!                └──▶ CANCELLED   cancelled while queued
 //!
-//!   ticker ──▶ SKIPPED   a tick fell while a run of the ingestion was QUEUED or RUNNING
+//!   ticker ──▶ SKIPPED   a tick fell while a load of the ingestion was QUEUED or RUNNING
 //!   ticker ──▶ MISSED    ticks later than the misfire grace time (one row per schedule)
 //! ```
 //!
