@@ -75,13 +75,15 @@ pub fn spec(
                         .map_err(|m| IngestError::Config(format!("options.partition_by: {m}")))?;
                 }
             }
-            _ => return Err(refuse(
-                f,
-                format!(
+            _ => {
+                return Err(refuse(
+                    f,
+                    format!(
                     "column '{}' is a struct, list or map; only plain columns partition a table",
                     f.column
                 ),
-            )),
+                ))
+            }
         }
         builder = builder
             .add_unbound_field(UnboundPartitionField {
@@ -309,6 +311,92 @@ mod tests {
 
     fn spec_is_none(texts: &[&str]) -> bool {
         spec(&schema(), &fields(texts)).expect("spec").is_none()
+    }
+
+    /// A fan-out by `region` (identity), writing to memory.
+    fn fan_out() -> FanOut {
+        use iceberg::io::FileIO;
+        use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+        let schema = Arc::new(schema());
+        let spec = PartitionSpec::builder(schema.clone())
+            .add_partition_field("region", "region", IcebergTransform::Identity)
+            .and_then(|b| b.build())
+            .expect("spec");
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            ParquetWriterBuilder::new(Default::default(), schema.clone()),
+            FileIO::new_with_memory(),
+            DefaultLocationGenerator::with_data_location("memory:///t/data".into()),
+            DefaultFileNameGenerator::new(
+                "run-x-a1-w0".into(),
+                None,
+                iceberg::spec::DataFileFormat::Parquet,
+            ),
+        );
+        FanOut::new(DataFileWriterBuilder::new(rolling), &Arc::new(spec), schema).expect("fan")
+    }
+
+    /// Rows `ids`, each in region `p<id % regions>`.
+    fn batch(ids: std::ops::Range<i64>, regions: i64) -> RecordBatch {
+        use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+        let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema()).expect("arrow"));
+        let n = ids.clone().count();
+        RecordBatch::try_new(
+            arrow,
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("+00:00")),
+                Arc::new(StringArray::from_iter_values(
+                    ids.clone().map(|i| format!("p{}", i % regions)),
+                )),
+                Arc::new(Int64Array::from_iter_values(ids)),
+            ],
+        )
+        .expect("batch")
+    }
+
+    fn region_of(f: &DataFile) -> String {
+        match f.partition().fields().first() {
+            Some(Some(Literal::Primitive(iceberg::spec::PrimitiveLiteral::String(s)))) => s.clone(),
+            other => panic!("no region: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_partition_gets_its_own_file_with_its_value() {
+        let mut fan = fan_out();
+        fan.write(batch(0..100, 10)).await.expect("write");
+        fan.write(batch(100..200, 10)).await.expect("write");
+        let files = fan.close().await.expect("close");
+        assert_eq!(files.len(), 10, "one file per partition");
+        let mut regions: Vec<String> = files.iter().map(region_of).collect();
+        regions.sort();
+        regions.dedup();
+        assert_eq!(regions.len(), 10);
+        assert!(files.iter().all(|f| f.record_count() == 20));
+        assert!(files.iter().all(|f| f
+            .file_path()
+            .contains(&format!("/data/region={}/run-x-a1-w0-", region_of(f)))));
+    }
+
+    #[tokio::test]
+    async fn many_partitions_never_hold_more_than_the_cap_open() {
+        let mut fan = fan_out();
+        let regions = 3 * MAX_OPEN_PARTITIONS as i64;
+        for start in (0..6 * regions).step_by(regions as usize) {
+            fan.write(batch(start..start + regions, regions))
+                .await
+                .expect("write");
+            assert!(fan.open.len() <= MAX_OPEN_PARTITIONS, "{}", fan.open.len());
+        }
+        let files = fan.close().await.expect("close");
+        // Every row is in a file of its partition; rows that came back to a closed partition
+        // went to another file of it.
+        let rows: u64 = files.iter().map(|f| f.record_count()).sum();
+        assert_eq!(rows, 6 * regions as u64);
+        assert!(files.len() > regions as usize, "{}", files.len());
+        let mut paths: Vec<&str> = files.iter().map(|f| f.file_path()).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), files.len(), "no file overwrote another");
     }
 
     #[test]
