@@ -331,7 +331,7 @@ fn option_schema(key: &str) -> Schema {
         "schema_hints" => string(non_blank_pattern())
             .examples(["id bigint, ts timestamp, amount decimal(12,2)"])
             .into(),
-        "metadata_columns" => inline(OptionFlag::schema()),
+        "metadata_columns" | "partition_columns_from_path" => inline(OptionFlag::schema()),
         "partition_by" => ArrayBuilder::new()
             .items(string(partition_field_pattern()))
             .max_items(Some(autoloader::ingestions::partitions::MAX_FIELDS))

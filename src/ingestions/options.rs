@@ -130,6 +130,9 @@ pub struct IngestOptions {
     pub metadata_columns: bool,
     /// How a table the loader creates is partitioned (`partition_by`); empty: unpartitioned.
     pub partition_by: Vec<PartitionField>,
+    /// Hive-style directories (`dt=2025-01-01/`) between the prefix and a file's name become
+    /// columns of its rows (`partition_columns_from_path`).
+    pub partition_columns_from_path: bool,
 }
 
 pub use super::hints::{HintType, SchemaHint};
@@ -276,6 +279,12 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
          e.g. [\"day(ts)\", \"region\", \"bucket(16, id)\"] (identity(c) or c, year, month, day, \
          hour, bucket(n, c), truncate(w, c)); an existing table keeps its own partitioning",
     ),
+    (
+        "partition_columns_from_path",
+        "true: Hive-style directories between the prefix and a file's name (dt=2025-01-01/region=eu/) \
+         become columns of its rows, typed by schema_hints or inferred (digits: bigint, \
+         YYYY-MM-DD: date, else string); the path's value wins over the file's (default false)",
+    ),
 ];
 
 impl IngestOptions {
@@ -315,6 +324,7 @@ impl IngestOptions {
             schema_hints: Vec::new(),
             metadata_columns: false,
             partition_by: Vec::new(),
+            partition_columns_from_path: false,
         };
         for (key, value) in map {
             let k = key.as_str();
@@ -417,6 +427,13 @@ impl IngestOptions {
                 "metadata_columns" => match flag(value) {
                     Some(b) => out.metadata_columns = b,
                     None => problem(k, "metadata_columns must be true or false".into()),
+                },
+                "partition_columns_from_path" => match flag(value) {
+                    Some(b) => out.partition_columns_from_path = b,
+                    None => problem(
+                        k,
+                        "partition_columns_from_path must be true or false".into(),
+                    ),
                 },
                 "partition_by" => match super::partitions::parse_partition_by(value) {
                     Ok(fields) => out.partition_by = fields,

@@ -332,3 +332,80 @@ async fn a_partition_the_columns_cannot_have_fails_the_run_naming_it(pool: PgPoo
         assert!(w.ledger(ingestion).await.is_empty());
     }
 }
+
+/// Hive-style directories become typed columns of their files' rows: `dt` a date, `n` a bigint
+/// (inferred), `region` a string (URL-decoded), `__HIVE_DEFAULT_PARTITION__` null, and the path's
+/// value wins over the file's. They can partition the table; a later value that is not of its
+/// column's type fails the run naming the column.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn hive_directories_become_typed_columns(pool: PgPool) {
+    let w = Loader::new(pool, "partitions-path").await;
+    let put = |dir: &str, name: &str, rows: &str| {
+        std::fs::create_dir_all(w.source.join(dir)).expect("dir");
+        w.write(&format!("{dir}/{name}"), rows.as_bytes());
+    };
+    put(
+        "dt=2025-01-01/region=eu/n=7",
+        "a.json",
+        "{\"id\": 1, \"region\": \"in the file\"}\n",
+    );
+    put(
+        "dt=2025-01-02/region=us%2Fwest/n=8",
+        "b.json",
+        "{\"id\": 2}\n",
+    );
+    put(
+        "misc/dt=__HIVE_DEFAULT_PARTITION__/region=eu/n=9",
+        "c.json",
+        "{\"id\": 3}\n",
+    );
+    let ingestion = w
+        .ingestion(
+            "json",
+            "sales.by_path",
+            json!({"options": {
+                "partition_columns_from_path": true,
+                "partition_by": ["dt", "region"],
+            }}),
+        )
+        .await;
+    let _worker = w.worker("loader", &[]);
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert_eq!(run["rows_ingested"], 3, "{run}");
+    let t = w.table("sales.by_path").await.expect("table");
+    assert_eq!(
+        t.columns,
+        ["id", "dt", "region", "n"],
+        "path columns last, in path order"
+    );
+    let table = format!("{}.sales.by_path", w.namespace);
+    if let Some(py) =
+        s3::iceberg_read_filtered(&w.url, &w.warehouse, &table, Some("dt == '2025-01-02'"))
+    {
+        assert_eq!(py["types"]["dt"], "date", "{py}");
+        assert_eq!(py["types"]["n"], "long", "{py}");
+        assert_eq!(py["types"]["region"], "string", "{py}");
+        assert_eq!(
+            py["rows"],
+            json!([
+                {"id": 1, "region": "eu", "dt": "2025-01-01", "n": 7},
+                {"id": 2, "region": "us/west", "dt": "2025-01-02", "n": 8},
+                {"id": 3, "region": "eu", "dt": null, "n": 9},
+            ]),
+            "{py}"
+        );
+        assert_eq!(py["data_files"].as_array().expect("files").len(), 3, "{py}");
+        assert_eq!(py["filtered"]["planned_files"], 1, "{py}");
+        assert_eq!(row_ids(&py["filtered"]["rows"]), [2], "{py}");
+    }
+
+    put("dt=soon/region=eu/n=1", "d.json", "{\"id\": 4}\n");
+    let run = w.run_by_hand(ingestion).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("d.json") && error.contains("column 'dt'") && error.contains("'soon'"),
+        "{error}"
+    );
+}

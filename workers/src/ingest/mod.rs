@@ -26,6 +26,7 @@ pub mod http;
 pub mod load;
 pub mod local;
 pub mod partition;
+pub mod path_columns;
 pub mod read;
 pub mod record_stream;
 pub mod records;
@@ -415,6 +416,21 @@ impl IngestExecutor {
                     .iter()
                     .map(|f| f.as_ref().clone())
                     .collect();
+            // The columns of its path, which win over the file's own of those names.
+            if options.partition_columns_from_path {
+                let values = match path_columns::parse(&c.relative) {
+                    Ok(v) => v,
+                    Err(m) if skip => {
+                        last = Some(IngestError::file(&file.name, m));
+                        continue;
+                    }
+                    Err(m) => return Err(IngestError::file(&file.name, m)),
+                };
+                for f in path_columns::fields(&values, &options.schema_hints) {
+                    fields.retain(|x| x.name() != f.name());
+                    fields.push(f);
+                }
+            }
             for f in evolve::required_columns(options, false) {
                 if !fields.iter().any(|x| x.name() == f.name()) {
                     fields.push(f);

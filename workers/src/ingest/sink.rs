@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::discover::Candidate;
 use super::evolve::{self, Changes};
 use super::partition;
+use super::path_columns::PathValues;
 use super::read::BatchSink;
 use super::table::{self, Evolved, Fence};
 use super::IngestError;
@@ -265,11 +266,12 @@ impl Writers {
     }
 }
 
-/// The metadata columns' values for one file's rows.
+/// The values one file gives all its rows: the metadata columns, and the columns of its path.
 pub struct Stamp {
     file: String,
     modified: DateTime<Utc>,
     run: String,
+    path: PathValues,
 }
 
 impl Stamp {
@@ -278,10 +280,18 @@ impl Stamp {
             file: c.url.clone(),
             modified: c.last_modified,
             run: run_id.to_string(),
+            path: PathValues::default(),
         }
     }
 
-    /// `batch` with the metadata columns the table has filled in.
+    /// With the values of the file's path (`partition_columns_from_path`), which replace any
+    /// value the file has for those columns.
+    pub fn with_path(mut self, path: PathValues) -> Stamp {
+        self.path = path;
+        self
+    }
+
+    /// `batch` with the metadata columns and path columns the table has filled in.
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
         let schema = batch.schema();
         let mut columns: Option<Vec<ArrayRef>> = None;
@@ -298,7 +308,10 @@ impl Stamp {
                     TimestampMicrosecondArray::from(vec![self.modified.timestamp_micros(); n])
                         .with_timezone_opt(tz.clone()),
                 ),
-                _ => continue,
+                (name, t) => match self.path.column(name, t, n) {
+                    Some(c) => c,
+                    None => continue,
+                },
             };
             columns.get_or_insert_with(|| batch.columns().to_vec())[i] = col;
         }
