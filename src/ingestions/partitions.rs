@@ -304,13 +304,11 @@ fn column(text: &str) -> Result<String, String> {
         let mut name = String::new();
         let mut chars = body.chars().peekable();
         while let Some(c) = chars.next() {
-            if c == '`' {
-                if chars.next_if_eq(&'`').is_none() {
-                    return Err(format!(
-                        "'{}': a backquote inside a backquoted name is doubled",
-                        shown(text)
-                    ));
-                }
+            if c == '`' && chars.next_if_eq(&'`').is_none() {
+                return Err(format!(
+                    "'{}': a backquote inside a backquoted name is doubled",
+                    shown(text)
+                ));
             }
             name.push(c);
         }

@@ -43,8 +43,8 @@ const BATCHES_AHEAD: usize = 4;
 
 /// A sink's Parquet writer: one, or one per partition of a partitioned table.
 enum Fan {
-    One(Writer),
-    Out(partition::FanOut),
+    One(Box<Writer>),
+    Out(Box<partition::FanOut>),
 }
 
 impl Fan {
@@ -58,7 +58,7 @@ impl Fan {
     async fn close(self) -> iceberg::Result<Vec<DataFile>> {
         match self {
             Fan::One(mut w) => w.close().await,
-            Fan::Out(w) => w.close().await,
+            Fan::Out(w) => (*w).close().await,
         }
     }
 }
@@ -111,17 +111,17 @@ impl TableSink {
         );
         let builder = DataFileWriterBuilder::new(rolling);
         let mut writer = if spec.is_unpartitioned() {
-            Fan::One(
+            Fan::One(Box::new(
                 builder
                     .build(None)
                     .await
                     .map_err(|e| IngestError::catalog(&e))?,
-            )
+            ))
         } else {
-            Fan::Out(
+            Fan::Out(Box::new(
                 partition::FanOut::new(builder, &spec, schema)
                     .map_err(|e| IngestError::catalog(&e))?,
-            )
+            ))
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(BATCHES_AHEAD);
         let task = tokio::spawn(async move {
