@@ -14,7 +14,8 @@
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema,
+    SchemaType, Type,
 };
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
@@ -330,9 +331,36 @@ fn option_schema(key: &str) -> Schema {
         "schema_hints" => string(non_blank_pattern())
             .examples(["id bigint, ts timestamp, amount decimal(12,2)"])
             .into(),
-        "metadata_columns" => inline(OptionFlag::schema()),
+        "metadata_columns" | "partition_columns_from_path" => inline(OptionFlag::schema()),
+        "partition_by" => ArrayBuilder::new()
+            .items(string(partition_field_pattern()))
+            .max_items(Some(autoloader::ingestions::partitions::MAX_FIELDS))
+            .unique_items(true)
+            .examples([serde_json::json!(["day(ts)", "region", "bucket(16, id)"])])
+            .into(),
         other => panic!("option {other} has no documented type"),
     }
+}
+
+/// One entry of `partition_by`: a column (identity), or a transform of one. Transform names in
+/// any case; the plural forms Spark accepts too.
+fn partition_field_pattern() -> String {
+    let any_case = |word: &str| -> String {
+        word.chars()
+            .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c))
+            .collect()
+    };
+    let ws = format!("[{WS}]*");
+    let column = format!("{ws}([A-Za-z_][A-Za-z0-9_]*|`([^`{CONTROL}]|``)+`){ws}");
+    let number = format!(r"{ws}\+?0*([1-9][0-9]{{0,5}}|1000000){ws}");
+    let plain = ["year", "month", "day", "hour"]
+        .map(|w| format!("{}({})?", any_case(w), any_case("s")))
+        .join("|");
+    let plain = format!("{}|{plain}", any_case("identity"));
+    let sized = ["bucket", "truncate"].map(any_case).join("|");
+    format!(
+        r"^({column}|{ws}({plain}){ws}\({column}\){ws}|{ws}({sized}){ws}\({number},{column}\){ws})$"
+    )
 }
 
 fn described(mut schema: Schema, description: &str) -> Schema {

@@ -3,7 +3,8 @@
 //! `ingestions` table.
 //!
 //! * [`definition`]: the parts of a definition as types that cannot be invalid.
-//! * [`options`]: the `options` object; [`hints`]: its `schema_hints`.
+//! * [`options`]: the `options` object; [`hints`]: its `schema_hints`; [`partitions`]: its
+//!   `partition_by`.
 //! * [`roots`]: the directories local sources may read from.
 //! * [`draft`]: a definition as a request sends it, checked whole into a [`draft::Valid`], every
 //!   problem named by its field.
@@ -17,6 +18,7 @@ pub mod glob;
 pub mod hints;
 pub mod maintenance;
 pub mod options;
+pub mod partitions;
 pub mod roots;
 pub mod store;
 

@@ -130,11 +130,17 @@ pub struct IngestOptions {
     pub metadata_columns: bool,
     /// The table's maintenance settings (`maintenance`, `snapshot_retention`, ...).
     pub maintenance: MaintenanceOptions,
+    /// How a table the loader creates is partitioned (`partition_by`); empty: unpartitioned.
+    pub partition_by: Vec<PartitionField>,
+    /// Hive-style directories (`dt=2025-01-01/`) between the prefix and a file's name become
+    /// columns of its rows (`partition_columns_from_path`).
+    pub partition_columns_from_path: bool,
 }
 
 pub use super::maintenance::{MaintenanceMode, MaintenanceOptions};
 
 pub use super::hints::{HintType, SchemaHint};
+pub use super::partitions::{PartitionField, Transform};
 
 /// `schema_evolution`: what a file whose columns the table lacks does (Databricks Auto Loader's
 /// `cloudFiles.schemaEvolutionMode`).
@@ -271,6 +277,18 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
         "true: each row also gets _source_file, _source_modified_at and _ingested_run_id \
          (default false)",
     ),
+    (
+        "partition_by",
+        "how a table the loader creates is partitioned: a list of Iceberg transforms of columns, \
+         e.g. [\"day(ts)\", \"region\", \"bucket(16, id)\"] (identity(c) or c, year, month, day, \
+         hour, bucket(n, c), truncate(w, c)); an existing table keeps its own partitioning",
+    ),
+    (
+        "partition_columns_from_path",
+        "true: Hive-style directories between the prefix and a file's name (dt=2025-01-01/region=eu/) \
+         become columns of its rows, typed by schema_hints or inferred (digits: bigint, \
+         YYYY-MM-DD: date, else string); the path's value wins over the file's (default false)",
+    ),
 ];
 
 impl IngestOptions {
@@ -310,6 +328,8 @@ impl IngestOptions {
             schema_hints: Vec::new(),
             metadata_columns: false,
             maintenance: MaintenanceOptions::default(),
+            partition_by: Vec::new(),
+            partition_columns_from_path: false,
         };
         for (key, value) in map {
             let k = key.as_str();
@@ -413,6 +433,24 @@ impl IngestOptions {
                     Some(b) => out.metadata_columns = b,
                     None => problem(k, "metadata_columns must be true or false".into()),
                 },
+                "partition_columns_from_path" => match flag(value) {
+                    Some(b) => out.partition_columns_from_path = b,
+                    None => problem(
+                        k,
+                        "partition_columns_from_path must be true or false".into(),
+                    ),
+                },
+                "partition_by" => match super::partitions::parse_partition_by(value) {
+                    Ok(fields) => out.partition_by = fields,
+                    Err(found) => {
+                        for (i, message) in found {
+                            match i {
+                                Some(i) => problem(&format!("{k}[{i}]"), message),
+                                None => problem(k, message),
+                            }
+                        }
+                    }
+                },
                 other => match out.maintenance.read(other, value) {
                     Some(Ok(())) => {}
                     Some(Err(m)) => problem(other, m),
@@ -428,6 +466,14 @@ impl IngestOptions {
                         )
                     }
                 },
+            }
+        }
+        // A hinted column's type is known now: a transform it does not allow is refused here
+        // rather than by the run that creates the table.
+        for (i, field) in out.partition_by.iter().enumerate() {
+            let hinted = out.schema_hints.iter().find(|h| h.column == field.column);
+            if let Some(Err(message)) = hinted.map(|h| field.check_type(h.hint)) {
+                problem(&format!("partition_by[{i}]"), message);
             }
         }
         if out.csv.delimiter == out.csv.quote {
@@ -547,6 +593,32 @@ mod tests {
             ]
         );
         assert!(problems[3].message.contains("unknown type 'varchar'"));
+    }
+
+    #[test]
+    fn partition_by_is_read_and_checked_against_the_hinted_types() {
+        let o =
+            parse(json!({"partition_by": ["day(ts)", "region"], "schema_hints": "ts timestamp"}))
+                .expect("valid");
+        let names: Vec<String> = o.partition_by.iter().map(PartitionField::name).collect();
+        assert_eq!(names, ["ts_day", "region"]);
+        assert!(parse(json!({})).expect("defaults").partition_by.is_empty());
+        let problems = parse(json!({
+            "partition_by": ["region", "day(region)", "bucket(4, id)", "hour(ts)"],
+            "schema_hints": "region string, ts date"
+        }))
+        .expect_err("a transform the hinted type does not allow");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["options.partition_by[1]", "options.partition_by[3]"]
+        );
+        assert!(problems[0].message.contains("column 'region' is string"));
+        assert!(problems[1].message.contains("column 'ts' is date"));
+        let problems = parse(json!({"partition_by": ["week(ts)"]})).expect_err("unknown");
+        assert_eq!(problems[0].field, "options.partition_by[0]");
+        let problems = parse(json!({"partition_by": "day(ts)"})).expect_err("not a list");
+        assert_eq!(problems[0].field, "options.partition_by");
     }
 
     #[test]

@@ -12,7 +12,13 @@ JSON object on stdout:
      "row_count": N, "columns": [names], "types": {name: Iceberg type}, "schema_id": N,
      "rows": [{col: value, ...}, ...],
      "snapshots": [{"snapshot_id": N, "parent_snapshot_id": N | null, "sequence_number": N,
-                    "timestamp_ms": N, "summary": {"operation": "append", ...}}, ...]}
+                    "timestamp_ms": N, "summary": {"operation": "append", ...}}, ...],
+     "partition_spec": [{"name": "ts_day", "transform": "day", "source": "ts"}, ...],
+     "data_files": [{"path": "...", "partition": {"ts_day": "2025-01-01", ...}}, ...]}
+
+With `--filter EXPR` (pyiceberg's row filter syntax, e.g. "region == 'eu'"), the object also has
+`"filtered": {"filter": EXPR, "planned_files": N, "rows": [...]}`: the data files the scan with
+that filter plans to read (what partition pruning leaves) and the rows it returns.
 
 Rows are sorted by every column's string form, in column order (nulls last), so the output does
 not depend on file or scan order. Values are made JSON-friendly: timestamps, dates and times as
@@ -105,7 +111,14 @@ def snapshot_json(snapshot) -> dict:
     }
 
 
-def read(uri: str, warehouse: str, catalog_name: str, table_name: str) -> dict:
+def rows_of(arrow) -> list[dict]:
+    columns = list(arrow.column_names)
+    rows = [{c: jsonable(v) for c, v in r.items()} for r in arrow.to_pylist()]
+    rows.sort(key=lambda r: sort_key(r, columns))
+    return rows
+
+
+def read(uri: str, warehouse: str, catalog_name: str, table_name: str, row_filter: str | None = None) -> dict:
     from pyiceberg.catalog.sql import SqlCatalog
     from sqlalchemy import create_engine, text
 
@@ -140,10 +153,20 @@ def read(uri: str, warehouse: str, catalog_name: str, table_name: str) -> dict:
         table = catalog.load_table(table_name)
         arrow = table.scan().to_arrow()
         columns = list(arrow.column_names)
-        rows = [{c: jsonable(v) for c, v in r.items()} for r in arrow.to_pylist()]
-        rows.sort(key=lambda r: sort_key(r, columns))
+        rows = rows_of(arrow)
         current = table.current_snapshot()
-        return {
+        schema = table.schema()
+        spec = table.spec()
+        partition_names = [f.name for f in spec.fields]
+        data_files = []
+        for task in table.scan().plan_files():
+            record = task.file.partition
+            data_files.append({
+                "path": task.file.file_path,
+                "partition": {n: jsonable(record[i]) for i, n in enumerate(partition_names)},
+            })
+        data_files.sort(key=lambda f: f["path"])
+        out = {
             "table": table_name,
             "metadata_location": table.metadata_location,
             "current_snapshot_id": current.snapshot_id if current is not None else None,
@@ -153,7 +176,20 @@ def read(uri: str, warehouse: str, catalog_name: str, table_name: str) -> dict:
             "schema_id": table.schema().schema_id,
             "rows": rows,
             "snapshots": [snapshot_json(s) for s in table.metadata.snapshots],
+            "partition_spec": [
+                {"name": f.name, "transform": str(f.transform), "source": schema.find_column_name(f.source_id)}
+                for f in spec.fields
+            ],
+            "data_files": data_files,
         }
+        if row_filter is not None:
+            scan = table.scan(row_filter=row_filter)
+            out["filtered"] = {
+                "filter": row_filter,
+                "planned_files": len(list(scan.plan_files())),
+                "rows": rows_of(scan.to_arrow()),
+            }
+        return out
     finally:
         catalog.engine.dispose()
 
@@ -164,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warehouse", required=True, help="warehouse location: file:///abs/path or /abs/path")
     p.add_argument("--catalog", default="autoloader", help="catalog name (default: autoloader)")
     p.add_argument("--table", required=True, help="namespace.table")
+    p.add_argument("--filter", help="also scan with this row filter (pyiceberg syntax) and report its files and rows")
     args = p.parse_args(argv)
     try:
-        out = read(args.uri, args.warehouse, args.catalog, args.table)
+        out = read(args.uri, args.warehouse, args.catalog, args.table, args.filter)
     except Exception as e:  # noqa: BLE001  (one line on stderr, whatever failed)
         print(f"iceberg_read: {args.table}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

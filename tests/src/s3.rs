@@ -175,6 +175,19 @@ pub fn python() -> Option<PathBuf> {
 /// timestamps as ISO 8601 strings), `snapshots` (each with `snapshot_id` and `summary`); see
 /// `tests/py/iceberg_read.py`. `None` only when [`python`] is `None`; a failed read panics.
 pub fn iceberg_read(database_url: &str, warehouse: &str, table: &str) -> Option<Value> {
+    iceberg_read_filtered(database_url, warehouse, table, None)
+}
+
+/// [`iceberg_read`], and with `filter` (pyiceberg's row filter syntax, `"region == 'eu'"`) also
+/// a scan with that filter: `filtered.planned_files` (the data files left after pruning) and
+/// `filtered.rows`. The output also has `partition_spec` and `data_files` (each file's path and
+/// partition values).
+pub fn iceberg_read_filtered(
+    database_url: &str,
+    warehouse: &str,
+    table: &str,
+    filter: Option<&str>,
+) -> Option<Value> {
     let python = python()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/iceberg_read.py");
     let out = Command::new(&python)
@@ -183,6 +196,7 @@ pub fn iceberg_read(database_url: &str, warehouse: &str, table: &str) -> Option<
         .args(["--warehouse", warehouse])
         .args(["--catalog", ICEBERG_CATALOG])
         .args(["--table", table])
+        .args(filter.map(|f| ["--filter", f]).into_iter().flatten())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -405,6 +405,51 @@ async fn each_definition_rule_is_enforced(pool: PgPool) {
             "true or false",
         ),
         (
+            json!({"options": {"partition_by": "day(ts)"}}),
+            "options.partition_by",
+            "must be a list of strings",
+        ),
+        (
+            json!({"options": {"partition_by": ["region", "week(ts)"]}}),
+            "options.partition_by[1]",
+            "unknown transform 'week'",
+        ),
+        (
+            json!({"options": {"partition_by": ["bucket(0, id)"]}}),
+            "options.partition_by[0]",
+            "from 1 to 1000000",
+        ),
+        (
+            json!({"options": {"partition_by": ["truncate(2000000, sku)"]}}),
+            "options.partition_by[0]",
+            "from 1 to 1000000",
+        ),
+        (
+            json!({"options": {"partition_by": ["bucket(4, id)", "bucket(8, id)"]}}),
+            "options.partition_by[1]",
+            "both named 'id_bucket'",
+        ),
+        (
+            json!({"options": {"partition_by": ["day(ts)", "hour(ts)"]}}),
+            "options.partition_by[1]",
+            "two time transforms of column 'ts'",
+        ),
+        (
+            json!({"options": {"partition_by": [format!("day({})", "c".repeat(257))]}}),
+            "options.partition_by[0]",
+            "1 to 256 printable",
+        ),
+        (
+            json!({"options": {"partition_by": (0..17).map(|i| format!("c{i}")).collect::<Vec<_>>()}}),
+            "options.partition_by",
+            "at most 16 fields",
+        ),
+        (
+            json!({"options": {"partition_by": ["day(region)"], "schema_hints": "region string"}}),
+            "options.partition_by[0]",
+            "column 'region' is string; day applies to date and timestamp columns",
+        ),
+        (
             json!({"schedule_frequency": "", "schedule_enabled": false}),
             "schedule_frequency",
             "one of: hourly, daily, weekly, custom",

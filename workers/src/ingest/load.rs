@@ -31,6 +31,7 @@ use super::evolve::{self, Changes};
 use super::exact::{self, ExactSpec, Rejection, KEPT_REJECTIONS};
 use super::fetch::SourceFile;
 use super::fit::Unknown;
+use super::path_columns::{self, PathValues};
 use super::read::{self, ReadSpec};
 use super::sink::{FileSink, NullSink, Stamp, Writers};
 use super::table::{Evolved, Fence, LoadedFile};
@@ -227,8 +228,35 @@ impl Run<'_> {
             }
         };
 
+        // The columns of the file's path join the table as the option asks, whatever
+        // `schema_evolution` says; their values replace the file's own.
+        let path_values = match self.options.partition_columns_from_path {
+            true => match path_columns::parse(&c.relative) {
+                Ok(v) => v,
+                Err(m) => return bad_file(IngestError::file(name, m)),
+            },
+            false => Vec::new(),
+        };
+        let from_path: Vec<arrow_schema::Field> =
+            path_columns::fields(&path_values, &self.options.schema_hints)
+                .into_iter()
+                .filter(|f| w.target.field_with_name(f.name()).is_err())
+                .collect();
+        if !from_path.is_empty() {
+            w.evolve(&Changes::adding(from_path), name).await?;
+        }
+        let in_path = |n: &str| path_values.iter().any(|(k, _)| k == n);
+
         match self.typed_columns(file).await {
             Ok(Some(columns)) => {
+                let columns = ArrowSchema::new(
+                    columns
+                        .fields()
+                        .iter()
+                        .filter(|f| !in_path(f.name()))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
                 let mut changes =
                     evolve::changes(&w.target, &columns, mode, &self.options.schema_hints, name)?;
                 let lacks_some = columns
@@ -246,13 +274,18 @@ impl Run<'_> {
             Err(e) => return bad_file(e),
         }
 
+        let path = match PathValues::typed(&path_values, &w.target, name) {
+            Ok(p) => p,
+            Err(e) => return bad_file(e),
+        };
+
         let unknown_fast = match mode {
             SchemaEvolution::None => Unknown::Drop,
             _ => Unknown::Fail,
         };
         let mut scanned = false;
         loop {
-            let stamp = Stamp::new(c, self.run_id);
+            let stamp = Stamp::new(c, self.run_id).with_path(path.clone());
             let target = w.target.clone();
             let spec = ReadSpec {
                 format: self.format,
@@ -339,7 +372,7 @@ impl Run<'_> {
                     Err(e) => Err(Stop::Fail(e)),
                 };
             }
-            let stamp = Stamp::new(c, self.run_id);
+            let stamp = Stamp::new(c, self.run_id).with_path(path.clone());
             let mut sink = FileSink::new(w, stamp, hold);
             return match exact::read_exact(store, file, &spec, &mut sink).await {
                 Ok(found) if found.rejected == 0 => {

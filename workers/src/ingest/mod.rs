@@ -5,8 +5,8 @@
 //!    it only reports what that commit loaded: nothing is read or written again.
 //! 2. Lists the source prefix and keeps the files the ledger (`loaded_files`) does not hold,
 //!    oldest first, up to the run's bounds.
-//! 3. Creates the table from the first readable file's schema (with the ingestion's schema hints)
-//!    if it does not exist.
+//! 3. Creates the table from the first readable file's schema (with the ingestion's schema hints),
+//!    partitioned as `partition_by` says ([`partition`]), if it does not exist.
 //! 4. Reads every file into Parquet data files of the table ([`load`]): the fast way first
 //!    ([`read`]), the schema evolved as files ask ([`evolve`]), record by record where the fast way
 //!    refuses a file ([`exact`]), each bad file or record dealt with as `on_error` says (a local
@@ -26,6 +26,8 @@ pub mod http;
 pub mod load;
 pub mod local;
 pub mod maintenance_run;
+pub mod partition;
+pub mod path_columns;
 pub mod read;
 pub mod record_stream;
 pub mod records;
@@ -382,7 +384,7 @@ impl IngestExecutor {
 
     /// Creates the table from the first file that gives a schema (under `skip_file` or
     /// `skip_record` an unreadable first file is passed over; it is rejected when read), with the
-    /// ingestion's schema hints and the metadata columns it asks for.
+    /// ingestion's schema hints, the metadata columns it asks for and its `partition_by`.
     async fn create_table(
         &self,
         catalog: &SqlCatalog,
@@ -418,6 +420,21 @@ impl IngestExecutor {
                     .iter()
                     .map(|f| f.as_ref().clone())
                     .collect();
+            // The columns of its path, which win over the file's own of those names.
+            if options.partition_columns_from_path {
+                let values = match path_columns::parse(&c.relative) {
+                    Ok(v) => v,
+                    Err(m) if skip => {
+                        last = Some(IngestError::file(&file.name, m));
+                        continue;
+                    }
+                    Err(m) => return Err(IngestError::file(&file.name, m)),
+                };
+                for f in path_columns::fields(&values, &options.schema_hints) {
+                    fields.retain(|x| x.name() != f.name());
+                    fields.push(f);
+                }
+            }
             for f in evolve::required_columns(options, false) {
                 if !fields.iter().any(|x| x.name() == f.name()) {
                     fields.push(f);
@@ -432,8 +449,10 @@ impl IngestExecutor {
                     format!("its columns cannot be an Iceberg schema: {e}"),
                 )
             })?;
+            // A partition field its schema cannot have fails the run here, naming the option.
+            let spec = partition::spec(&schema, &options.partition_by)?;
             tracing::info!(table = %id, file = %c.relative, "creating the table from a file's schema");
-            return table::create(catalog, id, schema).await;
+            return table::create(catalog, id, schema, spec).await;
         }
         Err(last.unwrap_or_else(|| IngestError::Config("no file to create the table from".into())))
     }

@@ -23,6 +23,8 @@ use uuid::Uuid;
 
 use super::discover::Candidate;
 use super::evolve::{self, Changes};
+use super::partition;
+use super::path_columns::PathValues;
 use super::read::BatchSink;
 use super::table::{self, Evolved, Fence};
 use super::IngestError;
@@ -39,7 +41,30 @@ static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// Batches waiting for the Parquet writer: enough to keep both busy, few enough to bound memory.
 const BATCHES_AHEAD: usize = 4;
 
-/// Parquet data files of the table, written as batches arrive. Encoding runs in its own task,
+/// A sink's Parquet writer: one, or one per partition of a partitioned table.
+enum Fan {
+    One(Box<Writer>),
+    Out(Box<partition::FanOut>),
+}
+
+impl Fan {
+    async fn write(&mut self, batch: RecordBatch) -> iceberg::Result<()> {
+        match self {
+            Fan::One(w) => w.write(batch).await,
+            Fan::Out(w) => w.write(batch).await,
+        }
+    }
+
+    async fn close(self) -> iceberg::Result<Vec<DataFile>> {
+        match self {
+            Fan::One(mut w) => w.close().await,
+            Fan::Out(w) => (*w).close().await,
+        }
+    }
+}
+
+/// Parquet data files of the table, written as batches arrive (in a partitioned table, one file
+/// per partition: [`partition::FanOut`]). Encoding runs in its own task,
 /// so reading and decoding the next batch overlaps writing the last one (two cores at work).
 pub struct TableSink {
     batches: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
@@ -59,14 +84,19 @@ impl TableSink {
             iceberg::arrow::schema_to_arrow_schema(&schema)
                 .map_err(|e| IngestError::catalog(&e))?,
         );
-        let props = WriterProperties::builder()
+        let spec = table.metadata().default_partition_spec().clone();
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .build();
+            .set_max_row_group_row_count(Some(128 * 1024));
+        if !spec.is_unpartitioned() {
+            // Many files may be open at once: each buffers less.
+            props = props.set_max_row_group_bytes(Some(partition::PARTITIONED_ROW_GROUP_BYTES));
+        }
         let locations = DefaultLocationGenerator::new(table.metadata())
             .map_err(|e| IngestError::catalog(&e))?;
         // Each writer of a run names its files apart (a run may open several: one per schema it
-        // evolves to, one per large file held back), or one would overwrite another's.
+        // evolves to, one per large file held back), or one would overwrite another's. The
+        // partitions of one writer share its sequence number and count their files apart.
         let seq = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let names = DefaultFileNameGenerator::new(
             format!("{}-w{seq}", table::file_name_prefix(fence)),
@@ -74,15 +104,25 @@ impl TableSink {
             table::DATA_FILE_FORMAT,
         );
         let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            ParquetWriterBuilder::new(props, schema),
+            ParquetWriterBuilder::new(props.build(), schema.clone()),
             table.file_io().clone(),
             locations,
             names,
         );
-        let mut writer: Writer = DataFileWriterBuilder::new(rolling)
-            .build(None)
-            .await
-            .map_err(|e| IngestError::catalog(&e))?;
+        let builder = DataFileWriterBuilder::new(rolling);
+        let mut writer = if spec.is_unpartitioned() {
+            Fan::One(Box::new(
+                builder
+                    .build(None)
+                    .await
+                    .map_err(|e| IngestError::catalog(&e))?,
+            ))
+        } else {
+            Fan::Out(Box::new(
+                partition::FanOut::new(builder, &spec, schema)
+                    .map_err(|e| IngestError::catalog(&e))?,
+            ))
+        };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(BATCHES_AHEAD);
         let task = tokio::spawn(async move {
             while let Some(batch) = rx.recv().await {
@@ -226,11 +266,12 @@ impl Writers {
     }
 }
 
-/// The metadata columns' values for one file's rows.
+/// The values one file gives all its rows: the metadata columns, and the columns of its path.
 pub struct Stamp {
     file: String,
     modified: DateTime<Utc>,
     run: String,
+    path: PathValues,
 }
 
 impl Stamp {
@@ -239,10 +280,18 @@ impl Stamp {
             file: c.url.clone(),
             modified: c.last_modified,
             run: run_id.to_string(),
+            path: PathValues::default(),
         }
     }
 
-    /// `batch` with the metadata columns the table has filled in.
+    /// With the values of the file's path (`partition_columns_from_path`), which replace any
+    /// value the file has for those columns.
+    pub fn with_path(mut self, path: PathValues) -> Stamp {
+        self.path = path;
+        self
+    }
+
+    /// `batch` with the metadata columns and path columns the table has filled in.
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
         let schema = batch.schema();
         let mut columns: Option<Vec<ArrayRef>> = None;
@@ -259,7 +308,10 @@ impl Stamp {
                     TimestampMicrosecondArray::from(vec![self.modified.timestamp_micros(); n])
                         .with_timezone_opt(tz.clone()),
                 ),
-                _ => continue,
+                (name, t) => match self.path.column(name, t, n) {
+                    Some(c) => c,
+                    None => continue,
+                },
             };
             columns.get_or_insert_with(|| batch.columns().to_vec())[i] = col;
         }

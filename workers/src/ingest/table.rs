@@ -17,7 +17,7 @@ use autoloader::ledger;
 use autoloader::runs::lease::Rejections;
 use autoloader::tables::{table_facts_record, SmallFiles, TableFacts};
 use chrono::{DateTime, Utc};
-use iceberg::spec::{DataFile, DataFileFormat, Schema as IcebergSchema};
+use iceberg::spec::{DataFile, DataFileFormat, Schema as IcebergSchema, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{
     Catalog, CatalogBuilder, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent,
@@ -82,12 +82,13 @@ pub async fn load(catalog: &SqlCatalog, id: &TableIdent) -> Result<Option<Table>
     }
 }
 
-/// Creates the table (and its namespace) with `schema`; when another run created it first,
-/// loads that one.
+/// Creates the table (and its namespace) with `schema`, partitioned by `spec` (whose source ids
+/// are `schema`'s) when there is one; when another run created it first, loads that one.
 pub async fn create(
     catalog: &SqlCatalog,
     id: &TableIdent,
     schema: IcebergSchema,
+    spec: Option<UnboundPartitionSpec>,
 ) -> Result<Table, IngestError> {
     let ns = id.namespace();
     if !catalog
@@ -105,6 +106,7 @@ pub async fn create(
     let creation = TableCreation::builder()
         .name(id.name().to_owned())
         .schema(schema)
+        .partition_spec_opt(spec)
         .properties([(
             "write.parquet.compression-codec".to_owned(),
             "zstd".to_owned(),
