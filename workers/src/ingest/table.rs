@@ -539,7 +539,7 @@ pub async fn commit_maintenance(
 #[derive(Debug)]
 pub enum Swapped {
     /// The table now is at the new metadata.
-    Committed(Table),
+    Committed(Box<Table>),
     /// Another writer committed first: the catalog no longer points at the base's metadata.
     Conflict,
 }
@@ -591,7 +591,7 @@ pub async fn swap_metadata(
         .runtime(iceberg::Runtime::current())
         .build()
         .map_err(|e| IngestError::catalog(&e))?;
-    Ok(Swapped::Committed(table))
+    Ok(Swapped::Committed(Box::new(table)))
 }
 
 /// Data file names: the run and attempt that wrote them, so a stray file is traceable.
