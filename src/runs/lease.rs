@@ -589,3 +589,44 @@ pub async fn run_fence(
     .await?;
     Ok(held.is_some())
 }
+
+/// The attempt a run is at, and its state: whether a data file written by one of its attempts
+/// can still be committed (see [`RunAttempt::is_live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAttempt {
+    pub run_id: Uuid,
+    pub attempt: i32,
+    pub status: super::RunStatus,
+}
+
+impl RunAttempt {
+    /// Whether attempt `attempt` of this run may still commit: only while the run is RUNNING at
+    /// that attempt (an earlier attempt's lease is gone for good: `attempt` only grows).
+    pub fn is_live(&self, attempt: i32) -> bool {
+        self.status == super::RunStatus::Running && self.attempt == attempt
+    }
+}
+
+/// The runs among `ids` that still exist, with their current attempt and state. A run that is
+/// not returned is gone (pruned): none of its attempts can commit.
+pub async fn run_attempts(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<RunAttempt>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "select id, attempt, status from runs where id = any($1)",
+        ids
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let status = r
+                .status
+                .parse()
+                .map_err(|e: super::UnknownStatus| sqlx::Error::Decode(Box::new(e)))?;
+            Ok(RunAttempt {
+                run_id: r.id,
+                attempt: r.attempt,
+                status,
+            })
+        })
+        .collect()
+}

@@ -25,6 +25,9 @@ not depend on file or scan order. Values are made JSON-friendly: timestamps, dat
 ISO 8601 strings, decimals and UUIDs as strings, binary as lowercase hex. Snapshots are in the
 order of the table's metadata (oldest first).
 
+An S3 warehouse's server and keys come from ICEBERG_READ_S3_ENDPOINT, _ACCESS_KEY_ID,
+_SECRET_ACCESS_KEY and _REGION when set.
+
 It only reads: the catalog's tables are never created, and never migrated. Errors go to stderr
 with exit status 1 (2 for bad arguments).
 """
@@ -36,6 +39,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -143,11 +147,23 @@ def read(uri: str, warehouse: str, catalog_name: str, table_name: str, row_filte
     if "iceberg_tables" not in present:
         raise LookupError(f"no Iceberg catalog in this database: {CATALOG_SCHEMA}.iceberg_tables does not exist")
 
+    # An S3 warehouse is reached with the test server's settings, when the caller gives them.
+    s3 = {
+        prop: os.environ[var]
+        for prop, var in (
+            ("s3.endpoint", "ICEBERG_READ_S3_ENDPOINT"),
+            ("s3.access-key-id", "ICEBERG_READ_S3_ACCESS_KEY_ID"),
+            ("s3.secret-access-key", "ICEBERG_READ_S3_SECRET_ACCESS_KEY"),
+            ("s3.region", "ICEBERG_READ_S3_REGION"),
+        )
+        if os.environ.get(var)
+    }
     catalog = SqlCatalog(
         catalog_name,
         uri=url,
         warehouse=warehouse_uri(warehouse),
         init_catalog_tables="false",
+        **s3,
     )
     try:
         table = catalog.load_table(table_name)

@@ -171,7 +171,7 @@ pub fn python() -> Option<PathBuf> {
 
 /// Reads Iceberg table `table` (`namespace.name`) of the catalog in `database_url` (a
 /// `postgres://` URL, as given to Autoloader) and warehouse `warehouse` (`file:///abs/path` or
-/// `/abs/path`) with pyiceberg. Returns the reader's JSON: `row_count`, `columns`, `rows` (sorted,
+/// `/abs/path`, or `s3://bucket/prefix` on the test server) with pyiceberg. Returns the reader's JSON: `row_count`, `columns`, `rows` (sorted,
 /// timestamps as ISO 8601 strings), `snapshots` (each with `snapshot_id` and `summary`); see
 /// `tests/py/iceberg_read.py`. `None` only when [`python`] is `None`; a failed read panics.
 pub fn iceberg_read(database_url: &str, warehouse: &str, table: &str) -> Option<Value> {
@@ -190,7 +190,15 @@ pub fn iceberg_read_filtered(
 ) -> Option<Value> {
     let python = python()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/iceberg_read.py");
-    let out = Command::new(&python)
+    let mut command = Command::new(&python);
+    if warehouse.starts_with("s3://") {
+        command
+            .env("ICEBERG_READ_S3_ENDPOINT", endpoint())
+            .env("ICEBERG_READ_S3_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("ICEBERG_READ_S3_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("ICEBERG_READ_S3_REGION", REGION);
+    }
+    let out = command
         .arg(&script)
         .args(["--uri", database_url])
         .args(["--warehouse", warehouse])

@@ -2,47 +2,89 @@
 //! must lie in the tenant's namespace), the ingestion's settings over the operator's defaults,
 //! and the report written on the run, fenced by its lease.
 
-use std::time::Duration;
-
 use autoloader::ingestions::options::IngestOptions;
+use autoloader::runs::maintenance::run_maintenance_report;
 use autoloader::runs::RunKind;
 use iceberg::{NamespaceIdent, TableIdent};
 
+use super::maintain::{Maintenance, MaintenanceKind, MaintenanceSettings};
+use super::table::Fence;
+use super::warehouse::WarehouseStorageFactory;
 use super::{IngestError, IngestExecutor};
 use crate::executor::{RunContext, RunOutput};
 
-/// An ingestion's maintenance settings, each its own or the operator's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub snapshot_retention: Duration,
-    pub min_snapshots_to_keep: u32,
-    pub target_file_size: u64,
-    pub orphan_safety_window: Duration,
-}
-
 impl IngestExecutor {
-    pub(super) fn maintenance_settings(&self, options: &IngestOptions) -> Settings {
+    /// An ingestion's maintenance settings: each its own, or the operator's default.
+    pub(super) fn maintenance_settings(&self, options: &IngestOptions) -> MaintenanceSettings {
         let d = &self.cfg.maintenance;
         let o = &options.maintenance;
-        Settings {
+        MaintenanceSettings {
             snapshot_retention: o.snapshot_retention.unwrap_or(d.snapshot_retention),
-            min_snapshots_to_keep: o.min_snapshots_to_keep.unwrap_or(d.min_snapshots_to_keep),
+            min_snapshots_to_keep: o.min_snapshots_to_keep.unwrap_or(d.min_snapshots_to_keep)
+                as usize,
             target_file_size: o.target_file_size.unwrap_or(d.target_file_size),
             orphan_safety_window: o.orphan_safety_window.unwrap_or(d.orphan_safety_window),
         }
     }
 
+    /// Runs one maintenance run: the operation on the table, then its report written on the
+    /// run, fenced by the lease (a run whose lease is gone reports nothing).
     pub(super) async fn maintain(
         &self,
         ctx: &RunContext,
         kind: RunKind,
     ) -> Result<RunOutput, IngestError> {
+        let op = match kind {
+            RunKind::Compact => MaintenanceKind::Compact,
+            RunKind::ExpireSnapshots => MaintenanceKind::ExpireSnapshots,
+            RunKind::RemoveOrphans => MaintenanceKind::RemoveOrphans,
+            RunKind::Load => {
+                return Err(IngestError::Config(
+                    "a load is not a maintenance run".to_owned(),
+                ))
+            }
+        };
+        let ing = &ctx.ingestion;
         let table = maintained_table(ctx)?;
-        let _settings = self.maintenance_settings(&ctx.ingestion.definition.options);
-        Err(IngestError::Config(format!(
-            "{kind} of {}: not available in this build",
-            super::table::ident_text(&table)
-        )))
+        let fence = Fence {
+            run_id: ctx.run_id,
+            attempt: ctx.attempt,
+            worker_id: ctx.worker_id.clone(),
+            ingestion_id: ing.id,
+        };
+        let storage = WarehouseStorageFactory::from_env();
+        let m = Maintenance {
+            catalog: self.catalog().await?,
+            pool: &self.pool,
+            table,
+            fence: fence.clone(),
+            tenant_id: ing.tenant_id,
+            settings: self.maintenance_settings(&ing.definition.options),
+            cancel: ctx.cancel.clone(),
+            warehouse: &storage,
+            before_commit: None,
+        };
+        let report = m.run(op).await?;
+        let stored = serde_json::to_value(&report)
+            .map_err(|e| IngestError::Config(format!("the maintenance report: {e}")))?;
+        if !run_maintenance_report(&self.pool, &fence.lease(), &stored)
+            .await
+            .map_err(IngestError::Db)?
+        {
+            return Err(IngestError::LeaseLost);
+        }
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(RunOutput {
+            // The files the run worked on: rewritten by a compaction, deleted by the others.
+            files_processed: count(match op {
+                MaintenanceKind::Compact => report.files_read,
+                _ => report.files_deleted,
+            }),
+            rows_ingested: 0,
+            bytes_read: count(report.bytes_read),
+            bytes_written: count(report.bytes_written),
+            snapshot_id: report.snapshot_id,
+        })
     }
 }
 

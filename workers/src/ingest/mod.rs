@@ -25,6 +25,7 @@ pub mod fit;
 pub mod http;
 pub mod load;
 pub mod local;
+pub mod maintain;
 pub mod maintenance_run;
 pub mod partition;
 pub mod path_columns;

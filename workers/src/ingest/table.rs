@@ -377,7 +377,7 @@ pub async fn record_without_snapshot(
 }
 
 impl Fence {
-    fn lease(&self) -> autoloader::runs::lease::Fence {
+    pub fn lease(&self) -> autoloader::runs::lease::Fence {
         autoloader::runs::lease::Fence {
             run_id: self.run_id,
             attempt: self.attempt,
@@ -518,38 +518,34 @@ impl Catalog for FencedCommit<'_> {
         if !held {
             return Err(Error::new(ErrorKind::PreconditionFailed, LEASE_LOST));
         }
-        let swapped = sqlx::query!(
-            "update iceberg_catalog.iceberg_tables
-             set metadata_location = $1, previous_metadata_location = $2
-             where catalog_name = $3 and table_namespace = $4 and table_name = $5
-               and metadata_location = $2",
-            staged_location.to_string(),
-            current_location,
-            CATALOG_NAME,
-            id.namespace().join("."),
-            id.name(),
+        let swapped = pointer_swap(
+            &mut tx,
+            &id,
+            &staged_location.to_string(),
+            &current_location,
         )
-        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        if swapped.rows_affected() == 0 {
+        if !swapped {
             return Err(Error::new(
                 ErrorKind::CatalogCommitConflicts,
                 format!("another writer committed to {id} first"),
             )
             .with_retryable(true));
         }
-        let files: Vec<ledger::LoadedFile> = self
-            .parts
-            .files
-            .iter()
-            .map(LoadedFile::for_ledger)
-            .collect();
-        // A path already in the ledger violates its primary key and rolls the commit back: no
-        // file is ever appended twice.
-        ledger::ledger_record(&mut tx, f.loaded_by(Some(snapshot_id)), &files)
-            .await
-            .map_err(db_error)?;
+        if !self.parts.files.is_empty() {
+            let files: Vec<ledger::LoadedFile> = self
+                .parts
+                .files
+                .iter()
+                .map(LoadedFile::for_ledger)
+                .collect();
+            // A path already in the ledger violates its primary key and rolls the commit back:
+            // no file is ever appended twice.
+            ledger::ledger_record(&mut tx, f.loaded_by(Some(snapshot_id)), &files)
+                .await
+                .map_err(db_error)?;
+        }
         let facts = facts_of(&staged, &self.parts.facts);
         table_facts_record(&mut tx, &facts, self.parts.facts.small)
             .await
@@ -560,6 +556,124 @@ impl Catalog for FencedCommit<'_> {
         }
         Ok(staged)
     }
+}
+
+/// Swaps `id`'s metadata pointer from `current` to `next`, inside `tx`; `false` when the
+/// catalog no longer points at `current` (another writer committed first).
+async fn pointer_swap(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &TableIdent,
+    next: &str,
+    current: &str,
+) -> Result<bool, sqlx::Error> {
+    let swapped = sqlx::query!(
+        "update iceberg_catalog.iceberg_tables
+             set metadata_location = $1, previous_metadata_location = $2
+             where catalog_name = $3 and table_namespace = $4 and table_name = $5
+               and metadata_location = $2",
+        next,
+        current,
+        CATALOG_NAME,
+        id.namespace().join("."),
+        id.name(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(swapped.rows_affected() == 1)
+}
+
+/// Commits `tx`, a table maintenance action of iceberg's own (no data files of a load, no
+/// ledger rows), through the fenced catalog: the pointer swap happens only while `fence`'s lease
+/// holds, and iceberg retries the action against reloaded metadata when another writer
+/// committed first. Returns the table as committed.
+pub async fn commit_maintenance(
+    catalog: &SqlCatalog,
+    pool: &PgPool,
+    fence: &Fence,
+    facts: FactsFor,
+    tx: iceberg::transaction::Transaction,
+) -> Result<Table, IngestError> {
+    let rejections = Rejections::default();
+    let fenced = FencedCommit {
+        inner: catalog,
+        pool,
+        parts: CommitParts {
+            fence,
+            facts,
+            files: &[],
+            rejections: &rejections,
+            evolved: None,
+        },
+        snapshot_id: Mutex::new(None),
+    };
+    match tx.commit(&fenced).await {
+        Ok(t) => Ok(t),
+        Err(e) if e.message().contains(LEASE_LOST) => Err(IngestError::LeaseLost),
+        Err(e) => Err(IngestError::catalog(&e)),
+    }
+}
+
+/// What [`swap_metadata`] did.
+#[derive(Debug)]
+pub enum Swapped {
+    /// The table now is at the new metadata.
+    Committed(Box<Table>),
+    /// Another writer committed first: the catalog no longer points at the base's metadata.
+    Conflict,
+}
+
+/// Makes `metadata`, built on `base` (the table as loaded from the catalog), the table's
+/// current metadata: writes it as the next metadata file and swaps the catalog pointer from
+/// `base`'s in one PostgreSQL transaction with the lease check, as a load's commit does. For
+/// changes iceberg has no action for (a compaction's `replace` snapshot, written on iceberg's
+/// spec types).
+pub async fn swap_metadata(
+    pool: &PgPool,
+    fence: &Fence,
+    facts: FactsFor,
+    base: &Table,
+    metadata: iceberg::spec::TableMetadata,
+) -> Result<Swapped, IngestError> {
+    let current = base
+        .metadata_location_result()
+        .map_err(|e| IngestError::catalog(&e))?
+        .to_string();
+    let next: MetadataLocation = current
+        .parse::<MetadataLocation>()
+        .map_err(|e| IngestError::catalog(&e))?
+        .with_next_version()
+        .with_new_metadata(&metadata);
+    metadata
+        .write_to(base.file_io(), &next)
+        .await
+        .map_err(|e| IngestError::catalog(&e))?;
+    let next = next.to_string();
+    let mut tx = pool.begin().await.map_err(IngestError::Db)?;
+    if !autoloader::runs::lease::run_fence(&mut tx, &fence.lease(), &Rejections::default())
+        .await
+        .map_err(IngestError::Db)?
+    {
+        return Err(IngestError::LeaseLost);
+    }
+    if !pointer_swap(&mut tx, base.identifier(), &next, &current)
+        .await
+        .map_err(IngestError::Db)?
+    {
+        return Ok(Swapped::Conflict);
+    }
+    let table = Table::builder()
+        .metadata(metadata)
+        .metadata_location(next)
+        .identifier(base.identifier().clone())
+        .file_io(base.file_io().clone())
+        .runtime(iceberg::Runtime::current())
+        .build()
+        .map_err(|e| IngestError::catalog(&e))?;
+    table_facts_record(&mut tx, &facts_of(&table, &facts), facts.small)
+        .await
+        .map_err(IngestError::Db)?;
+    tx.commit().await.map_err(IngestError::Db)?;
+    Ok(Swapped::Committed(Box::new(table)))
 }
 
 /// Data file names: the run and attempt that wrote them, so a stray file is traceable.

@@ -63,6 +63,92 @@ impl WarehouseStorageFactory {
     }
 }
 
+/// One file of the warehouse, as a listing found it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Its location, in the form the table's metadata uses (`file:///…` or `s3://bucket/key`).
+    pub location: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl WarehouseStorageFactory {
+    /// Every file under the directory `prefix` (`file:///abs/dir` or `s3://bucket/key`),
+    /// streamed as the store pages through them (S3 returns 1,000 keys a request; a local
+    /// directory is walked), never collected whole.
+    pub fn list(&self, prefix: &str) -> Result<BoxStream<'static, Result<Listed>>> {
+        let prefix = prefix.trim_end_matches('/');
+        let (store, key, scheme): (Arc<dyn ObjectStore>, ObjectPath, String) =
+            if let Some(path) = local_path(prefix) {
+                let key = ObjectPath::from_absolute_path(path).map_err(|e| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("invalid location {prefix}: {e}"),
+                    )
+                })?;
+                let store = Arc::new(object_store::local::LocalFileSystem::new());
+                (store, key, "file:///".to_owned())
+            } else if let Some((bucket, key)) = split_s3(prefix) {
+                let key = ObjectPath::parse(key).map_err(|e| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("invalid location {prefix}: {e}"),
+                    )
+                })?;
+                let storage = WarehouseStorage {
+                    s3: self.s3.clone(),
+                    buckets: Arc::default(),
+                };
+                let store = storage.bucket(bucket, prefix)?;
+                (store, key, format!("s3://{bucket}/"))
+            } else {
+                return Err(Error::new(
+                    ErrorKind::FeatureUnsupported,
+                    format!("cannot list {prefix}: not a local directory or an S3 prefix"),
+                ));
+            };
+        let shown = prefix.to_owned();
+        Ok(store
+            .list(Some(&key))
+            .filter_map(move |item| {
+                futures::future::ready(match item {
+                    Ok(meta) => Some(Ok(Listed {
+                        location: format!("{scheme}{}", meta.location),
+                        size: meta.size,
+                        last_modified: meta.last_modified,
+                    })),
+                    // A directory that does not exist (yet) holds no files.
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => Some(Err(store_error("list", &shown, e))),
+                })
+            })
+            .boxed())
+    }
+}
+
+/// The absolute path of a local location (`file:///abs`, `file:/abs` or `/abs`).
+fn local_path(location: &str) -> Option<&str> {
+    if let Some(rest) = location.strip_prefix("file://") {
+        return Some(rest);
+    }
+    if let Some(rest) = location.strip_prefix("file:") {
+        return Some(rest);
+    }
+    location.starts_with('/').then_some(location)
+}
+
+/// `location` in one form per file, for comparing a listing with the table's metadata:
+/// `file:///abs`, `file:/abs` and `/abs` are one file, as are `s3a://` and `s3://`.
+pub fn same_file_key(location: &str) -> String {
+    if let Some(path) = local_path(location) {
+        return path.to_owned();
+    }
+    match location.strip_prefix("s3a://") {
+        Some(rest) => format!("s3://{rest}"),
+        None => location.to_owned(),
+    }
+}
+
 #[typetag::serde]
 impl StorageFactory for WarehouseStorageFactory {
     fn build(&self, _config: &StorageConfig) -> Result<Arc<dyn Storage>> {
