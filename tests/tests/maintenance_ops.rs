@@ -111,7 +111,7 @@ impl World {
             .build()
             .expect("schema");
         if !partitioned {
-            return table::create(&self.catalog, &self.id, schema)
+            return table::create(&self.catalog, &self.id, schema, None)
                 .await
                 .expect("create table");
         }
