@@ -351,3 +351,138 @@ async fn the_scheduler_queues_maintenance_when_a_table_is_due(pool: PgPool) {
             .expect("count");
     assert_eq!(quiet, 0);
 }
+
+/// Every file under a local directory, recursively, as paths relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A worker killed after writing a run's data files and before committing them leaves them
+/// behind; another worker finishes the run (a new attempt). Orphan removal, queued through the
+/// API, deletes the killed attempt's files at once (that attempt can never commit) and keeps the
+/// committed attempt's, and it never touches another table whose location lies inside this
+/// table's (`raw.events.data` lies in `raw.events`'s `data/`): both tables read back whole.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn orphans_of_a_killed_attempt_go_and_nothing_else_does(pool: PgPool) {
+    let w = Loader::new(pool, "maintenance-orphans").await;
+    let warehouse = std::path::PathBuf::from(
+        w.warehouse
+            .strip_prefix("file://")
+            .expect("a local warehouse"),
+    );
+    let events = w
+        .ingestion("json", "raw.events", json!({"schedule_enabled": false}))
+        .await;
+    let nested = w
+        .ingestion(
+            "json",
+            "raw.events.data",
+            json!({"schedule_enabled": false}),
+        )
+        .await;
+    for id in 1..=3 {
+        w.write(
+            &format!("f{id}.json"),
+            format!("{{\"id\": {id}}}\n").as_bytes(),
+        );
+    }
+    {
+        let _w = w.worker("nested-loader", &[]);
+        assert_eq!(w.run_by_hand(nested).await["status"], "SUCCESS");
+    }
+    let events_dir = warehouse.join(&w.namespace).join("raw").join("events");
+    let nested_files = files_under(&events_dir.join("data").join("data"));
+    assert!(!nested_files.is_empty(), "the nested table's data files");
+
+    // The first attempt writes its data files, then waits before its commit: killed there.
+    let mut doomed = w.worker("doomed", &[("AUTOLOADER_FAILPOINT", "pause-before-commit")]);
+    let run = w.api.trigger(&w.token, events).await;
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+    let first_attempt = format!("run-{run_id}-a1-");
+    wait_for("the first attempt's data files", RUN_TIMEOUT, || async {
+        files_under(&events_dir.join("data"))
+            .iter()
+            .any(|f| f.contains(&first_attempt) && f.ends_with(".parquet"))
+            .then_some(())
+    })
+    .await;
+    doomed.signal("KILL");
+    let _ = doomed.wait_exit(Duration::from_secs(10)).await;
+    let _worker = w.worker("finisher", &[]);
+    let finished = w.finished(&run_id).await;
+    assert_eq!(finished["status"], "SUCCESS", "{finished}");
+    assert_eq!(finished["attempt"], 2, "{finished}");
+    let of_attempt = |n: u32| {
+        let prefix = format!("run-{run_id}-a{n}-");
+        files_under(&events_dir.join("data"))
+            .into_iter()
+            .filter(move |f| f.contains(&prefix))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !of_attempt(1).is_empty(),
+        "the killed attempt left its files"
+    );
+    let committed = of_attempt(2);
+    assert!(!committed.is_empty());
+
+    let (status, queued) = queue(&w, events, "remove_orphans").await;
+    assert_eq!(status, 202, "{queued}");
+    let done = w.finished(queued["id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(done["kind"], "remove_orphans");
+    assert_eq!(
+        done["maintenance"]["files_deleted"].as_u64(),
+        Some(of_attempt_count(&done)),
+        "{done}"
+    );
+    assert!(
+        of_attempt(1).is_empty(),
+        "the killed attempt's files are gone"
+    );
+    assert_eq!(
+        of_attempt(2),
+        committed,
+        "the committed attempt's files stay"
+    );
+    assert_eq!(
+        files_under(&events_dir.join("data").join("data")),
+        nested_files,
+        "the nested table's files stay"
+    );
+    assert_eq!(
+        ids(&w.table("raw.events").await.expect("events").rows),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        ids(&w.table("raw.events.data").await.expect("nested").rows),
+        [1, 2, 3]
+    );
+    if let Some(read) = s3::iceberg_read(
+        &w.url,
+        &w.warehouse,
+        &format!("{}.raw.events.data", w.namespace),
+    ) {
+        assert_eq!(read["row_count"], 3, "pyiceberg: {read}");
+    }
+}
+
+/// What a finished orphan removal deleted, as its report says: at least one file.
+fn of_attempt_count(done: &Value) -> u64 {
+    let n = done["maintenance"]["files_deleted"].as_u64().unwrap_or(0);
+    assert!(n >= 1, "{done}");
+    n
+}

@@ -676,6 +676,28 @@ pub async fn swap_metadata(
     Ok(Swapped::Committed(Box::new(table)))
 }
 
+/// The locations of the catalog's other tables that lie inside `location` (a table
+/// `ns.events.data` lies in `.../ns/events/data`, inside the table `ns.events`): their files are
+/// under `location` but never this table's. A table's location is its current metadata file's
+/// directory's parent.
+pub async fn tables_inside(pool: &PgPool, location: &str) -> Result<Vec<String>, IngestError> {
+    let prefix = format!("{}/", location.trim_end_matches('/'));
+    let rows = sqlx::query_scalar!(
+        r#"select metadata_location as "metadata_location!" from iceberg_catalog.iceberg_tables
+           where catalog_name = $1 and starts_with(metadata_location, $2)"#,
+        CATALOG_NAME,
+        prefix,
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(IngestError::Db)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|m| m.rsplit_once("/metadata/").map(|(root, _)| root.to_owned()))
+        .filter(|root| root.len() > prefix.len())
+        .collect())
+}
+
 /// Data file names: the run and attempt that wrote them, so a stray file is traceable.
 pub fn file_name_prefix(fence: &Fence) -> String {
     format!("run-{}-a{}", fence.run_id, fence.attempt)

@@ -1,12 +1,14 @@
 //! Orphan removal: files under the table's location that no snapshot references.
 //!
 //! Order, so that a writer committing meanwhile never loses a file:
-//! 1. list every file under the table's location (`data/` and `metadata/`), streamed, in
-//!    batches; for each batch, look up the runs named in data file names
+//! 1. list every file under the table's `data/` and `metadata/` (where Iceberg writes), streamed,
+//!    in batches; for each batch, look up the runs named in data file names
 //!    (`run-<run id>-a<attempt>-…`, [`table::file_name_prefix`]);
 //! 2. only then load the current metadata and compute the referenced set: the current metadata
 //!    file, the metadata log, every snapshot's manifest list, its manifests, every file they
-//!    list, the statistics files. A load that committed after the listing is in it.
+//!    list, the statistics files. A load that committed after the listing is in it. Files under
+//!    the location of another table of the catalog (a table `ns.events.data` lies inside
+//!    `ns.events`'s `data/`) are that table's, and never candidates.
 //!
 //! A listed file that is not referenced is removed when
 //! - its name carries a run and attempt that can never commit (the run is gone, or is not
@@ -46,11 +48,15 @@ pub(super) async fn remove_orphans(
         .unwrap_or(chrono::Duration::MAX);
     let old_before = chrono::Utc::now() - window;
 
-    let mut listing = m
-        .warehouse
-        .list(&format!("{location}/"))
-        .map_err(|e| IngestError::catalog(&e))?
-        .chunks(BATCH);
+    let mut listing = futures::stream::iter(
+        ["data", "metadata"]
+            .into_iter()
+            .map(|dir| m.warehouse.list(&format!("{location}/{dir}/")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| IngestError::catalog(&e))?,
+    )
+    .flatten()
+    .chunks(BATCH);
     let mut candidates: Vec<Listed> = Vec::new();
     let mut listed = 0u64;
     let mut truncated = false;
@@ -92,12 +98,25 @@ pub(super) async fn remove_orphans(
     }
     drop(listing);
 
-    // After the listing and the run lookups: whatever committed meanwhile is referenced here.
+    // After the listing and the run lookups: whatever committed meanwhile is referenced here,
+    // and every table whose files the listing can have met is in the catalog.
     let current = m.load().await?;
     let referenced = referenced(&current).await?;
+    let others: Vec<String> = crate::ingest::table::tables_inside(m.pool, &location)
+        .await?
+        .iter()
+        .flat_map(|root| {
+            let root = same_file_key(root);
+            [format!("{root}/data/"), format!("{root}/metadata/")]
+        })
+        .collect();
     let mut orphans: Vec<(String, u64)> = candidates
         .into_iter()
         .filter(|f| !referenced.contains(&same_file_key(&f.location)))
+        .filter(|f| {
+            let key = same_file_key(&f.location);
+            !others.iter().any(|o| key.starts_with(o.as_str()))
+        })
         .map(|f| (f.location, f.size))
         .collect();
     if orphans.len() > MAX_DELETIONS {
