@@ -20,7 +20,8 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use autoloader::ingestions::definition::MAX_NAME_CHARS;
-use autoloader::ingestions::options::{OnError, SchemaEvolution, OPTION_KEYS};
+use autoloader::ingestions::listing::INTERVAL_PATTERN;
+use autoloader::ingestions::options::{Discovery, OnError, SchemaEvolution, OPTION_KEYS};
 use autoloader::ledger::MAX_PATH_BYTES;
 
 /// Unicode `White_Space`, what `str::trim` removes, as the body of a character class.
@@ -331,6 +332,15 @@ fn option_schema(key: &str) -> Schema {
             .examples(["id bigint, ts timestamp, amount decimal(12,2)"])
             .into(),
         "metadata_columns" => inline(OptionFlag::schema()),
+        "discovery" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(Discovery::ALL.map(Discovery::as_str)))
+            .default(Some(Discovery::default().as_str().into()))
+            .into(),
+        "full_listing_interval" => string(INTERVAL_PATTERN.to_owned())
+            .default(Some("1d".into()))
+            .examples(["30m", "6h", "1d"])
+            .into(),
         other => panic!("option {other} has no documented type"),
     }
 }

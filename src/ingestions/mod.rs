@@ -3,7 +3,8 @@
 //! `ingestions` table.
 //!
 //! * [`definition`]: the parts of a definition as types that cannot be invalid.
-//! * [`options`]: the `options` object; [`hints`]: its `schema_hints`.
+//! * [`options`]: the `options` object; [`hints`]: its `schema_hints`; [`listing`]: its
+//!   `discovery` and `full_listing_interval`.
 //! * [`roots`]: the directories local sources may read from.
 //! * [`draft`]: a definition as a request sends it, checked whole into a [`draft::Valid`], every
 //!   problem named by its field.
@@ -15,6 +16,7 @@ pub mod draft;
 pub mod egress;
 pub mod glob;
 pub mod hints;
+pub mod listing;
 pub mod options;
 pub mod roots;
 pub mod store;

@@ -128,7 +128,13 @@ pub struct IngestOptions {
     /// Each row also gets `_source_file`, `_source_modified_at` and `_ingested_run_id`
     /// (`metadata_columns`).
     pub metadata_columns: bool,
+    /// What a run lists (`discovery`).
+    pub discovery: Discovery,
+    /// How often an incremental ingestion lists its whole prefix (`full_listing_interval`).
+    pub full_listing_interval: std::time::Duration,
 }
+
+pub use super::listing::Discovery;
 
 pub use super::hints::{HintType, SchemaHint};
 
@@ -267,6 +273,18 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
         "true: each row also gets _source_file, _source_modified_at and _ingested_run_id \
          (default false)",
     ),
+    (
+        "discovery",
+        "what a run lists: full (default; the whole prefix every run, new files oldest first) \
+         or incremental (only keys after the greatest key already loaded, and the whole prefix \
+         every full_listing_interval; new files in key order)",
+    ),
+    (
+        "full_listing_interval",
+        "with discovery incremental, how often the whole prefix is listed to find files that \
+         arrived late: minutes, hours or days such as '30m', '6h', '1d' (default '1d'; 1 minute \
+         to 365 days)",
+    ),
 ];
 
 impl IngestOptions {
@@ -305,6 +323,8 @@ impl IngestOptions {
             on_error: OnError::default(),
             schema_hints: Vec::new(),
             metadata_columns: false,
+            discovery: Discovery::default(),
+            full_listing_interval: super::listing::DEFAULT_FULL_LISTING_INTERVAL,
         };
         for (key, value) in map {
             let k = key.as_str();
@@ -408,6 +428,19 @@ impl IngestOptions {
                     Some(b) => out.metadata_columns = b,
                     None => problem(k, "metadata_columns must be true or false".into()),
                 },
+                "discovery" => match one_of(&Discovery::ALL, Discovery::as_str, value) {
+                    Some(d) => out.discovery = d,
+                    None => problem(k, "discovery must be one of: full, incremental".into()),
+                },
+                "full_listing_interval" => match value.as_str().map(super::listing::parse_interval)
+                {
+                    Some(Ok(d)) => out.full_listing_interval = d,
+                    Some(Err(m)) => problem(k, m),
+                    None => problem(
+                        k,
+                        "full_listing_interval must be a string such as '30m', '6h' or '1d'".into(),
+                    ),
+                },
                 other => {
                     let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
                     problem(
@@ -472,6 +505,7 @@ fn one_char(v: &Value) -> Option<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn parse(v: Value) -> Result<IngestOptions, Vec<OptionProblem>> {
         IngestOptions::parse(&v, SourceType::S3, FormatType::Csv)
@@ -534,6 +568,29 @@ mod tests {
             ]
         );
         assert!(problems[3].message.contains("unknown type 'varchar'"));
+    }
+
+    #[test]
+    fn discovery_options_are_read_and_checked() {
+        let d = parse(json!({})).expect("defaults");
+        assert_eq!(d.discovery, Discovery::Full);
+        assert_eq!(d.full_listing_interval, Duration::from_secs(86_400));
+        let o = parse(json!({"discovery": "incremental", "full_listing_interval": "6h"}))
+            .expect("valid");
+        assert_eq!(o.discovery, Discovery::Incremental);
+        assert_eq!(o.full_listing_interval, Duration::from_secs(6 * 3_600));
+        let problems = parse(json!({"discovery": "Incremental", "full_listing_interval": "30s"}))
+            .expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["options.discovery", "options.full_listing_interval"]
+        );
+        for bad in [json!("0m"), json!("366d"), json!(3600), json!(null)] {
+            let problems =
+                parse(json!({ "full_listing_interval": bad })).expect_err("out of bounds");
+            assert_eq!(problems[0].field, "options.full_listing_interval", "{bad}");
+        }
     }
 
     #[test]
