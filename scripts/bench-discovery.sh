@@ -174,7 +174,7 @@ from (values ('00000000-0000-7000-8000-00000000000a'::uuid, :'local_base', (:loc
 analyze loaded_files;
 SQL
 )"
-say "ledger: $(echo "$ledger_s" | grep -o 'Time: [0-9.]* ms' | tail -2 | head -1)"
+say "ledger rows inserted in $(echo "$ledger_s" | grep -o 'Time: [0-9.]* ms' | sort -t' ' -k2 -g | tail -1 | cut -d' ' -f2) ms"
 
 # --- the worker ------------------------------------------------------------------------------
 log="$work/worker.log"
@@ -268,7 +268,7 @@ def walk(d):
                 st = e.stat()
                 n += st.st_size > 0
     return n
-t0 = time.time(); n = walk(sys.argv[1]); print(f"{n} {time.time() - t0:.2f}")
+t0 = time.time(); n = walk(sys.argv[1]); print(f"{n} {time.time() - t0:.3f}")
 PY
 )"
         say "python os.scandir walk with stat: $py_local (files, seconds)"
@@ -279,7 +279,7 @@ s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="test",
                   aws_secret_access_key="test", region_name="us-east-1")
 t0 = time.time()
 n = sum(len(p.get("Contents", [])) for p in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[2], Prefix="in/"))
-print(f"{n} {time.time() - t0:.2f}")
+print(f"{n} {time.time() - t0:.3f}")
 PY
 )"
         say "python boto3 list_objects_v2: $py_s3 (keys, seconds)"
