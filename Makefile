@@ -93,6 +93,11 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-metrics.sh | tee bench/results/metrics.md
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-maintenance.sh
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-discovery.sh
+
+.PHONY: bench-discovery
+bench-discovery: ## Discovery among 1M loaded local files and 100k on S3: incremental vs full vs a plain listing (see BENCHMARKS.md)
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-discovery.sh
 
 .PHONY: bench-record-cap
 bench-record-cap: ## One 1 GiB record in JSON lines, a JSON array and CSV against the record cap (see BENCHMARKS.md)

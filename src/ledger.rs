@@ -35,6 +35,26 @@ pub async fn ledger_loaded_among(
     Ok(loaded)
 }
 
+/// The greatest path the ingestion's ledger holds below `dir` (a source's URL without its
+/// trailing `/`: paths `{dir}/…`), byte by byte: where an incremental listing starts after. One
+/// step backwards through the primary key, whatever the ledger's size: the paths below `dir`
+/// are a range of the key (`path` compares as `collate "C"`), from `{dir}/` to `{dir}0`, `0`
+/// being the byte after `/`.
+pub async fn ledger_greatest_under(
+    pool: &PgPool,
+    ingestion_id: Uuid,
+    dir: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select max(path) from loaded_files where ingestion_id = $1 and path >= $2 and path < $3",
+        ingestion_id,
+        format!("{dir}/"),
+        format!("{dir}0")
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// A file a commit deals with: loaded (its rows are in the commit's snapshot) or rejected.
 #[derive(Debug, Clone)]
 pub struct LoadedFile {

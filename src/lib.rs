@@ -12,6 +12,7 @@
 //! | `schedule_ticks` | [`ticks`] |
 //! | `runs` (a run and its lease) | [`runs`] |
 //! | `loaded_files` | [`ledger`] |
+//! | `discovery_listings` | [`discovery`] |
 //!
 //! The API (`autoloader-api`) and the engine (`autoloader-worker`: ticker, worker runtime,
 //! loader) call these functions and write no SQL of their own, except the Iceberg catalog's
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod db;
+pub mod discovery;
 pub mod ingestions;
 pub mod ledger;
 pub mod paging;

@@ -150,7 +150,7 @@ fn retry_paths(paths: Option<Option<Vec<String>>>) -> ApiResult<Option<Vec<(usiz
 }
 
 /// Retries rejected files: deletes their rows from the ledger, so the next run lists them as new
-/// and reads them again. `{"paths": [...]}` names them (all must be rejected files of this
+/// and reads them again (under incremental discovery, the next run lists the whole prefix). `{"paths": [...]}` names them (all must be rejected files of this
 /// ingestion, or none is retried: 422 naming each that is not); `{}` retries every rejected
 /// file. A loaded file is never retried.
 #[utoipa::path(post, path = "/api/v1/ingestions/{id}/files/retry", tag = "files", operation_id = "retry_files",
@@ -172,6 +172,11 @@ pub async fn retry(
         .map(|paths| paths.iter().map(|(_, p)| p.clone()).collect());
     match ledger::ledger_retry(&state.pool, tenant, id, named.as_deref()).await? {
         Retried::Retried(retried) => {
+            // Under incremental discovery a retried file may sort before the keys loaded since:
+            // the next run lists the whole prefix.
+            if !retried.is_empty() {
+                autoloader::discovery::discovery_forget(&state.pool, tenant, id).await?;
+            }
             tracing::info!(ingestion_id = %id, tenant_id = %tenant, count = retried.len(), "rejected files retried");
             Ok(Json(RetryResponse {
                 count: retried.len(),

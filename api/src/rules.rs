@@ -21,7 +21,8 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use autoloader::ingestions::definition::MAX_NAME_CHARS;
-use autoloader::ingestions::options::{OnError, SchemaEvolution, OPTION_KEYS};
+use autoloader::ingestions::listing::INTERVAL_PATTERN;
+use autoloader::ingestions::options::{Discovery, OnError, SchemaEvolution, OPTION_KEYS};
 use autoloader::ledger::MAX_PATH_BYTES;
 
 /// Unicode `White_Space`, what `str::trim` removes, as the body of a character class.
@@ -337,6 +338,39 @@ fn option_schema(key: &str) -> Schema {
             .max_items(Some(autoloader::ingestions::partitions::MAX_FIELDS))
             .unique_items(true)
             .examples([serde_json::json!(["day(ts)", "region", "bucket(16, id)"])])
+            .into(),
+        "discovery" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(Discovery::ALL.map(Discovery::as_str)))
+            .default(Some(Discovery::default().as_str().into()))
+            .into(),
+        "full_listing_interval" => string(INTERVAL_PATTERN.to_owned())
+            .default(Some("1d".into()))
+            .examples(["30m", "6h", "1d"])
+            .into(),
+        "maintenance" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(["auto", "manual"]))
+            .default(Some("auto".into()))
+            .into(),
+        "snapshot_retention" | "orphan_safety_window" => {
+            string(autoloader::ingestions::maintenance::WINDOW_PATTERN.to_owned())
+                .examples(["7d", "36h"])
+                .into()
+        }
+        "min_snapshots_to_keep" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(1))
+            .maximum(Some(100_000))
+            .into(),
+        "target_file_size" => ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(
+                *autoloader::ingestions::maintenance::TARGET_FILE_SIZE_RANGE.start() as usize,
+            ))
+            .maximum(Some(
+                *autoloader::ingestions::maintenance::TARGET_FILE_SIZE_RANGE.end() as usize,
+            ))
             .into(),
         other => panic!("option {other} has no documented type"),
     }

@@ -6,34 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// The option keys this module reads, with what each means (for the unknown-option message and
-/// the README).
-pub const KEYS: [(&str, &str); 5] = [
-    (
-        "maintenance",
-        "auto (default: the scheduler compacts, expires snapshots and removes orphans) or manual \
-         (only POST .../maintenance)",
-    ),
-    (
-        "snapshot_retention",
-        "snapshots older than this are expired, e.g. '7d', '36h' (default \
-         AUTOLOADER_SNAPSHOT_RETENTION, 7d)",
-    ),
-    (
-        "min_snapshots_to_keep",
-        "the last N snapshots are kept whatever their age (default \
-         AUTOLOADER_MIN_SNAPSHOTS_TO_KEEP, 1)",
-    ),
-    (
-        "target_file_size",
-        "bytes a compacted data file aims at (default AUTOLOADER_TARGET_FILE_SIZE, 128 MiB)",
-    ),
-    (
-        "orphan_safety_window",
-        "unreferenced files younger than this are never removed, e.g. '3d' (default \
-         AUTOLOADER_ORPHAN_SAFETY_WINDOW, 3d)",
-    ),
-];
+/// `snapshot_retention` and `orphan_safety_window` as the API's document writes them: 1 to 87600
+/// hours or 1 to 3650 days.
+pub const WINDOW_PATTERN: &str = "^(([1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-6][0-9]{3}|87[0-5][0-9]{2}|87600)h|([1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)d)$";
 
 /// Shortest `snapshot_retention` and `orphan_safety_window`: a commit in flight (its metadata and
 /// manifests written, its pointer swap not yet made) must never look old enough to delete.
@@ -64,57 +39,67 @@ pub struct MaintenanceOptions {
 }
 
 impl MaintenanceOptions {
-    /// Reads `key` when it is one of [`KEYS`]: `None` when it is not; else whether its value is
+    /// Reads `key` when it is one of this module's options: `None` when it is not; else whether its value is
     /// good (the message says what is expected).
     pub fn read(&mut self, key: &str, value: &Value) -> Option<Result<(), String>> {
+        // Hours or days, as the API's document says (the operator's settings take any unit).
         let window = |v: &Value| {
             v.as_str()
+                .filter(|s| s.trim() == *s && (s.ends_with('h') || s.ends_with('d')))
                 .and_then(|s| parse_duration(s).ok())
                 .filter(|d| (MIN_WINDOW..=MAX_WINDOW).contains(d))
         };
-        let result = match key {
+        let mut next = *self;
+        let ok = match key {
             "maintenance" => match value.as_str() {
-                Some("auto") => Ok(self.mode = MaintenanceMode::Auto),
-                Some("manual") => Ok(self.mode = MaintenanceMode::Manual),
-                _ => Err("maintenance must be 'auto' or 'manual'".to_owned()),
-            },
-            "snapshot_retention" | "orphan_safety_window" => match window(value) {
-                Some(d) if key == "snapshot_retention" => Ok(self.snapshot_retention = Some(d)),
-                Some(d) => Ok(self.orphan_safety_window = Some(d)),
-                None => Err(format!(
-                    "{key} must be a duration from 1h to 3650d, a number and a unit (s, m, h, d), \
-                     e.g. '7d' or '36h'"
-                )),
-            },
-            "min_snapshots_to_keep" => match value.as_u64().filter(|n| (1..=100_000).contains(n)) {
-                Some(n) => Ok(self.min_snapshots_to_keep = Some(n as u32)),
-                None => Err("min_snapshots_to_keep must be an integer from 1 to 100000".to_owned()),
-            },
-            "target_file_size" => match value
+                Some("auto") => Some(MaintenanceMode::Auto),
+                Some("manual") => Some(MaintenanceMode::Manual),
+                _ => None,
+            }
+            .map(|m| next.mode = m),
+            "snapshot_retention" => window(value).map(|d| next.snapshot_retention = Some(d)),
+            "orphan_safety_window" => window(value).map(|d| next.orphan_safety_window = Some(d)),
+            "min_snapshots_to_keep" => value
+                .as_u64()
+                .filter(|n| (1..=100_000).contains(n))
+                .map(|n| next.min_snapshots_to_keep = Some(n as u32)),
+            "target_file_size" => value
                 .as_u64()
                 .filter(|n| TARGET_FILE_SIZE_RANGE.contains(n))
-            {
-                Some(n) => Ok(self.target_file_size = Some(n)),
-                None => Err(format!(
-                    "target_file_size must be a number of bytes from {} to {}",
-                    TARGET_FILE_SIZE_RANGE.start(),
-                    TARGET_FILE_SIZE_RANGE.end()
-                )),
-            },
+                .map(|n| next.target_file_size = Some(n)),
             _ => return None,
         };
-        Some(result)
+        if ok.is_some() {
+            *self = next;
+            return Some(Ok(()));
+        }
+        Some(Err(match key {
+            "maintenance" => "maintenance must be 'auto' or 'manual'".to_owned(),
+            "min_snapshots_to_keep" => {
+                "min_snapshots_to_keep must be an integer from 1 to 100000".to_owned()
+            }
+            "target_file_size" => format!(
+                "target_file_size must be a number of bytes from {} to {}",
+                TARGET_FILE_SIZE_RANGE.start(),
+                TARGET_FILE_SIZE_RANGE.end()
+            ),
+            _ => format!(
+                "{key} must be a whole number of hours or days from 1h to 3650d, e.g. '7d' \
+                 or '36h'"
+            ),
+        }))
     }
 }
 
-/// `30s`, `15m`, `36h`, `7d`: a whole number (at most 10 digits) and one unit.
+/// `30s`, `15m`, `36h`, `7d`: a whole number (no leading zero, at most 12 digits) and one
+/// unit. Every duration option and setting is read by this one parser, each with its own bounds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("'{s}' has no unit (s, m, h or d)"))?;
     let (digits, unit) = s.split_at(split);
-    if digits.is_empty() || digits.len() > 10 {
+    if digits.is_empty() || digits.len() > 12 || (digits.len() > 1 && digits.starts_with('0')) {
         return Err(format!("'{s}' must start with a whole number"));
     }
     let n: u64 = digits
@@ -127,7 +112,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86_400,
         _ => return Err(format!("'{s}' has an unknown unit (s, m, h or d)")),
     };
-    Ok(Duration::from_secs(n * secs))
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 #[cfg(test)]
@@ -148,8 +133,9 @@ mod tests {
             "-1d",
             "1.5d",
             "7 d",
-            "99999999999d",
+            "9999999999999d",
             "7dd",
+            "07d",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
@@ -187,6 +173,31 @@ mod tests {
             let before = o;
             assert!(matches!(o.read(k, &v), Some(Err(_))), "{k} = {v}");
             assert_eq!(o, before, "a refused value changes nothing");
+        }
+    }
+
+    /// The document's pattern accepts exactly what the option takes.
+    #[test]
+    fn the_window_pattern_says_what_the_option_takes() {
+        let pattern = regex_lite::Regex::new(WINDOW_PATTERN).expect("pattern");
+        for n in (0..=90_000u64)
+            .step_by(7)
+            .chain([1, 3650, 3651, 87_600, 87_601])
+        {
+            for unit in ["s", "m", "h", "d"] {
+                let v = format!("{n}{unit}");
+                let took = MaintenanceOptions::default()
+                    .read("snapshot_retention", &json!(v))
+                    .is_some_and(|r| r.is_ok());
+                assert_eq!(pattern.is_match(&v), took, "{v}");
+            }
+        }
+        for v in ["01d", "", "1 d", "7d\n", " 7d"] {
+            assert!(!pattern.is_match(v), "{v:?}");
+            assert!(matches!(
+                MaintenanceOptions::default().read("orphan_safety_window", &json!(v)),
+                Some(Err(_))
+            ));
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! * [`definition`]: the parts of a definition as types that cannot be invalid.
 //! * [`options`]: the `options` object; [`hints`]: its `schema_hints`; [`partitions`]: its
-//!   `partition_by`.
+//!   `partition_by`; [`listing`]: its `discovery` and `full_listing_interval`; [`maintenance`]:
+//!   the table's maintenance settings.
 //! * [`roots`]: the directories local sources may read from.
 //! * [`draft`]: a definition as a request sends it, checked whole into a [`draft::Valid`], every
 //!   problem named by its field.
@@ -16,6 +17,7 @@ pub mod draft;
 pub mod egress;
 pub mod glob;
 pub mod hints;
+pub mod listing;
 pub mod maintenance;
 pub mod options;
 pub mod partitions;

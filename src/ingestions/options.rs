@@ -135,8 +135,13 @@ pub struct IngestOptions {
     /// Hive-style directories (`dt=2025-01-01/`) between the prefix and a file's name become
     /// columns of its rows (`partition_columns_from_path`).
     pub partition_columns_from_path: bool,
+    /// What a run lists (`discovery`).
+    pub discovery: Discovery,
+    /// How often an incremental ingestion lists its whole prefix (`full_listing_interval`).
+    pub full_listing_interval: std::time::Duration,
 }
 
+pub use super::listing::Discovery;
 pub use super::maintenance::{MaintenanceMode, MaintenanceOptions};
 
 pub use super::hints::{HintType, SchemaHint};
@@ -289,6 +294,42 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
          become columns of its rows, typed by schema_hints or inferred (digits: bigint, \
          YYYY-MM-DD: date, else string); the path's value wins over the file's (default false)",
     ),
+    (
+        "discovery",
+        "what a run lists: full (default; the whole prefix every run, new files oldest first) \
+         or incremental (only keys after the greatest key already loaded, and the whole prefix \
+         every full_listing_interval; new files in key order)",
+    ),
+    (
+        "full_listing_interval",
+        "with discovery incremental, how often the whole prefix is listed to find files that \
+         arrived late: minutes, hours or days such as '30m', '6h', '1d' (default '1d'; 1 minute \
+         to 365 days)",
+    ),
+    (
+        "maintenance",
+        "auto (default: the scheduler compacts, expires snapshots and removes orphans) or manual \
+         (only POST .../maintenance)",
+    ),
+    (
+        "snapshot_retention",
+        "snapshots older than this are expired, e.g. '7d', '36h' (default \
+         AUTOLOADER_SNAPSHOT_RETENTION, 7d)",
+    ),
+    (
+        "min_snapshots_to_keep",
+        "the last N snapshots are kept whatever their age (default \
+         AUTOLOADER_MIN_SNAPSHOTS_TO_KEEP, 1)",
+    ),
+    (
+        "target_file_size",
+        "bytes a compacted data file aims at (default AUTOLOADER_TARGET_FILE_SIZE, 128 MiB)",
+    ),
+    (
+        "orphan_safety_window",
+        "unreferenced files younger than this are never removed, e.g. '3d' (default \
+         AUTOLOADER_ORPHAN_SAFETY_WINDOW, 3d)",
+    ),
 ];
 
 impl IngestOptions {
@@ -330,6 +371,8 @@ impl IngestOptions {
             maintenance: MaintenanceOptions::default(),
             partition_by: Vec::new(),
             partition_columns_from_path: false,
+            discovery: Discovery::default(),
+            full_listing_interval: super::listing::DEFAULT_FULL_LISTING_INTERVAL,
         };
         for (key, value) in map {
             let k = key.as_str();
@@ -433,6 +476,19 @@ impl IngestOptions {
                     Some(b) => out.metadata_columns = b,
                     None => problem(k, "metadata_columns must be true or false".into()),
                 },
+                "discovery" => match one_of(&Discovery::ALL, Discovery::as_str, value) {
+                    Some(d) => out.discovery = d,
+                    None => problem(k, "discovery must be one of: full, incremental".into()),
+                },
+                "full_listing_interval" => match value.as_str().map(super::listing::parse_interval)
+                {
+                    Some(Ok(d)) => out.full_listing_interval = d,
+                    Some(Err(m)) => problem(k, m),
+                    None => problem(
+                        k,
+                        "full_listing_interval must be a string such as '30m', '6h' or '1d'".into(),
+                    ),
+                },
                 "partition_columns_from_path" => match flag(value) {
                     Some(b) => out.partition_columns_from_path = b,
                     None => problem(
@@ -455,11 +511,7 @@ impl IngestOptions {
                     Some(Ok(())) => {}
                     Some(Err(m)) => problem(other, m),
                     None => {
-                        let known: Vec<&str> = OPTION_KEYS
-                            .iter()
-                            .chain(&super::maintenance::KEYS)
-                            .map(|(k, _)| *k)
-                            .collect();
+                        let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
                         problem(
                             other,
                             format!("unknown option '{other}' (known: {})", known.join(", ")),
@@ -531,6 +583,7 @@ fn one_char(v: &Value) -> Option<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn parse(v: Value) -> Result<IngestOptions, Vec<OptionProblem>> {
         IngestOptions::parse(&v, SourceType::S3, FormatType::Csv)
@@ -619,6 +672,29 @@ mod tests {
         assert_eq!(problems[0].field, "options.partition_by[0]");
         let problems = parse(json!({"partition_by": "day(ts)"})).expect_err("not a list");
         assert_eq!(problems[0].field, "options.partition_by");
+    }
+
+    #[test]
+    fn discovery_options_are_read_and_checked() {
+        let d = parse(json!({})).expect("defaults");
+        assert_eq!(d.discovery, Discovery::Full);
+        assert_eq!(d.full_listing_interval, Duration::from_secs(86_400));
+        let o = parse(json!({"discovery": "incremental", "full_listing_interval": "6h"}))
+            .expect("valid");
+        assert_eq!(o.discovery, Discovery::Incremental);
+        assert_eq!(o.full_listing_interval, Duration::from_secs(6 * 3_600));
+        let problems = parse(json!({"discovery": "Incremental", "full_listing_interval": "30s"}))
+            .expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["options.discovery", "options.full_listing_interval"]
+        );
+        for bad in [json!("0m"), json!("366d"), json!(3600), json!(null)] {
+            let problems =
+                parse(json!({ "full_listing_interval": bad })).expect_err("out of bounds");
+            assert_eq!(problems[0].field, "options.full_listing_interval", "{bad}");
+        }
     }
 
     #[test]

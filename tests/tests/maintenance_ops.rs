@@ -158,6 +158,7 @@ impl World {
             files: &[],
             rejections: &rejections,
             evolved: None,
+            full_listing: None,
         };
         table::commit(&self.catalog, &self.pool, &t, files, HashMap::new(), parts)
             .await

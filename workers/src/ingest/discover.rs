@@ -1,16 +1,24 @@
 //! Finding the files a run loads: list the source prefix, drop what the ledger says is loaded,
 //! oldest first, bounded per run. The listing streams through: what is held is the run's
 //! selection (at most `max_files_per_run` files) and one page of ledger look-ups, not the prefix.
+//!
+//! Under `discovery = incremental` ([`Source::plan`]) a run lists only the keys after the
+//! greatest one the ledger holds under the prefix (S3 `start-after`; a local tree through
+//! [`super::walk`]), and the whole prefix when `full_listing_interval` has passed since the last
+//! full listing a run committed; it takes new files in key order, so that what a bound leaves
+//! for later sorts after what it took, where the next run's listing starts. The ledger still
+//! decides what is new in both modes.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use autoloader::ingestions::definition::{SourcePath, SourceType};
-use autoloader::ingestions::options::{IngestOptions, Limits};
+use autoloader::ingestions::options::{Discovery, IngestOptions, Limits};
 use autoloader::ingestions::roots::FileRoots;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
@@ -26,46 +34,63 @@ use super::IngestError;
 /// Listed candidates looked up in the ledger at once.
 const LEDGER_PAGE: usize = 1_000;
 
-/// A candidate ordered by age: last modified, then path.
-struct ByAge(Candidate);
+/// A candidate in the order a run takes files: oldest first (last modified, then path), or by
+/// key (`age` is `None`: the path alone decides).
+struct Ranked {
+    age: Option<DateTime<Utc>>,
+    c: Candidate,
+}
 
-impl ByAge {
-    fn key(&self) -> (DateTime<Utc>, &str) {
-        (self.0.last_modified, &self.0.relative)
+impl Ranked {
+    fn key(&self) -> (Option<DateTime<Utc>>, &str) {
+        (self.age, &self.c.relative)
     }
 }
 
-impl PartialEq for ByAge {
+impl PartialEq for Ranked {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
     }
 }
-impl Eq for ByAge {}
-impl PartialOrd for ByAge {
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for ByAge {
+impl Ord for Ranked {
     fn cmp(&self, other: &Self) -> Ordering {
         self.key().cmp(&other.key())
     }
 }
 
-/// The `keep` oldest new files seen so far; the newest of them on top, to be dropped first.
+/// The `keep` first new files seen so far (oldest, or first by key); the last of them on top,
+/// to be dropped first.
 struct Oldest {
     keep: usize,
-    heap: BinaryHeap<ByAge>,
+    by_key: bool,
+    heap: BinaryHeap<Ranked>,
+    /// A file that may be new was left out (the selection was full): the listing found more
+    /// than the run takes.
+    passed_over: bool,
 }
 
 impl Oldest {
+    fn rank(&self, c: Candidate) -> Ranked {
+        Ranked {
+            age: (!self.by_key).then_some(c.last_modified),
+            c,
+        }
+    }
+
     /// Whether `c` would be kept if the ledger does not hold it.
     fn would_keep(&self, c: &Candidate) -> bool {
+        let age = (!self.by_key).then_some(c.last_modified);
         self.heap.len() < self.keep
             || self
                 .heap
                 .peek()
-                .is_some_and(|newest| (c.last_modified, c.relative.as_str()) < newest.key())
+                .is_some_and(|last| (age, c.relative.as_str()) < last.key())
     }
 
     /// Keeps those of `page` the ledger does not hold (emptying `page`), dropping the newest
@@ -84,11 +109,18 @@ impl Oldest {
             .await
             .map_err(IngestError::Db)?;
         for c in page.drain(..) {
-            if !loaded.contains(&c.url) && self.would_keep(&c) {
-                self.heap.push(ByAge(c));
-                if self.heap.len() > self.keep {
-                    self.heap.pop();
-                }
+            if loaded.contains(&c.url) {
+                continue;
+            }
+            if !self.would_keep(&c) {
+                self.passed_over = true;
+                continue;
+            }
+            let ranked = self.rank(c);
+            self.heap.push(ranked);
+            if self.heap.len() > self.keep {
+                self.heap.pop();
+                self.passed_over = true;
             }
         }
         Ok(())
@@ -111,6 +143,42 @@ pub struct Source {
 struct LocalDir {
     fs: Arc<LocalFileSystem>,
     root: Root,
+    /// The source directory, resolved.
+    dir: std::path::PathBuf,
+}
+
+/// What a run lists, and how it takes what it finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingPlan {
+    /// List only the keys (paths below the prefix) after this one; `None`: the whole prefix.
+    pub start_after: Option<String>,
+    /// Take new files in key order (incremental discovery) rather than oldest first.
+    pub by_key: bool,
+    /// Incremental discovery listing the whole prefix: when it started (the database's clock),
+    /// recorded with the run's commit when the run takes everything new the listing found.
+    pub full_listing_at: Option<DateTime<Utc>>,
+}
+
+impl ListingPlan {
+    /// `full` or `incremental`, as the run's log says.
+    pub fn kind(&self) -> &'static str {
+        if self.start_after.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+    }
+}
+
+/// What a listing found.
+#[derive(Debug)]
+pub struct Discovered {
+    /// The new files the run takes, in the order it takes them.
+    pub files: Vec<Candidate>,
+    /// Keys the listing returned (before the hidden-name, glob and empty-file filters).
+    pub keys_listed: u64,
+    /// Whether the run takes every new file the listing found (no bound left one for later).
+    pub complete: bool,
 }
 
 /// A file found under the prefix that the ingestion has not loaded.
@@ -181,7 +249,7 @@ impl Source {
                     store: fs.clone(),
                     prefix: Path::default(),
                     base_url: format!("file://{}", dir.display()),
-                    local: Some(LocalDir { fs, root }),
+                    local: Some(LocalDir { fs, root, dir }),
                 })
             }
             SourceType::S3 => {
@@ -206,54 +274,123 @@ impl Source {
         }
     }
 
+    /// What this run lists, as the ingestion's `discovery` says: the whole prefix (`full`); or
+    /// (`incremental`) the keys after the greatest one the ledger holds under the prefix, unless
+    /// the full listing is due (`full_listing_interval` since the last one recorded) or the
+    /// ledger holds none there.
+    pub async fn plan(
+        &self,
+        pool: &PgPool,
+        ingestion_id: Uuid,
+        options: &IngestOptions,
+    ) -> Result<ListingPlan, IngestError> {
+        if options.discovery == Discovery::Full {
+            return Ok(ListingPlan {
+                start_after: None,
+                by_key: false,
+                full_listing_at: None,
+            });
+        }
+        let due = autoloader::discovery::discovery_full_listing_due(
+            pool,
+            ingestion_id,
+            options.full_listing_interval,
+        )
+        .await
+        .map_err(IngestError::Db)?;
+        let greatest = if due.due {
+            None
+        } else {
+            autoloader::ledger::ledger_greatest_under(pool, ingestion_id, &self.base_url)
+                .await
+                .map_err(IngestError::Db)?
+        };
+        let start_after = greatest.and_then(|url| {
+            url.strip_prefix(&self.base_url)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .map(str::to_owned)
+        });
+        Ok(ListingPlan {
+            full_listing_at: start_after.is_none().then_some(due.now),
+            start_after,
+            by_key: true,
+        })
+    }
+
+    /// The listing `plan` asks for: the whole prefix, or its keys after `start_after` (S3:
+    /// `start-after`; a local tree: [`super::walk`], which skips what sorts before).
+    fn list(&self, plan: &ListingPlan) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        match (&plan.start_after, &self.local) {
+            (None, _) => self.store.list(prefix),
+            (Some(after), Some(local)) => super::walk::list_after(local.dir.clone(), after.clone()),
+            (Some(after), None) => {
+                let offset = match prefix {
+                    Some(p) => format!("{p}/{after}"),
+                    None => after.clone(),
+                };
+                match Path::parse(&offset) {
+                    Ok(offset) => self.store.list_with_offset(prefix, &offset),
+                    Err(e) => futures::stream::once(async move { Err(e.into()) }).boxed(),
+                }
+            }
+        }
+    }
+
     /// The files under the prefix that `options` selects and the ledger does not hold, oldest
-    /// first, cut to the run's bounds (at least one file, however big).
+    /// first (by key, when `plan.by_key`), cut to the run's bounds (at least one file, however
+    /// big), listed as `plan` says.
     ///
     /// The listing is streamed, never held whole: each entry is filtered as it arrives, looked
-    /// up in the ledger [`LEDGER_PAGE`] at a time, and only the `max_files_per_run` oldest new
+    /// up in the ledger [`LEDGER_PAGE`] at a time, and only the `max_files_per_run` first new
     /// files are kept (a run takes no more), so memory stays bounded by that option however many
-    /// objects the prefix holds. Entries no older than the newest of a full selection are not
-    /// even looked up.
+    /// objects the prefix holds. Entries after the last of a full selection are not even looked
+    /// up.
     pub async fn new_files(
         &self,
         pool: &PgPool,
         ingestion_id: Uuid,
         options: &IngestOptions,
         limits: Limits,
-    ) -> Result<Vec<Candidate>, IngestError> {
+        plan: &ListingPlan,
+    ) -> Result<Discovered, IngestError> {
         let keep = usize::try_from(options.max_files_per_run).unwrap_or(usize::MAX);
-        let mut listing = self.store.list(if self.prefix.as_ref().is_empty() {
-            None
-        } else {
-            Some(&self.prefix)
-        });
+        let mut listing = self.list(plan);
         let mut oldest = Oldest {
             keep,
+            by_key: plan.by_key,
             heap: BinaryHeap::new(),
+            passed_over: false,
         };
         let mut page: Vec<Candidate> = Vec::new();
+        let mut keys_listed = 0u64;
         while let Some(meta) = listing
             .try_next()
             .await
             .map_err(|e| IngestError::store(self.prefix.as_ref(), e))?
         {
+            keys_listed += 1;
             let Some(c) = self.candidate(meta, options) else {
                 continue;
             };
             if oldest.would_keep(&c) {
                 page.push(c);
+            } else {
+                oldest.passed_over = true;
             }
             if page.len() >= LEDGER_PAGE {
                 oldest.add_new(pool, ingestion_id, &mut page).await?;
             }
         }
         oldest.add_new(pool, ingestion_id, &mut page).await?;
+        let passed_over = oldest.passed_over;
         let found: Vec<Candidate> = oldest
             .heap
             .into_sorted_vec()
             .into_iter()
-            .map(|ByAge(c)| c)
+            .map(|r| r.c)
             .collect();
+        let selected = found.len();
         // A stored option above the operator's ceiling (lowered since) is cut to it.
         let max_bytes = options.max_bytes_per_run.min(limits.max_bytes_per_run);
         let mut bytes = 0u64;
@@ -277,7 +414,11 @@ impl Source {
             bytes += c.size;
             out.push(c);
         }
-        Ok(out)
+        Ok(Discovered {
+            complete: !passed_over && out.len() == selected,
+            files: out,
+            keys_listed,
+        })
     }
 
     /// A listed object as a candidate, if `options` select it: not hidden (no path segment

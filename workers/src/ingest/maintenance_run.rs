@@ -27,6 +27,21 @@ impl IngestExecutor {
         }
     }
 
+    /// The table facts a commit of `ctx`'s run records, changing the small files by `small`.
+    pub(super) fn facts_for(
+        &self,
+        ctx: &RunContext,
+        small: autoloader::tables::SmallFiles,
+    ) -> super::table::FactsFor {
+        let settings = self.maintenance_settings(&ctx.ingestion.definition.options);
+        super::table::FactsFor {
+            tenant_id: ctx.ingestion.tenant_id,
+            ingestion_id: ctx.ingestion.id,
+            small_file_bytes: settings.small_file_size(),
+            small,
+        }
+    }
+
     /// Runs one maintenance run: the operation on the table, then its report written on the
     /// run, fenced by the lease (a run whose lease is gone reports nothing).
     pub(super) async fn maintain(

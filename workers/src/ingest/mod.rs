@@ -3,8 +3,9 @@
 //! A run, in order:
 //! 1. If an earlier attempt of this run already committed (its run id is in a snapshot summary),
 //!    it only reports what that commit loaded: nothing is read or written again.
-//! 2. Lists the source prefix and keeps the files the ledger (`loaded_files`) does not hold,
-//!    oldest first, up to the run's bounds.
+//! 2. Lists the source prefix (or, under incremental discovery, the keys after the greatest one
+//!    loaded: see [`discover`]) and keeps the files the ledger (`loaded_files`) does not hold,
+//!    oldest first (by key, under incremental discovery), up to the run's bounds.
 //! 3. Creates the table from the first readable file's schema (with the ingestion's schema hints),
 //!    partitioned as `partition_by` says ([`partition`]), if it does not exist.
 //! 4. Reads every file into Parquet data files of the table ([`load`]): the fast way first
@@ -12,8 +13,9 @@
 //!    refuses a file ([`exact`]), each bad file or record dealt with as `on_error` says (a local
 //!    file is opened beneath its root, in the step that reads it: see [`local`]).
 //! 5. Commits one snapshot (summary: run id, attempt, counters; the evolved schema, if any)
-//!    together with the ledger rows (loaded and rejected files), the run's rejections and a lease
-//!    check, in one PostgreSQL transaction (see [`table`]).
+//!    together with the ledger rows (loaded and rejected files), the run's rejections, the full
+//!    listing it did (incremental discovery) and a lease check, in one PostgreSQL transaction
+//!    (see [`table`]).
 
 pub mod avro;
 pub mod conform;
@@ -37,11 +39,13 @@ pub mod schema;
 pub mod sink;
 pub mod snappy;
 pub mod table;
+pub mod walk;
 pub mod warehouse;
 
 use std::collections::HashMap;
 
 use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
+use autoloader::discovery::FullListing;
 use autoloader::ingestions::definition::SourceType;
 use autoloader::ingestions::egress::{Allowed, EgressPolicy, Endpoint};
 use autoloader::ingestions::options::{IngestOptions, Limits, OnError};
@@ -329,11 +333,51 @@ impl IngestExecutor {
             http::SourceConnector::new(self.cfg.egress.clone(), how),
         )?;
         source.check_outside_warehouse(&self.cfg.warehouse)?;
-        let files = source
-            .new_files(&self.pool, ing.id, options, self.cfg.limits)
+        let plan = source.plan(&self.pool, ing.id, options).await?;
+        let found = source
+            .new_files(&self.pool, ing.id, options, self.cfg.limits, &plan)
             .await?;
+        tracing::info!(
+            listing = plan.kind(),
+            keys_listed = found.keys_listed,
+            new_files = found.files.len(),
+            "listed the source"
+        );
+        let fence = Fence {
+            run_id: ctx.run_id,
+            attempt: ctx.attempt,
+            worker_id: ctx.worker_id.clone(),
+            ingestion_id: ing.id,
+        };
+        // A full listing counts once the run that did it commits, and only when the run takes
+        // all it found: what a bound left behind may sort before the keys loaded.
+        let full_listing = plan
+            .full_listing_at
+            .filter(|_| found.complete)
+            .map(|listed_at| FullListing {
+                ingestion_id: ing.id,
+                run_id: ctx.run_id,
+                listed_at,
+                keys_listed: i64::try_from(found.keys_listed).unwrap_or(i64::MAX),
+            });
+        let files = found.files;
         if files.is_empty() {
             tracing::info!("no new files");
+            if let Some(listing) = &full_listing {
+                table::record_without_snapshot(
+                    &self.pool,
+                    table::CommitParts {
+                        fence: &fence,
+                        // No commit: the table's facts are not written.
+                        facts: self.facts_for(ctx, autoloader::tables::SmallFiles::Added(0)),
+                        files: &[],
+                        rejections: &Default::default(),
+                        evolved: None,
+                        full_listing: Some(listing),
+                    },
+                )
+                .await?;
+            }
             return Ok(RunOutput::default());
         }
         let mut table = match existing {
@@ -344,12 +388,6 @@ impl IngestExecutor {
             }
         };
 
-        let fence = Fence {
-            run_id: ctx.run_id,
-            attempt: ctx.attempt,
-            worker_id: ctx.worker_id.clone(),
-            ingestion_id: ing.id,
-        };
         let run = load::Run {
             source: &source,
             files: &files,
@@ -365,7 +403,10 @@ impl IngestExecutor {
             if ctx.cancel.is_cancelled() {
                 return Err(IngestError::LeaseLost);
             }
-            match self.commit(catalog, &table, ctx, &fence, loaded).await {
+            match self
+                .commit(catalog, &table, ctx, &fence, full_listing.as_ref(), loaded)
+                .await
+            {
                 Err(IngestError::SchemaMoved) if moved < SCHEMA_RETRIES => {
                     // Another writer evolved the table first: read the files again against
                     // its schema (the data files written for the old one stay unreferenced).
@@ -466,6 +507,7 @@ impl IngestExecutor {
         table: &iceberg::table::Table,
         ctx: &RunContext,
         fence: &Fence,
+        full_listing: Option<&FullListing>,
         loaded: load::Loaded,
     ) -> Result<RunOutput, IngestError> {
         let load::Loaded {
@@ -477,25 +519,21 @@ impl IngestExecutor {
         } = loaded;
         let taken: Vec<&LoadedFile> = files.iter().filter(|f| f.rejected.is_none()).collect();
         let rows: u64 = taken.iter().map(|f| f.rows).sum();
-        let small_file_bytes = table::FactsFor::small_bound(
-            self.maintenance_settings(&ctx.ingestion.definition.options)
-                .target_file_size,
-        );
+        let facts = self.facts_for(ctx, autoloader::tables::SmallFiles::Added(0));
         let small = data_files
             .iter()
-            .filter(|d| d.file_size_in_bytes() < small_file_bytes)
+            .filter(|d| d.file_size_in_bytes() < facts.small_file_bytes)
             .count();
         let parts = table::CommitParts {
             fence,
             facts: table::FactsFor {
-                tenant_id: ctx.ingestion.tenant_id,
-                ingestion_id: ctx.ingestion.id,
-                small_file_bytes,
                 small: autoloader::tables::SmallFiles::Added(small as i64),
+                ..facts
             },
             files: &files,
             rejections: &rejections,
             evolved: evolved.as_ref(),
+            full_listing,
         };
         if data_files.is_empty() {
             table::record_without_snapshot(&self.pool, parts).await?;

@@ -4,14 +4,15 @@
 //! The commit is where exactly-once is decided. [`FencedCommit`] is a catalog whose
 //! `update_table` swaps the table's metadata pointer in one PostgreSQL transaction with two
 //! other writes: a check that this worker still holds the run's lease (locking the run row, so
-//! lease recovery cannot requeue it meanwhile), and the ledger rows of the files loaded. Either
-//! all three happen or none: a file is in `loaded_files` exactly when its rows are in the table,
+//! lease recovery cannot requeue it meanwhile), and the ledger rows of the files loaded (with,
+//! under incremental discovery, the full listing the run did). Either all happen or none: a file is in `loaded_files` exactly when its rows are in the table,
 //! and a worker that lost its lease cannot commit at all.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use autoloader::discovery::{discovery_record_full_listing, FullListing};
 use autoloader::ingestions::definition::DestinationTable;
 use autoloader::ledger;
 use autoloader::runs::lease::Rejections;
@@ -237,13 +238,6 @@ pub struct FactsFor {
     pub small: SmallFiles,
 }
 
-impl FactsFor {
-    /// The small-file bound for a compaction target.
-    pub fn small_bound(target_file_size: u64) -> u64 {
-        target_file_size / 4 * 3
-    }
-}
-
 /// `namespace.table`: how runs, the API and `table_facts` name a table.
 pub fn ident_text(id: &TableIdent) -> String {
     format!("{}.{}", id.namespace().join("."), id.name())
@@ -303,6 +297,8 @@ pub struct CommitParts<'a> {
     pub rejections: &'a Rejections,
     /// The schema the data files were written with, when the run evolved the table's.
     pub evolved: Option<&'a Evolved>,
+    /// The full listing the run did under incremental discovery, recorded with its commit.
+    pub full_listing: Option<&'a FullListing>,
 }
 
 /// Appends `data_files` in one snapshot whose summary names the run (making the evolved schema
@@ -355,8 +351,8 @@ pub async fn commit(
 const LEASE_LOST: &str = "the run's lease is no longer held by this worker";
 const SCHEMA_MOVED: &str = "the table's schema changed since the data files were written";
 
-/// Records a run that adds no rows (its files were all rejected, or empty): the ledger rows and
-/// the run's rejections, fenced by the lease like a commit.
+/// Records a run that adds no rows (its files were all rejected, or empty, or it found none): the
+/// ledger rows, the run's rejections and its full listing, fenced by the lease like a commit.
 pub async fn record_without_snapshot(
     pool: &PgPool,
     parts: CommitParts<'_>,
@@ -370,9 +366,16 @@ pub async fn record_without_snapshot(
         return Err(IngestError::LeaseLost);
     }
     let files: Vec<ledger::LoadedFile> = parts.files.iter().map(LoadedFile::for_ledger).collect();
-    ledger::ledger_record(&mut tx, f.loaded_by(None), &files)
-        .await
-        .map_err(IngestError::Db)?;
+    if !files.is_empty() {
+        ledger::ledger_record(&mut tx, f.loaded_by(None), &files)
+            .await
+            .map_err(IngestError::Db)?;
+    }
+    if let Some(listing) = parts.full_listing {
+        discovery_record_full_listing(&mut tx, listing)
+            .await
+            .map_err(IngestError::Db)?;
+    }
     tx.commit().await.map_err(IngestError::Db)
 }
 
@@ -550,6 +553,11 @@ impl Catalog for FencedCommit<'_> {
         table_facts_record(&mut tx, &facts, self.parts.facts.small)
             .await
             .map_err(db_error)?;
+        if let Some(listing) = self.parts.full_listing {
+            discovery_record_full_listing(&mut tx, listing)
+                .await
+                .map_err(db_error)?;
+        }
         tx.commit().await.map_err(db_error)?;
         if let Ok(mut slot) = self.snapshot_id.lock() {
             *slot = Some(snapshot_id);
@@ -603,6 +611,7 @@ pub async fn commit_maintenance(
             files: &[],
             rejections: &rejections,
             evolved: None,
+            full_listing: None,
         },
         snapshot_id: Mutex::new(None),
     };
