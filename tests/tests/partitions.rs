@@ -139,6 +139,32 @@ async fn a_table_partitioned_by_day_and_region_is_pruned_by_readers(pool: PgPool
         );
     }
 
+    // The table API shows the spec and the files as committed.
+    let (status, _, facts) = w
+        .api
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{ingestion}/table"),
+            &w.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{facts}");
+    let spec: Vec<(&str, &str)> = facts["partition_spec"]["fields"]
+        .as_array()
+        .expect("spec fields")
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().expect("name"),
+                f["transform"].as_str().expect("transform"),
+            )
+        })
+        .collect();
+    assert_eq!(spec, [("ts_day", "day"), ("region", "identity")], "{facts}");
+    assert_eq!(facts["data_file_count"], 4, "{facts}");
+    assert_eq!(facts["total_records"], 6, "{facts}");
+
     let read = |filter: &str| {
         s3::iceberg_read_filtered(
             &w.url,
