@@ -111,10 +111,10 @@ pub struct TokenRow {
 }
 
 /// What a presented token stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenHolder {
-    /// An active tenant.
-    Tenant(Uuid),
+    /// An active tenant, and the token's name (its label, else `token <id>`).
+    Tenant(Uuid, String),
     /// A suspended tenant: refused.
     Suspended(Uuid),
     /// A token past its `expires_at`: refused.
@@ -319,7 +319,7 @@ pub async fn token_tenant(
     let row = sqlx::query!(
         r#"
         with t as (
-            select a.id, a.tenant_id, a.last_used_at, n.status,
+            select a.id, a.tenant_id, a.last_used_at, n.status, a.label,
                    a.expires_at is not null and a.expires_at <= now() as expired
             from api_tokens a
             join tenants n on n.id = a.tenant_id
@@ -330,7 +330,9 @@ pub async fn token_tenant(
             where a.id = t.id and not t.expired
               and (t.last_used_at is null or t.last_used_at < now() - interval '5 minutes')
         )
-        select tenant_id as "tenant_id!", status as "status!", expired as "expired!" from t
+        select tenant_id as "tenant_id!", status as "status!", expired as "expired!",
+               coalesce(nullif(label, ''), 'token ' || id) as "token_name!"
+        from t
         "#,
         &sha256[..]
     )
@@ -340,7 +342,7 @@ pub async fn token_tenant(
         if r.expired {
             TokenHolder::Expired
         } else if r.status == "ACTIVE" {
-            TokenHolder::Tenant(r.tenant_id)
+            TokenHolder::Tenant(r.tenant_id, r.token_name)
         } else {
             TokenHolder::Suspended(r.tenant_id)
         }

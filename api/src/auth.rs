@@ -20,6 +20,14 @@ use crate::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct Tenant(pub Uuid);
 
+/// The tenant a request acts for, and who asked: the token's name (its label, else
+/// `token <id>`), as pauses and changes record it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Uuid,
+    pub token: String,
+}
+
 /// A request carrying the admin token.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
@@ -67,19 +75,32 @@ impl FromRequestParts<AppState> for Tenant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|c| Tenant(c.tenant))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let hash = digest(bearer(parts)?);
-        if let Some(tenant) = state.tokens.get(&hash) {
+        if let Some((tenant, token)) = state.tokens.get(&hash) {
             state.rate.admit(&hash)?;
-            return Ok(Tenant(tenant));
+            return Ok(Caller { tenant, token });
         }
         if state.tokens.is_refused(&hash) {
             return Err(ApiError::Unauthorized("unknown or revoked token"));
         }
         match autoloader::tenants::token_tenant(&state.pool, &hash).await? {
-            Some(TokenHolder::Tenant(tenant)) => {
-                state.tokens.insert(hash, tenant);
+            Some(TokenHolder::Tenant(tenant, token)) => {
+                state.tokens.insert(hash, tenant, token.clone());
                 state.rate.admit(&hash)?;
-                Ok(Tenant(tenant))
+                Ok(Caller { tenant, token })
             }
             Some(TokenHolder::Suspended(_)) => Err(ApiError::Forbidden(
                 "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
@@ -102,7 +123,7 @@ impl FromRequestParts<AppState> for Tenant {
 /// tokens fills only its own bounded map, never evicting good ones.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Uuid, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Uuid, String, Instant)>>,
     refused: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
@@ -127,18 +148,18 @@ fn make_room_by<V>(map: &mut HashMap<[u8; 32], V>, live: impl Fn(&V) -> bool) {
 }
 
 impl TokenCache {
-    fn get(&self, hash: &[u8; 32]) -> Option<Uuid> {
+    fn get(&self, hash: &[u8; 32]) -> Option<(Uuid, String)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(hash)
-            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(tenant, _)| *tenant)
+            .filter(|(_, _, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(tenant, token, _)| (*tenant, token.clone()))
     }
 
-    fn insert(&self, hash: [u8; 32], tenant: Uuid) {
+    fn insert(&self, hash: [u8; 32], tenant: Uuid, token: String) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        make_room(&mut entries, |(_, at)| *at);
-        entries.insert(hash, (tenant, Instant::now()));
+        make_room(&mut entries, |(_, _, at)| *at);
+        entries.insert(hash, (tenant, token, Instant::now()));
     }
 
     fn is_refused(&self, hash: &[u8; 32]) -> bool {
@@ -159,7 +180,7 @@ impl TokenCache {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (t, _)| *t != tenant);
+            .retain(|_, (t, _, _)| *t != tenant);
     }
 
     /// Forgets a revoked token, or a just-issued one's refusal.

@@ -19,11 +19,12 @@ use uuid::Uuid;
 use autoloader::ingestions::draft::{Draft, IngestionStatus};
 use autoloader::ingestions::store::{self, IngestionRow, ListFilter};
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{
-    IngestionCreate, IngestionPatch, IngestionResponse, IngestionStatusName, ScheduleInfoResponse,
+    DisableRequest, IngestionCreate, IngestionPatch, IngestionResponse, IngestionStatusName,
+    ScheduleInfoResponse,
 };
 use crate::page::{self, Page, PageParams};
 use crate::schedule_cache::ScheduleView;
@@ -142,14 +143,15 @@ pub async fn list(
 /// answer, so the client's next read sees this write.
 async fn overwrite(
     state: &AppState,
-    tenant: Uuid,
+    caller: &Caller,
     id: Uuid,
     draft: Draft,
 ) -> ApiResult<IngestionRow> {
+    let tenant = caller.tenant;
     let bounds = state.bounds_for(tenant, &draft).await?;
     let mut v = draft.validate(&bounds)?;
     state.seal_secrets(tenant, &mut v.options)?;
-    let row = store::ingestion_update(&state.pool, tenant, id, &v).await;
+    let row = store::ingestion_update(&state.pool, tenant, id, &v, &caller.token).await;
     state.schedules.invalidate(id);
     let row = row?;
     tracing::info!(ingestion_id = %id, tenant_id = %tenant, "ingestion updated");
@@ -162,14 +164,14 @@ async fn overwrite(
     security(("bearer" = [])))]
 pub async fn replace(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Json<IngestionResponse>> {
-    let stored = fetch(&state, tenant, id).await?;
+    let stored = fetch(&state, caller.tenant, id).await?;
     let mut draft = Draft::from(body);
     draft.keep_masked_secrets(&stored.options);
-    Ok(Json(overwrite(&state, tenant, id, draft).await?.into()))
+    Ok(Json(overwrite(&state, &caller, id, draft).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/api/v1/ingestions/{id}", tag = "ingestions", params(("id" = Uuid, Path)),
@@ -178,15 +180,15 @@ pub async fn replace(
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(p): ApiJson<IngestionPatch>,
 ) -> ApiResult<Json<IngestionResponse>> {
-    let stored = fetch(&state, tenant, id).await?;
+    let stored = fetch(&state, caller.tenant, id).await?;
     let mut draft = Draft::from_row(&stored);
     p.apply(&mut draft);
     draft.keep_masked_secrets(&stored.options);
-    Ok(Json(overwrite(&state, tenant, id, draft).await?.into()))
+    Ok(Json(overwrite(&state, &caller, id, draft).await?.into()))
 }
 
 /// Deletes the ingestion, its schedule and its run history (they have no meaning without it).
@@ -267,22 +269,48 @@ pub async fn schedule_info(
 
 /// Enabling checks the whole definition (an enabled schedule must be complete: 422 naming the
 /// missing field); disabling checks nothing, so any schedule can be stopped.
+/// Longest pause reason.
+pub const MAX_PAUSE_REASON_CHARS: usize = 1000;
+
 async fn set_enabled(
     state: &AppState,
-    tenant: Uuid,
+    caller: &Caller,
     id: Uuid,
     enabled: bool,
+    reason: Option<&str>,
 ) -> ApiResult<IngestionRow> {
+    let tenant = caller.tenant;
     if !enabled {
-        let row = store::ingestion_schedule_disable(&state.pool, tenant, id).await;
+        let row =
+            store::ingestion_schedule_disable(&state.pool, tenant, id, reason, &caller.token).await;
         state.schedules.invalidate(id);
         let row = row?.ok_or(ApiError::NotFound("ingestion"))?;
-        tracing::info!(ingestion_id = %id, tenant_id = %tenant, "schedule disabled");
+        tracing::info!(ingestion_id = %id, tenant_id = %tenant, by = %caller.token, "schedule disabled");
         return Ok(row);
     }
     let mut draft = Draft::from_row(&fetch(state, tenant, id).await?);
     draft.schedule_enabled = Some(true);
-    overwrite(state, tenant, id, draft).await
+    overwrite(state, caller, id, draft).await
+}
+
+/// The optional body of a disable: no body (or `null`, or `{}`) gives no reason.
+fn pause_reason(body: &[u8]) -> ApiResult<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let body = crate::extract::parse_json::<Option<DisableRequest>>(body)?.unwrap_or_default();
+    match body.reason {
+        Some(r) if r.contains('\0') => Err(ApiError::field(
+            "reason",
+            "reason must not contain the NUL character (\\u0000)",
+        )),
+        Some(r) if r.chars().count() > MAX_PAUSE_REASON_CHARS => Err(ApiError::field(
+            "reason",
+            format!("reason must be at most {MAX_PAUSE_REASON_CHARS} characters"),
+        )),
+        Some(r) if r.trim().is_empty() => Ok(None),
+        r => Ok(r),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/ingestions/{id}/schedule/enable", tag = "schedules", params(("id" = Uuid, Path)),
@@ -290,18 +318,32 @@ async fn set_enabled(
     security(("bearer" = [])))]
 pub async fn enable(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<IngestionResponse>> {
-    Ok(Json(set_enabled(&state, tenant, id, true).await?.into()))
+    Ok(Json(
+        set_enabled(&state, &caller, id, true, None).await?.into(),
+    ))
 }
 
+/// Pauses the schedule, optionally saying why: the ingestion shows `paused_reason`, `paused_at`
+/// and `paused_by` (the token's name) until it is enabled again. Disabling a paused schedule
+/// keeps the first pause.
 #[utoipa::path(post, path = "/api/v1/ingestions/{id}/schedule/disable", tag = "schedules", params(("id" = Uuid, Path)),
-    responses((status = 200, body = IngestionResponse), (status = 404, body = Problem)), security(("bearer" = [])))]
+    request_body(content = Option<DisableRequest>),
+    responses((status = 200, body = IngestionResponse), (status = 404, body = Problem),
+              (status = 422, body = Problem, description = "a bad `reason`")),
+    security(("bearer" = [])))]
 pub async fn disable(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<IngestionResponse>> {
-    Ok(Json(set_enabled(&state, tenant, id, false).await?.into()))
+    let reason = pause_reason(&body)?;
+    Ok(Json(
+        set_enabled(&state, &caller, id, false, reason.as_deref())
+            .await?
+            .into(),
+    ))
 }

@@ -249,6 +249,14 @@ pub struct IngestionResponse {
     pub next_run_time: Option<DateTime<Utc>>,
     /// The tick of the most recent scheduled run.
     pub last_scheduled_run: Option<DateTime<Utc>>,
+    /// Why the schedule is paused (the reason given to `.../schedule/disable`); null while it
+    /// is enabled, or when none was given.
+    pub paused_reason: Option<String>,
+    /// When the schedule was paused; null while it is enabled.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// Who paused it: the token's name (its label, else `token <id>`), `scheduler` (a stored
+    /// schedule that no longer parses) or `database` (a change made at psql).
+    pub paused_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -277,6 +285,9 @@ impl From<IngestionRow> for IngestionResponse {
             schedule_enabled: r.schedule_enabled,
             next_run_time: r.next_run_time,
             last_scheduled_run: r.last_scheduled_run,
+            paused_reason: r.paused_reason,
+            paused_at: r.paused_at,
+            paused_by: r.paused_by,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -630,4 +641,14 @@ impl TableResponse {
             last_maintenance,
         }
     }
+}
+
+/// Body of `POST /api/v1/ingestions/{id}/schedule/disable` (optional).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableRequest {
+    /// Why the schedule is paused, shown as `paused_reason` until it is enabled again (at most
+    /// 1000 characters).
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
 }

@@ -54,6 +54,10 @@ pub struct IngestionRow {
     /// When the next scheduled run is due; `None` while the schedule is off.
     pub next_run_time: Option<DateTime<Utc>>,
     pub last_scheduled_run: Option<DateTime<Utc>>,
+    /// Why, since when and by whom the schedule is paused; null while it is enabled.
+    pub paused_reason: Option<String>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub paused_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -155,6 +159,9 @@ macro_rules! ingestion_row {
             schedule_enabled: r.schedule_enabled,
             next_run_time,
             last_scheduled_run: r.last_scheduled_run,
+            paused_reason: r.paused_reason,
+            paused_at: r.paused_at,
+            paused_by: r.paused_by,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -232,13 +239,20 @@ pub async fn ingestion_insert(
 
 /// Writes a whole definition over the tenant's ingestion `id`; its tick row follows (trigger).
 /// Returns it as stored.
+///
+/// `by` names who asked (a token's name): a change that pauses the schedule records it
+/// (trigger `ingestions_stamp_pause`, through the transaction's `autoloader.actor`).
 pub async fn ingestion_update(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
     v: &Valid,
+    by: &str,
 ) -> Result<IngestionRow> {
     let mut tx = pool.begin().await?;
+    sqlx::query_scalar!("select set_config('autoloader.actor', $1, true)", by)
+        .fetch_one(&mut *tx)
+        .await?;
     // The insert's fifteen values in its order, written again: an upsert would create the row a
     // PUT to a missing (or another tenant's) id must answer 404 for.
     let updated = sqlx::query!(
@@ -285,7 +299,8 @@ async fn get(
         r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
-                  i.last_scheduled_run, i.created_at, i.updated_at,
+                  i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
+                  i.created_at, i.updated_at,
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
                   t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
            from ingestions i join tenants n on n.id = i.tenant_id
@@ -310,7 +325,8 @@ async fn select(
         r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
-                  i.last_scheduled_run, i.created_at, i.updated_at,
+                  i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
+                  i.created_at, i.updated_at,
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
                   t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
            from ingestions i join tenants n on n.id = i.tenant_id
@@ -450,17 +466,25 @@ pub async fn ingestion_schedule(
 /// spec's `disable_schedule` checks nothing: a definition that today's rules refuse, or a local
 /// source whose root was removed since, can still be stopped). The trigger removes the tick.
 /// Returns the ingestion as stored; `None`: no such ingestion.
+///
+/// The pause records `reason`, the time and `by` (who asked); disabling a paused schedule again
+/// keeps the first pause.
 pub async fn ingestion_schedule_disable(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
+    reason: Option<&str>,
+    by: &str,
 ) -> Result<Option<IngestionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        "update ingestions set schedule_enabled = false, updated_at = now()
+        "update ingestions set schedule_enabled = false, updated_at = now(),
+                paused_reason = $3, paused_at = now(), paused_by = $4
          where id = $1 and tenant_id = $2 and schedule_enabled",
         id,
-        tenant_id
+        tenant_id,
+        reason,
+        by
     )
     .execute(&mut *tx)
     .await?;
@@ -476,7 +500,10 @@ pub async fn ingestion_schedule_switch_off(
     id: Uuid,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "update ingestions set schedule_enabled = false, next_run_time = null where id = $1",
+        "update ingestions set schedule_enabled = false, next_run_time = null,
+                paused_reason = 'the stored schedule no longer parses (see its MISSED run)',
+                paused_at = now(), paused_by = 'scheduler'
+         where id = $1",
         id
     )
     .execute(&mut **tx)
