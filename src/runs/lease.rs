@@ -564,26 +564,30 @@ pub struct Rejections {
 
 /// Checks, inside a commit's transaction, that the lease still holds, and locks the run row
 /// until the transaction ends: recovery cannot requeue the run meanwhile, and after a requeue
-/// this attempt no longer matches. The run's rejections are written in the same statement, so
-/// they stand exactly when the commit does. `false`: the lease is gone and the commit must not
-/// happen.
+/// this attempt no longer matches. The run's rejections, when the commit carries files, are
+/// written in the same statement, so they stand exactly when the commit does; a commit without
+/// files (`None`: a full listing that found nothing new, a maintenance commit) leaves what an
+/// earlier attempt recorded. `false`: the lease is gone and the commit must not happen.
 pub async fn run_fence(
     tx: &mut Transaction<'_, Postgres>,
     fence: &Fence,
-    rejections: &Rejections,
+    rejections: Option<&Rejections>,
 ) -> Result<bool, sqlx::Error> {
     let conn: &mut PgConnection = tx;
     let held = sqlx::query_scalar!(
-        "update runs set heartbeat_at = now(), files_rejected = $4, records_rejected = $5,
-                         rejected_records = $6
+        "update runs set heartbeat_at = now(),
+                         files_rejected = coalesce($4, files_rejected),
+                         records_rejected = coalesce($5, records_rejected),
+                         rejected_records = case when $4::bigint is null then rejected_records
+                                                 else $6 end
          where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
          returning id",
         fence.run_id,
         fence.attempt,
         fence.worker_id,
-        rejections.files,
-        rejections.records,
-        rejections.first,
+        rejections.map(|r| r.files),
+        rejections.map(|r| r.records),
+        rejections.and_then(|r| r.first.clone()),
     )
     .fetch_optional(conn)
     .await?;

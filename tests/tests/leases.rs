@@ -484,3 +484,64 @@ async fn batched_outcomes_are_fenced_one_by_one(pool: PgPool) {
         ("FAILED", Some("boom"))
     );
 }
+
+/// The fence writes a run's rejections with a commit that carries files, and leaves them alone
+/// for one that carries none (a later attempt that found nothing new): what an earlier attempt
+/// recorded of the same run stays.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_commit_without_files_keeps_the_rejections_an_earlier_attempt_recorded(pool: PgPool) {
+    let t = tenant(&pool, "acme").await;
+    let i = scheduled_ingestion(&pool, t, "events", "0 0 * * *", json!({})).await;
+    let run = manual_run(&pool, i).await;
+    let a = lease::run_claim(&pool, "worker-a", 1, TTL)
+        .await
+        .expect("claim")
+        .remove(0);
+    let fence = lease::Fence {
+        run_id: run,
+        attempt: a.attempt,
+        worker_id: "worker-a".into(),
+    };
+    let rejected = lease::Rejections {
+        files: 2,
+        records: 0,
+        first: Some(json!([{"file": "f", "record": null, "column": null, "reason": "bad"}])),
+    };
+    let counters = |pool: PgPool| async move {
+        sqlx::query_as::<_, (i64, Option<serde_json::Value>)>(
+            "select files_rejected, rejected_records from runs where id = $1",
+        )
+        .bind(run)
+        .fetch_one(&pool)
+        .await
+        .expect("run")
+    };
+    let mut tx = pool.begin().await.expect("tx");
+    assert!(lease::run_fence(&mut tx, &fence, Some(&rejected))
+        .await
+        .expect("fence"));
+    tx.commit().await.expect("commit");
+    assert_eq!(counters(pool.clone()).await.0, 2);
+
+    let mut tx = pool.begin().await.expect("tx");
+    assert!(lease::run_fence(&mut tx, &fence, None)
+        .await
+        .expect("fence"));
+    tx.commit().await.expect("commit");
+    let (files, first) = counters(pool.clone()).await;
+    assert_eq!(files, 2, "kept");
+    assert_eq!(first, rejected.first);
+
+    let mut tx = pool.begin().await.expect("tx");
+    assert!(
+        lease::run_fence(&mut tx, &fence, Some(&lease::Rejections::default()))
+            .await
+            .expect("fence")
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        counters(pool).await,
+        (0, None),
+        "a commit with files writes its own"
+    );
+}

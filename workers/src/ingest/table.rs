@@ -286,6 +286,15 @@ pub fn facts_of(table: &Table, f: &FactsFor) -> TableFacts {
     }
 }
 
+impl CommitParts<'_> {
+    /// The rejections the commit writes on the run: a commit without files (a full listing
+    /// that found nothing new, a maintenance commit) has none to write and leaves what an
+    /// earlier attempt recorded.
+    fn rejections_to_write(&self) -> Option<&Rejections> {
+        (!self.files.is_empty()).then_some(self.rejections)
+    }
+}
+
 /// What a run commits besides its data files.
 #[derive(Debug, Clone, Copy)]
 pub struct CommitParts<'a> {
@@ -359,7 +368,7 @@ pub async fn record_without_snapshot(
 ) -> Result<(), IngestError> {
     let mut tx = pool.begin().await.map_err(IngestError::Db)?;
     let f = parts.fence;
-    if !autoloader::runs::lease::run_fence(&mut tx, &f.lease(), parts.rejections)
+    if !autoloader::runs::lease::run_fence(&mut tx, &f.lease(), parts.rejections_to_write())
         .await
         .map_err(IngestError::Db)?
     {
@@ -515,9 +524,13 @@ impl Catalog for FencedCommit<'_> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // The lease check locks the run row: recovery cannot requeue the run until this
         // transaction ends, and after a requeue this worker's attempt no longer matches.
-        let held = autoloader::runs::lease::run_fence(&mut tx, &f.lease(), self.parts.rejections)
-            .await
-            .map_err(db_error)?;
+        let held = autoloader::runs::lease::run_fence(
+            &mut tx,
+            &f.lease(),
+            self.parts.rejections_to_write(),
+        )
+        .await
+        .map_err(db_error)?;
         if !held {
             return Err(Error::new(ErrorKind::PreconditionFailed, LEASE_LOST));
         }
@@ -658,7 +671,7 @@ pub async fn swap_metadata(
         .map_err(|e| IngestError::catalog(&e))?;
     let next = next.to_string();
     let mut tx = pool.begin().await.map_err(IngestError::Db)?;
-    if !autoloader::runs::lease::run_fence(&mut tx, &fence.lease(), &Rejections::default())
+    if !autoloader::runs::lease::run_fence(&mut tx, &fence.lease(), None)
         .await
         .map_err(IngestError::Db)?
     {
