@@ -247,6 +247,16 @@ impl Default for QuotaConfig {
     }
 }
 
+/// The worker process's own metrics.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WorkerMetricsConfig {
+    /// Serve this process's metrics in Prometheus text at `http://<addr>/metrics` (claims,
+    /// lost leases, rescues, run durations and lateness, ticker batches, ...). Unset: not
+    /// served. Bind it to an address only the scraper reaches.
+    #[arg(long, env = "AUTOLOADER_WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
 /// Table maintenance: the operator's defaults for ingestions' settings
 /// ([`crate::ingestions::maintenance`]) and how often the scheduler queues maintenance runs.
 #[derive(Debug, Clone, Copy, Args)]

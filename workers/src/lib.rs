@@ -18,6 +18,7 @@ pub mod executor;
 #[cfg(feature = "loader")]
 pub mod ingest;
 pub mod maintenance;
+pub mod metrics_http;
 pub mod process;
 pub mod retention;
 pub mod ticker;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use autoloader::config::{
     DatabaseConfig, MaintenanceConfig, QuotaConfig, RoleConfig, SchedulerConfig,
+    WorkerMetricsConfig,
 };
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use sqlx::PgPool;
@@ -34,6 +35,8 @@ pub struct Flags<X: Args> {
     /// of the settings the loader's maintenance runs use.
     #[command(flatten)]
     pub maintenance: MaintenanceConfig,
+    #[command(flatten)]
+    pub metrics: WorkerMetricsConfig,
     #[command(flatten)]
     pub executor: X,
 }
@@ -82,6 +85,14 @@ impl<X: Args + FromArgMatches> Process<X> {
     /// Runs the loops until SIGTERM or Ctrl-C, then drains them (see [`run`]).
     pub async fn serve(self, executor: Arc<dyn Executor>) {
         let shutdown = autoloader::signals::shutdown_on_signals();
+        if let Some(addr) = self.flags.metrics.metrics_addr {
+            if let Err(e) = crate::metrics_http::start(addr, shutdown.clone()).await {
+                // A worker asked to serve its metrics and unable to is misconfigured: say so and
+                // stop, rather than run unobserved.
+                tracing::error!(%addr, error = %e, "cannot serve the worker's metrics (AUTOLOADER_WORKER_METRICS_ADDR)");
+                std::process::exit(1);
+            }
+        }
         run(
             self.pool,
             &self.flags.scheduler,

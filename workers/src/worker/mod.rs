@@ -274,6 +274,8 @@ impl Worker {
                 for f in finished.drain(..) {
                     outcomes::report(&f, Ok(recorded.contains(&f.lease)));
                 }
+                metrics::counter!("autoloader_runs_claimed_total")
+                    .increment(done.claimed.len() as u64);
                 Some(done.claimed)
             }
             Err(sqlx::Error::Database(e)) if finished.len() > 1 => {
@@ -302,6 +304,8 @@ impl Worker {
             }
             Err(e) => {
                 let msg = e.to_string();
+                metrics::counter!("autoloader_database_errors_total", "statement" => "run_exchange")
+                    .increment(1);
                 if claim > 0 {
                     tracing::warn!(error = %msg, "claiming runs failed; trying again shortly");
                 }
@@ -448,7 +452,7 @@ async fn execute(
                         return Ended::Released;
                     }
                     _ = beat.tick() => match lease::run_heartbeat(&pool, worker, lease, cfg.lease_ttl).await {
-                        Ok(true) => {}
+                        Ok(true) => metrics::counter!("autoloader_heartbeats_total").increment(1),
                         Ok(false) => {
                             cancel.cancel();
                             work.abort();
@@ -456,14 +460,19 @@ async fn execute(
                             return Ended::Released;
                         }
                         // The lease may still be ours; the next beat (or the outcome) will tell.
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                        Err(e) => {
+                            metrics::counter!("autoloader_database_errors_total", "statement" => "run_heartbeat")
+                                .increment(1);
+                            tracing::warn!(error = %e, "heartbeat failed")
+                        }
                     },
                 }
             }
         }
     };
     let secs = started.elapsed().as_secs_f64();
-    metrics::histogram!("autoloader_run_duration_seconds").record(secs);
+    let status = if result.is_ok() { "success" } else { "failed" };
+    metrics::histogram!("autoloader_run_duration_seconds", "status" => status).record(secs);
     let outcome = match result {
         Ok(out) => Outcome::Success(out),
         Err(ExecError::Transient(msg)) if run.attempt <= cfg.retries => {
