@@ -159,6 +159,8 @@ fn the_dashboard_parses_and_names_only_exported_metrics() {
         "autoloader_runs_rescued_total",
         "autoloader_database_errors_total",
         "autoloader_runs_materialised_total",
+        "autoloader_ticker_batch_size",
+        "autoloader_ticker_batch_seconds",
     ] {
         assert!(used.contains(want), "the dashboard shows no {want}");
     }

@@ -92,6 +92,7 @@ struct Plan {
 
 /// Materialises the runs of up to one batch of due ticks, in one transaction.
 pub async fn tick_once(pool: &PgPool, config: &TickerConfig) -> Result<TickReport> {
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let now = ticks::tick_begin(&mut tx).await?;
     let mut rows = ticks::tick_lock_due(&mut tx, config.batch_size).await?;
@@ -156,6 +157,11 @@ pub async fn tick_once(pool: &PgPool, config: &TickerConfig) -> Result<TickRepor
     report.rows = rows.len();
     tx.commit().await?;
     record_metrics(&report);
+    if report.rows > 0 {
+        metrics::histogram!("autoloader_ticker_batch_size").record(report.rows as f64);
+        metrics::histogram!("autoloader_ticker_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+    }
     Ok(report)
 }
 
