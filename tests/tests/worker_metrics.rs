@@ -71,6 +71,20 @@ async fn a_worker_serves_its_own_metrics_while_it_works(pool: PgPool) {
         "{text}"
     );
     assert_eq!(
+        value(&text, "autoloader_files_loaded_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "autoloader_rows_loaded_total"),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        value(&text, "autoloader_bytes_written_total").is_some_and(|b| b > 0.0),
+        "{text}"
+    );
+    assert_eq!(
         value(
             &text,
             "autoloader_run_duration_seconds_count{status=\"success\"}"

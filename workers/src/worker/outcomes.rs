@@ -43,13 +43,24 @@ pub fn report(f: &Finished, recorded: Result<bool, &str>) {
     match recorded {
         Ok(true) => {
             match &f.outcome {
-                Outcome::Success(out) => tracing::info!(
-                    duration_s = f.secs,
-                    files = out.files_processed,
-                    rows = out.rows_ingested,
-                    bytes = out.bytes_read,
-                    "run succeeded"
-                ),
+                Outcome::Success(out) => {
+                    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                    metrics::counter!("autoloader_files_loaded_total")
+                        .increment(count(out.files_processed));
+                    metrics::counter!("autoloader_rows_loaded_total")
+                        .increment(count(out.rows_ingested));
+                    metrics::counter!("autoloader_bytes_read_total")
+                        .increment(count(out.bytes_read));
+                    metrics::counter!("autoloader_bytes_written_total")
+                        .increment(count(out.bytes_written));
+                    tracing::info!(
+                        duration_s = f.secs,
+                        files = out.files_processed,
+                        rows = out.rows_ingested,
+                        bytes = out.bytes_read,
+                        "run succeeded"
+                    )
+                }
                 Outcome::Failure(e) => {
                     tracing::warn!(duration_s = f.secs, error = %e, outcome = status, "run failed")
                 }
