@@ -2,10 +2,11 @@
 //! must lie in the tenant's namespace), the ingestion's settings over the operator's defaults,
 //! and the report written on the run, fenced by its lease.
 
+use autoloader::ingestions::definition::DestinationTable;
 use autoloader::ingestions::options::IngestOptions;
 use autoloader::runs::maintenance::run_maintenance_report;
 use autoloader::runs::RunKind;
-use iceberg::{NamespaceIdent, TableIdent};
+use iceberg::TableIdent;
 
 use super::maintain::{Maintenance, MaintenanceKind, MaintenanceSettings};
 use super::table::Fence;
@@ -103,32 +104,23 @@ impl IngestExecutor {
     }
 }
 
-/// The table a maintenance run names, which must be one of the tenant's: a run row written at a
+/// The table a maintenance run names, which must be one of the tenant's: `<tenant
+/// namespace>.<destination>`, the destination read as a load's is, so a run row written at a
 /// psql prompt cannot point a worker at another tenant's table.
 fn maintained_table(ctx: &RunContext) -> Result<TableIdent, IngestError> {
     let text = ctx.maintained_table.as_deref().ok_or_else(|| {
         IngestError::Config("a maintenance run without maintained_table".to_owned())
     })?;
     let ns = &ctx.ingestion.tenant_namespace;
-    let rest = text
+    let destination = text
         .strip_prefix(ns.as_str())
         .and_then(|r| r.strip_prefix('.'))
-        .filter(|r| !r.is_empty())
         .ok_or_else(|| {
             IngestError::Config(format!(
                 "maintained_table {text} is not in the tenant's namespace {ns}"
             ))
         })?;
-    let mut parts: Vec<String> = std::iter::once(ns.clone())
-        .chain(rest.split('.').map(str::to_owned))
-        .collect();
-    let name = parts.pop().unwrap_or_default();
-    if name.is_empty() || parts.iter().any(String::is_empty) {
-        return Err(IngestError::Config(format!(
-            "maintained_table {text} is not a table name"
-        )));
-    }
-    let ns = NamespaceIdent::from_vec(parts)
+    let dest = DestinationTable::parse(destination)
         .map_err(|e| IngestError::Config(format!("maintained_table {text}: {e}")))?;
-    Ok(TableIdent::new(ns, name))
+    super::table::ident(&dest.under(ns))
 }
