@@ -96,14 +96,14 @@ pub async fn maintain(
             )
                 .into_response())
         }
-        Queued::Busy(run, busy_kind, status) if !run.is_nil() => Err(ApiError::Conflict {
+        Queued::Busy(Some((run, busy_kind, status))) => Err(ApiError::Conflict {
             detail: format!(
                 "a maintenance run of {name} is already {status} ({busy_kind}, run {run})"
             ),
             field: None,
             active_run_id: Some(run),
         }),
-        Queued::Busy(..) => Err(ApiError::Conflict {
+        Queued::Busy(None) => Err(ApiError::Conflict {
             detail: format!("a maintenance run of {name} was active; try again"),
             field: None,
             active_run_id: None,

@@ -16,8 +16,9 @@ use super::{RunKind, RunRow};
 #[derive(Debug)]
 pub enum Queued {
     Queued(Box<RunRow>),
-    /// A maintenance run of the table is already QUEUED or RUNNING: (id, kind, status).
-    Busy(Uuid, String, String),
+    /// A maintenance run of the table is already QUEUED or RUNNING: (id, kind, status); `None`
+    /// when it finished between the refused insert and the look-up (the caller may ask again).
+    Busy(Option<(Uuid, String, String)>),
 }
 
 /// (new) → QUEUED: a maintenance run of `table` for the ingestion, by hand. Refused by
@@ -59,11 +60,7 @@ pub async fn maintenance_queue(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(match busy {
-        Some(b) => Queued::Busy(b.id, b.kind, b.status),
-        // It finished between the two statements: the caller may ask again.
-        None => Queued::Busy(Uuid::nil(), String::new(), "FINISHED".into()),
-    })
+    Ok(Queued::Busy(busy.map(|b| (b.id, b.kind, b.status))))
 }
 
 /// When the scheduler queues maintenance of a table whose ingestion says `maintenance: auto`.
