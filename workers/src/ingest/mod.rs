@@ -22,6 +22,7 @@ pub mod conform;
 pub mod discover;
 pub mod evolve;
 pub mod exact;
+pub mod facts;
 pub mod fetch;
 pub mod fit;
 pub mod http;
