@@ -223,18 +223,11 @@ mod tests {
     /// Any text at all parses or is refused with a message: never a panic.
     #[test]
     fn any_text_parses_or_is_refused() {
-        let alphabet: Vec<char> = "ab_1 ,()`\t\u{e9}\u{1F600}decimal(38,2)intbigint"
-            .chars()
-            .collect();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let len = (x % 40) as usize;
-            let text: String = (0..len)
-                .map(|i| alphabet[((x >> (i % 50)) as usize + i) % alphabet.len()])
-                .collect();
+        for text in super::super::pseudo_random_texts(
+            "ab_1 ,()`\t\u{e9}\u{1F600}decimal(38,2)intbigint",
+            40,
+            20_000,
+        ) {
             match parse_hints(&text) {
                 Ok(h) => assert!(!h.is_empty() && h.len() <= MAX_HINTS),
                 Err(e) => assert!(!e.is_empty()),

@@ -25,3 +25,22 @@ pub mod roots;
 pub mod store;
 
 pub use definition::Definition;
+
+/// `n` pseudo-random texts of up to `max_len` characters drawn from `alphabet` (a xorshift, so
+/// every run tries the same texts): for tests that any text parses or is refused.
+#[cfg(test)]
+pub(crate) fn pseudo_random_texts(alphabet: &str, max_len: u64, n: usize) -> Vec<String> {
+    let alphabet: Vec<char> = alphabet.chars().collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % max_len) as usize;
+            (0..len)
+                .map(|i| alphabet[((x >> (i % 50)) as usize + i) % alphabet.len()])
+                .collect()
+        })
+        .collect()
+}

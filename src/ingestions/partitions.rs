@@ -480,18 +480,11 @@ mod tests {
     /// Any text at all parses or is refused with a message: never a panic.
     #[test]
     fn any_text_parses_or_is_refused() {
-        let alphabet: Vec<char> = "ab_1 ,()`\t\u{e9}\u{1F600}bucket(truncate(day9"
-            .chars()
-            .collect();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let len = (x % 30) as usize;
-            let text: std::string::String = (0..len)
-                .map(|i| alphabet[((x >> (i % 50)) as usize + i) % alphabet.len()])
-                .collect();
+        for text in super::super::pseudo_random_texts(
+            "ab_1 ,()`\t\u{e9}\u{1F600}bucket(truncate(day9",
+            30,
+            20_000,
+        ) {
             match PartitionField::parse(&text) {
                 Ok(f) => assert!(!f.column.is_empty()),
                 Err(e) => assert!(!e.is_empty()),
