@@ -22,6 +22,7 @@ pub mod runs;
 pub mod schedule_cache;
 pub mod schedules;
 pub mod state;
+pub mod stats;
 pub mod tables;
 
 use axum::extract::DefaultBodyLimit;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(runs::router())
         .merge(files::router())
         .merge(tables::router())
+        .merge(stats::router())
         .merge(schedules::router())
         .merge(admin::router())
         .merge(metrics::router())

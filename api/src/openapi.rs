@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::{admin, files, ingestions, metrics, runs, schedules, tables};
+use crate::{admin, files, ingestions, metrics, runs, schedules, stats, tables};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules, tables};
         ingestions::create, ingestions::list, ingestions::read, ingestions::replace, ingestions::patch,
         ingestions::remove, ingestions::schedule_info, ingestions::enable, ingestions::disable,
         runs::trigger, runs::history, runs::read, runs::cancel,
+        stats::stats,
         files::list, files::retry,
         tables::table, tables::maintain,
         schedules::preview,
@@ -32,7 +33,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules, tables};
     tags(
         (name = "ingestions", description = "What to load, from where, into which table"),
         (name = "schedules", description = "When ingestions run"),
-        (name = "runs", description = "Run history and manual triggers"),
+        (name = "runs", description = "Run history, statistics and manual triggers"),
         (name = "files", description = "An ingestion's ledger of loaded and rejected files, and retrying rejected ones"),
         (name = "tables", description = "An ingestion's Iceberg table: its facts, and maintenance (compaction, snapshot expiry, orphan removal)"),
         (name = "admin", description = "Tenants and tokens (admin token)"),
@@ -78,6 +79,7 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
         ),
         ("TriggerRun", "/api/v1/ingestions/{id}/run", "post"),
         ("ListRuns", "/api/v1/ingestions/{id}/runs", "get"),
+        ("GetStats", "/api/v1/ingestions/{id}/stats", "get"),
         ("ListFiles", "/api/v1/ingestions/{id}/files", "get"),
         ("RetryFiles", "/api/v1/ingestions/{id}/files/retry", "post"),
         ("GetTable", "/api/v1/ingestions/{id}/table", "get"),

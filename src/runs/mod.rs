@@ -26,6 +26,7 @@
 //! | QUEUED → CANCELLED | [`history::run_cancel`] |
 //! | QUEUED → RUNNING, RUNNING → SUCCESS / FAILED / QUEUED | [`lease`] |
 //! | (finished) → deleted | [`retention::runs_prune`] |
+//! | (finished) → counted in `run_stats` | the trigger `runs_stats_count`; read by [`stats::run_stats_read`] |
 //!
 //! [`RunStatus::can_become`] names the legal moves; PostgreSQL enforces the same list (the
 //! trigger `runs_status_transition`, migration 0010), so neither a code path nor a person at a
@@ -37,6 +38,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod retention;
 pub mod scheduled;
+pub mod stats;
 pub mod totals;
 
 use std::fmt;
