@@ -28,7 +28,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules, stats, tables};
         admin::create_token, admin::list_tokens, admin::revoke_token,
         metrics::metrics,
     ),
-    components(schemas(crate::model::RunStatusName, crate::rules::CronExpression)),
+    components(schemas(crate::model::RunStatusName, crate::rules::CronExpression, crate::stats::StatsWindow)),
     modifiers(&Security),
     tags(
         (name = "ingestions", description = "What to load, from where, into which table"),

@@ -1,0 +1,530 @@
+//! Statistics per ingestion over real HTTP: a known history of loads (written as a person at
+//! psql would, and through the API's cancel) against a hand count, the windows' bounds, the run
+//! retention deleting runs without changing a number, tenants kept apart, and bad windows.
+//!
+//! Percentiles are read from fixed log-scale buckets (`autoloader::runs::stats::BOUNDS_MS`): each
+//! expected percentile below is worked out by hand as the upper bound of the bucket holding the
+//! nearest-rank value, or the maximum when that is lower.
+
+use autoloader::runs::stats::BOUNDS_MS;
+use autoloader_tests::{uuid_v7_at, TestApi, ADMIN_TOKEN};
+use autoloader_worker::retention;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
+
+async fn ingestion(api: &TestApi, token: &str, name: &str) -> Uuid {
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/api/v1/ingestions",
+            token,
+            Some(json!({
+                "name": name, "source_type": "s3", "source_path": "s3://bucket-one/in/",
+                "format_type": "json", "destination_table": "raw.events",
+                "schedule_frequency": "hourly", "schedule_timezone": "UTC",
+                "schedule_enabled": false
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("id").parse().expect("uuid")
+}
+
+async fn stats(api: &TestApi, token: &str, id: Uuid, window: Option<&str>) -> Value {
+    let path = match window {
+        Some(w) => format!("/api/v1/ingestions/{id}/stats?window={w}"),
+        None => format!("/api/v1/ingestions/{id}/stats"),
+    };
+    let (status, _, body) = api.call("GET", &path, token, None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// A load of `ingestion` that finished at `finished` in `status`, written in one INSERT as a
+/// person at psql could: it ran `duration_ms` (SUCCESS, FAILED) and started `lateness_ms` after
+/// its tick (a run for a tick), or had no tick (a manual run, `lateness_ms` None).
+struct Load {
+    status: &'static str,
+    finished: DateTime<Utc>,
+    duration_ms: Option<i64>,
+    lateness_ms: Option<i64>,
+    files: i64,
+    rows: i64,
+    bytes: i64,
+}
+
+impl Load {
+    fn new(status: &'static str, finished: DateTime<Utc>) -> Load {
+        Load {
+            status,
+            finished,
+            duration_ms: None,
+            lateness_ms: None,
+            files: 0,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    fn ran(mut self, duration_ms: i64, lateness_ms: Option<i64>) -> Load {
+        self.duration_ms = Some(duration_ms);
+        self.lateness_ms = lateness_ms;
+        self
+    }
+
+    fn loaded(mut self, files: i64, rows: i64, bytes: i64) -> Load {
+        (self.files, self.rows, self.bytes) = (files, rows, bytes);
+        self
+    }
+
+    async fn insert(&self, pool: &PgPool, ingestion: Uuid) -> Uuid {
+        let started = self
+            .duration_ms
+            .map(|d| self.finished - Duration::milliseconds(d));
+        // Skipped and missed rows are ticks that did not run; a cancelled run had no tick.
+        let tick = match (self.status, started, self.lateness_ms) {
+            ("SKIPPED" | "MISSED", _, _) => Some(self.finished),
+            (_, Some(s), Some(l)) => Some(s - Duration::milliseconds(l)),
+            _ => None,
+        };
+        let queued = tick.or(started).unwrap_or(self.finished) - Duration::seconds(1);
+        let id = uuid_v7_at(queued);
+        sqlx::query(
+            "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, queued_at,
+                               status, attempt, worker_id, started_at, finished_at, reason, error,
+                               files_processed, rows_ingested, bytes_read)
+             select $1, i.id, i.tenant_id, case when $3::timestamptz is null then 'manual'
+                                                else 'scheduler' end,
+                    $3, $4, $5, case when $6::timestamptz is null then 0 else 1 end,
+                    case when $6::timestamptz is null then null else 'w' end, $6, $7,
+                    case when $5 in ('SKIPPED', 'MISSED', 'CANCELLED') then 'by hand' end,
+                    case when $5 = 'FAILED' then 'it broke' end, $8, $9, $10
+             from ingestions i where i.id = $2",
+        )
+        .bind(id)
+        .bind(ingestion)
+        .bind(tick)
+        .bind(queued)
+        .bind(self.status)
+        .bind(started)
+        .bind(self.finished)
+        .bind(self.files)
+        .bind(self.rows)
+        .bind(self.bytes)
+        .execute(pool)
+        .await
+        .expect("insert a finished run");
+        id
+    }
+}
+
+fn counts(s: &Value) -> [i64; 6] {
+    let r = &s["runs"];
+    ["total", "succeeded", "failed", "cancelled", "skipped", "missed"]
+        .map(|k| r[k].as_i64().unwrap_or_else(|| panic!("runs.{k} in {s}")))
+}
+
+fn ms(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("a number, got {v}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+/// The database's now, to the millisecond.
+async fn db_now(pool: &PgPool) -> DateTime<Utc> {
+    let now: DateTime<Utc> = sqlx::query_scalar("select now()")
+        .fetch_one(pool)
+        .await
+        .expect("now");
+    now.duration_trunc(Duration::milliseconds(1))
+        .expect("truncate")
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn stats_match_a_hand_count_of_a_known_history_in_every_window(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let now = db_now(&pool).await;
+    let ago = |m: i64| now - Duration::minutes(m);
+    let h = 60;
+    let d = 24 * h;
+    // ids: a..k, newest first.
+    let history = [
+        // The last hour.
+        Load::new("SUCCESS", ago(10))
+            .ran(1_500, Some(2_000))
+            .loaded(2, 100, 1_000),
+        Load::new("SUCCESS", ago(20))
+            .ran(3_000, None)
+            .loaded(1, 50, 500),
+        Load::new("FAILED", ago(30)).ran(40_000, Some(500)),
+        Load::new("SKIPPED", ago(40)),
+        // The last day.
+        Load::new("SUCCESS", ago(5 * h))
+            .ran(90_000, Some(10_000))
+            .loaded(3, 300, 3_000),
+        Load::new("MISSED", ago(5 * h)),
+        Load::new("CANCELLED", ago(6 * h)),
+        // The last week.
+        Load::new("FAILED", ago(3 * d)).ran(200, Some(60_000)),
+        // The last 30 days.
+        Load::new("SUCCESS", ago(20 * d))
+            .ran(7_000, None)
+            .loaded(10, 1_000, 10_000),
+        // Older than any window.
+        Load::new("SUCCESS", ago(40 * d))
+            .ran(1, Some(1))
+            .loaded(99, 99, 99),
+    ];
+    let mut ids = Vec::new();
+    for load in &history {
+        ids.push(load.insert(&pool, id).await);
+    }
+    // A maintenance run of the table is not a load of the ingestion.
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, kind, maintained_table,
+                           status, attempt, worker_id, started_at, finished_at, error)
+         select $1, id, tenant_id, 'scheduler', 'compact', 'acme.raw.events', 'FAILED', 1, 'w',
+                now() - interval '1 minute', now(), 'no'
+         from ingestions where id = $2",
+    )
+    .bind(Uuid::now_v7())
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("maintenance run");
+
+    // 1h: a, b, c, d.
+    let s = stats(&api, &token, id, Some("1h")).await;
+    assert_eq!(s["window"], "1h");
+    assert_eq!(s["bucket_seconds"], 60);
+    assert_eq!(counts(&s), [4, 2, 1, 0, 1, 0], "{s}");
+    assert!(close(ms(&s["success_rate"]), 2.0 / 3.0), "{s}");
+    // Durations 1500, 3000, 40000: p50 is the 2nd, 3000, in [2560, 3072); p95 the 3rd, 40000,
+    // in [32768, 40960), capped by the maximum 40000.
+    let dur = &s["duration_ms"];
+    assert_eq!(dur["count"], 3);
+    assert!(close(ms(&dur["mean"]), 44_500.0 / 3.0), "{dur}");
+    assert_eq!((ms(&dur["p50"]), ms(&dur["p95"])), (3_072.0, 40_000.0));
+    assert_eq!(ms(&dur["max"]), 40_000.0);
+    // Lateness of the runs for a tick: 2000 and 500 (b was manual). p50 is 500, in [448, 512).
+    let late = &s["lateness_ms"];
+    assert_eq!(late["count"], 2);
+    assert!(close(ms(&late["mean"]), 1_250.0), "{late}");
+    assert_eq!((ms(&late["p50"]), ms(&late["p95"])), (512.0, 2_000.0));
+    assert_eq!(
+        (&s["files_loaded"], &s["rows_loaded"], &s["bytes_loaded"]),
+        (&json!(3), &json!(150), &json!(1_500))
+    );
+    assert_eq!(s["last_success"]["run_id"], ids[0].to_string());
+    assert_eq!(s["last_failure"]["run_id"], ids[2].to_string());
+    let at: DateTime<Utc> = s["last_success"]["finished_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("finished_at");
+    assert_eq!(at, history[0].finished);
+
+    // 24h, the default: a..g.
+    let s = stats(&api, &token, id, None).await;
+    assert_eq!(s["window"], "24h");
+    assert_eq!(s["bucket_seconds"], 3600);
+    assert_eq!(counts(&s), [7, 3, 1, 1, 1, 1], "{s}");
+    assert!(close(ms(&s["success_rate"]), 0.75));
+    // Durations 1500, 3000, 40000, 90000: p50 the 2nd (3000: 3072), p95 the 4th (90000, in
+    // [81920, 98304): the maximum). Lateness 500, 2000, 10000: p50 2000 in [1792, 2048).
+    let dur = &s["duration_ms"];
+    assert_eq!(dur["count"], 4);
+    assert_eq!((ms(&dur["p50"]), ms(&dur["p95"])), (3_072.0, 90_000.0));
+    let late = &s["lateness_ms"];
+    assert_eq!(late["count"], 3);
+    assert!(close(ms(&late["mean"]), 12_500.0 / 3.0));
+    assert_eq!((ms(&late["p50"]), ms(&late["max"])), (2_048.0, 10_000.0));
+    assert_eq!(s["files_loaded"], 6);
+    assert_eq!(s["last_failure"]["run_id"], ids[2].to_string());
+
+    // 7d: a..h. Durations 200, 1500, 3000, 40000, 90000: p50 the 3rd (3000: 3072). Lateness
+    // 500, 2000, 10000, 60000: p50 the 2nd (2048), p95 the 4th (60000 in [57344, 65536): the
+    // maximum).
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(counts(&s), [8, 3, 2, 1, 1, 1], "{s}");
+    assert!(close(ms(&s["success_rate"]), 0.6));
+    assert_eq!(ms(&s["duration_ms"]["p50"]), 3_072.0);
+    let late = &s["lateness_ms"];
+    assert_eq!((ms(&late["p50"]), ms(&late["p95"])), (2_048.0, 60_000.0));
+
+    // 30d: a..i; j finished 40 days ago and counts nowhere.
+    let s = stats(&api, &token, id, Some("30d")).await;
+    assert_eq!(counts(&s), [9, 4, 2, 1, 1, 1], "{s}");
+    assert_eq!(
+        (&s["files_loaded"], &s["rows_loaded"], &s["bytes_loaded"]),
+        (&json!(16), &json!(1_450), &json!(14_500))
+    );
+    // Durations 200, 1500, 3000, 7000, 40000, 90000: p50 the 3rd (3072), p95 the 6th (max).
+    let dur = &s["duration_ms"];
+    assert_eq!(dur["count"], 6);
+    assert!(close(ms(&dur["mean"]), 141_700.0 / 6.0));
+    assert_eq!((ms(&dur["p50"]), ms(&dur["p95"])), (3_072.0, 90_000.0));
+    assert_eq!(s["last_success"]["run_id"], ids[0].to_string());
+}
+
+/// The expected bucket of every percentile above is read off PostgreSQL's own list.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_databases_buckets_are_the_documented_ones(pool: PgPool) {
+    let bounds: Vec<f64> = sqlx::query_scalar("select run_stats_bounds()")
+        .fetch_one(&pool)
+        .await
+        .expect("bounds");
+    assert_eq!(bounds, BOUNDS_MS.to_vec());
+}
+
+/// Twenty loads a second apart: p50 and p95 come from buckets away from the maximum.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn percentiles_are_read_from_the_buckets_a_hand_count_names(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let now = db_now(&pool).await;
+    // Durations 1, 2, ..., 19 s and 60 s; lateness 0.1, 0.2, ..., 2.0 s.
+    for i in 1..=20 {
+        let duration = if i == 20 { 60_000 } else { i * 1_000 };
+        Load::new("SUCCESS", now - Duration::minutes(i))
+            .ran(duration, Some(i * 100))
+            .insert(&pool, id)
+            .await;
+    }
+    let s = stats(&api, &token, id, Some("1h")).await;
+    // Durations: p50 is the 10th value, 10000 ms, in [8192, 10240); p95 the 19th, 19000, in
+    // [16384, 20480).
+    let dur = &s["duration_ms"];
+    assert_eq!(
+        (ms(&dur["p50"]), ms(&dur["p95"]), ms(&dur["max"])),
+        (10_240.0, 20_480.0, 60_000.0)
+    );
+    // Lateness: p50 the 10th, 1000 ms, in [896, 1024); p95 the 19th, 1900, in [1792, 2048),
+    // whose bound 2048 passes the maximum 2000: capped.
+    let late = &s["lateness_ms"];
+    assert_eq!(
+        (ms(&late["p50"]), ms(&late["p95"]), ms(&late["max"])),
+        (1_024.0, 2_000.0, 2_000.0)
+    );
+    assert!(close(ms(&late["mean"]), 1_050.0));
+    // The same over 24h, read from the hour buckets.
+    let day = stats(&api, &token, id, Some("24h")).await;
+    assert_eq!(day["duration_ms"], s["duration_ms"]);
+    assert_eq!(day["lateness_ms"], s["lateness_ms"]);
+}
+
+/// A window starts at the start of the bucket holding `now - window`: a load that finished at
+/// that instant counts, one a second earlier does not. (Should the bucket turn between reading
+/// the bound and asking, the test asks again with fresh ingestions.)
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_window_is_whole_buckets_back_from_now(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    for (window, width, span) in [("1h", 60i32, 3_600i32), ("24h", 3_600, 86_400)] {
+        let mut checked = false;
+        for attempt in 0..3 {
+            let id = ingestion(&api, &token, &format!("edge-{window}-{attempt}")).await;
+            let from: DateTime<Utc> = sqlx::query_scalar(
+                "select to_timestamp(floor(extract(epoch from now() - make_interval(secs => $1))
+                                           / $2) * $2)",
+            )
+            .bind(f64::from(span))
+            .bind(f64::from(width))
+            .fetch_one(&pool)
+            .await
+            .expect("window start");
+            Load::new("SUCCESS", from)
+                .ran(10, None)
+                .insert(&pool, id)
+                .await;
+            Load::new("FAILED", from - Duration::seconds(1))
+                .ran(10, None)
+                .insert(&pool, id)
+                .await;
+            let s = stats(&api, &token, id, Some(window)).await;
+            let served: DateTime<Utc> = s["from"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .expect("from");
+            if served != from {
+                continue;
+            }
+            assert_eq!(counts(&s), [1, 1, 0, 0, 0, 0], "{window}: {s}");
+            let to: DateTime<Utc> = s["to"].as_str().and_then(|t| t.parse().ok()).expect("to");
+            let covered = (to - served).num_seconds();
+            assert!(
+                (i64::from(span)..=i64::from(span + width)).contains(&covered),
+                "{window} covers {covered} s"
+            );
+            checked = true;
+            break;
+        }
+        assert!(checked, "{window}: the bucket kept turning");
+    }
+}
+
+/// The run retention deletes runs inside the 7d and 30d windows; their statistics stay.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_run_retention_deleting_runs_changes_no_statistic(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let now = db_now(&pool).await;
+    for (i, days) in [2, 3, 10, 20].into_iter().enumerate() {
+        let status = if i % 2 == 0 { "SUCCESS" } else { "FAILED" };
+        Load::new(status, now - Duration::days(days))
+            .ran(1_000 * (i as i64 + 1), Some(100))
+            .loaded(1, 10, 100)
+            .insert(&pool, id)
+            .await;
+    }
+    Load::new("SUCCESS", now - Duration::minutes(30))
+        .ran(500, Some(5))
+        .insert(&pool, id)
+        .await;
+    let before: Vec<Value> = {
+        let mut v = Vec::new();
+        for w in ["1h", "24h", "7d", "30d"] {
+            v.push(stats(&api, &token, id, Some(w)).await);
+        }
+        v
+    };
+    assert_eq!(counts(&before[3]), [5, 3, 2, 0, 0, 0]);
+    assert_eq!(counts(&before[2]), [3, 2, 1, 0, 0, 0]);
+
+    // A one-day retention: the four older runs go.
+    let pruned = retention::prune(&pool, 1, 1_000, &CancellationToken::new())
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 4);
+    let left: i64 = sqlx::query_scalar("select count(*) from runs where ingestion_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 1);
+    for (w, was) in ["1h", "24h", "7d", "30d"].into_iter().zip(&before) {
+        let mut now = stats(&api, &token, id, Some(w)).await;
+        let mut was = was.clone();
+        // Only the clock moved.
+        for s in [&mut now, &mut was] {
+            s["to"] = Value::Null;
+            s["from"] = Value::Null;
+        }
+        assert_eq!(now, was, "{w}");
+    }
+}
+
+/// Every path that finishes a load counts it: the API's cancel, and status changes made at psql
+/// along the state machine (claim, then outcome).
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn loads_finished_by_the_api_and_at_psql_are_counted(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let (status, _, run) = api
+        .call("POST", &format!("/api/v1/ingestions/{id}/run"), &token, None)
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+    let (status, _, body) = api
+        .call("POST", &format!("/api/v1/runs/{run_id}/cancel"), &token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let s = stats(&api, &token, id, Some("1h")).await;
+    assert_eq!(counts(&s), [1, 0, 0, 1, 0, 0], "{s}");
+
+    let (status, _, run) = api
+        .call("POST", &format!("/api/v1/ingestions/{id}/run"), &token, None)
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id: Uuid = run["id"].as_str().and_then(|r| r.parse().ok()).expect("id");
+    sqlx::query(
+        "update runs set status = 'RUNNING', attempt = 1, worker_id = 'psql',
+                         started_at = now() - interval '2 seconds',
+                         lease_expires_at = now() + interval '1 minute'
+         where id = $1",
+    )
+    .bind(run_id)
+    .execute(&pool)
+    .await
+    .expect("claim at psql");
+    // Not finished yet: nothing more is counted.
+    assert_eq!(counts(&stats(&api, &token, id, Some("1h")).await)[0], 1);
+    sqlx::query(
+        "update runs set status = 'SUCCESS', finished_at = now(), lease_expires_at = null,
+                         files_processed = 4, rows_ingested = 40, bytes_read = 400
+         where id = $1",
+    )
+    .bind(run_id)
+    .execute(&pool)
+    .await
+    .expect("outcome at psql");
+    let s = stats(&api, &token, id, Some("1h")).await;
+    assert_eq!(counts(&s), [2, 1, 0, 1, 0, 0], "{s}");
+    assert_eq!(s["files_loaded"], 4);
+    assert_eq!(s["rows_loaded"], 40);
+    assert_eq!(s["last_success"]["run_id"], run_id.to_string());
+    // Two seconds, in [1792, 2048) ms... or a little more by the clock: at least 2000.
+    let d = ms(&s["duration_ms"]["max"]);
+    assert!((2_000.0..3_000.0).contains(&d), "{d}");
+    assert_eq!(s["lateness_ms"]["count"], 0, "a manual run has no lateness");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn another_tenants_ingestion_is_404_and_a_bad_window_is_a_400_naming_it(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, acme) = api.tenant("acme").await;
+    let (_, other) = api.tenant("other").await;
+    let id = ingestion(&api, &acme, "events").await;
+    Load::new("SUCCESS", db_now(&pool).await)
+        .ran(5, None)
+        .insert(&pool, id)
+        .await;
+    let path = format!("/api/v1/ingestions/{id}/stats");
+    let (status, ctype, body) = api.call("GET", &path, &other, None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(ctype.starts_with("application/problem+json"));
+    let (status, _, _) = api
+        .call("GET", &format!("/api/v1/ingestions/{}/stats", Uuid::now_v7()), &acme, None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = api.call("GET", &path, ADMIN_TOKEN, None).await;
+    assert_ne!(status, 200, "the admin token is not a tenant's");
+
+    for bad in ["2h", "1d", "", "24H", "30d%20", "-1h"] {
+        let (status, ctype, body) = api
+            .call("GET", &format!("{path}?window={bad}"), &acme, None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(ctype.starts_with("application/problem+json"));
+        assert!(
+            body["errors"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["field"] == "window")),
+            "{bad}: {body}"
+        );
+    }
+    let (status, _, body) = api
+        .call("GET", &format!("{path}?windows=1h"), &acme, None)
+        .await;
+    assert_eq!(status, 400, "an unknown parameter: {body}");
+
+    // The document lists the windows.
+    let (_, _, doc) = api.call("GET", "/openapi.json", &acme, None).await;
+    let op = &doc["paths"]["/api/v1/ingestions/{id}/stats"]["get"];
+    assert!(op.is_object(), "the operation is documented");
+    let text = doc.to_string();
+    for w in ["\"1h\"", "\"24h\"", "\"7d\"", "\"30d\""] {
+        assert!(text.contains(w), "{w} is in the document");
+    }
+}
