@@ -95,6 +95,11 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-maintenance.sh
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-discovery.sh
 
+.PHONY: bench-stats
+bench-stats: ## GET /api/v1/ingestions/{id}/stats with 1M runs in the table, each window (see BENCHMARKS.md)
+	$(CARGO) build --release -p autoloader-api
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-stats.sh | tee bench/results/stats.md
+
 .PHONY: bench-discovery
 bench-discovery: ## Discovery among 1M loaded local files and 100k on S3: incremental vs full vs a plain listing (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-discovery.sh

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# What `GET /api/v1/ingestions/{id}/stats` costs with N runs in the table (default 1,000,000), in
+# a database of its own: 1,000 ingestions of one tenant, N/1,000 finished loads each, spread
+# evenly over the last 30 days (about every 43 minutes with the default N: every hour bucket of
+# every ingestion is filled, the worst case for the 30d window), mixed outcomes, durations and
+# lateness, written by one INSERT through the trigger that rolls them up. Then the release API on
+# that database and wrk (Debian's package, installed when missing) asking for a random
+# ingestion's statistics, each window in turn. Prints a markdown table; raw wrk output goes to
+# bench/results/.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+: "${DATABASE_URL:?DATABASE_URL must be set (make bench-stats sets it)}"
+runs="${BENCH_STATS_RUNS:-1000000}"
+duration="${BENCH_STATS_SECONDS:-15}"
+connections="${BENCH_STATS_CONNECTIONS:-4}"
+db="autoloader_bench_stats"
+url="${DATABASE_URL%/*}/$db"
+bin="${AUTOLOADER_API_BIN:-$root/target/release/autoloader-api}"
+out="$root/bench/results"
+mkdir -p "$out"
+
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then echo "wrk is missing: apt-get install wrk" >&2; exit 1; fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+
+psql -q "$DATABASE_URL" -c "drop database if exists $db" -c "create database $db" >/dev/null 2>&1
+port=18481
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+api=""
+lua="$(mktemp)"
+cleanup() {
+    if [ -n "$api" ]; then kill "$api" 2>/dev/null || true; wait "$api" 2>/dev/null || true; fi
+    rm -f "$lua"
+    psql -q "$DATABASE_URL" -c "drop database if exists $db" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+DATABASE_URL="$url" "$bin" --migrate-only 2>"$out/stats-bench-server.log"
+token="$(DATABASE_URL="$url" "$bin" create-token --tenant stats-bench --label bench \
+    | sed -n 's/^AUTOLOADER_TOKEN=//p')"
+
+# Ingestion g has id 00000000-0000-7000-8000-<g in hex>; run g of N finishes at
+# now - 30 days + (g / N) of 30 days (less a minute), so every ingestion's runs cover the window.
+start=$(date +%s)
+psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null <<SQL
+insert into ingestions (id, tenant_id, name, source_type, source_path, format_type, destination_table)
+select ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, t.id, 'bench-' || g,
+       'local', 'file:///bench/', 'json', 'bench.events'
+from generate_series(1, 1000) g, tenants t where t.name = 'stats-bench';
+insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status, attempt,
+                  worker_id, queued_at, started_at, finished_at, error, reason,
+                  files_processed, rows_ingested, bytes_read)
+select (lpad(to_hex((extract(epoch from t) * 1000)::bigint), 12, '0') || '7'
+        || lpad(to_hex(g % 4096), 3, '0') || '8' || substr(md5(g::text), 1, 15))::uuid,
+       ('00000000-0000-7000-8000-' || lpad(to_hex(g % 1000 + 1), 12, '0'))::uuid,
+       (select id from tenants where name = 'stats-bench'), 'scheduler', t, status,
+       case when started then 1 else 0 end, case when started then 'bench' end, t,
+       case when started then t + make_interval(secs => (g % 97) * 0.1) end,
+       t + make_interval(secs => (g % 97) * 0.1 + (g % 600)),
+       case when status = 'FAILED' then 'bench failure' end,
+       case when not started then 'bench' end,
+       case when status = 'SUCCESS' then g % 10 else 0 end,
+       case when status = 'SUCCESS' then g % 10000 else 0 end,
+       case when status = 'SUCCESS' then g % 1000000 else 0 end
+from (select g, t,
+             case when g % 50 = 0 then 'FAILED' when g % 97 = 0 then 'SKIPPED'
+                  when g % 89 = 0 then 'MISSED' else 'SUCCESS' end as status,
+             g % 97 <> 0 and g % 89 <> 0 as started
+      from (select g, now() - interval '30 days'
+                      + make_interval(secs => (g::double precision / $runs) * 30 * 86400 - 660) as t
+            from generate_series(1, $runs) g) s) r;
+vacuum analyze;
+SQL
+loaded=$(( $(date +%s) - start ))
+rows="$(psql -qtA "$url" -c "select count(*) from run_stats")"
+size="$(psql -qtA "$url" -c "select pg_size_pretty(pg_total_relation_size('run_stats'))")"
+
+DATABASE_URL="$url" AUTOLOADER_API_ADDR="127.0.0.1:$port" RUST_LOG=warn "$bin" --skip-migrations \
+    2>>"$out/stats-bench-server.log" &
+api=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
+
+echo "$runs runs written with their roll-up in ${loaded} s; run_stats: $rows rows, $size."
+echo
+echo "| window | requests/s | p50 | p99 | max |"
+echo "|---|---:|---:|---:|---:|"
+for window in 1h 24h 7d 30d; do
+    cat >"$lua" <<LUA
+math.randomseed(os.time())
+request = function()
+    local id = string.format("00000000-0000-7000-8000-%012x", math.random(1, 1000))
+    return wrk.format("GET", "/api/v1/ingestions/" .. id .. "/stats?window=$window")
+end
+LUA
+    # The answer must be a 200 with the ingestion's loads before it is timed.
+    curl -fs -H "Authorization: Bearer $token" \
+        "$base/api/v1/ingestions/00000000-0000-7000-8000-000000000001/stats?window=$window" \
+        | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["runs"]["total"] > 0, s'
+    wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$lua" \
+        -H "Authorization: Bearer $token" "$base" >"$out/wrk-stats-$window.txt"
+    python3 - "$window" "$out/wrk-stats-$window.txt" <<'PY'
+import re, sys
+label, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+def ms(v):
+    n, unit = float(re.match(r"([\d.]+)", v).group(1)), re.search(r"(us|ms|s)$", v).group(1)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+mx = ms(re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", text, re.M).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+assert not errors, f"{label}: {errors.group(0)}"
+print(f"| {label} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {mx:.2f} ms |")
+PY
+done
