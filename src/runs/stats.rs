@@ -391,7 +391,10 @@ mod tests {
         let h = hist(&[3e9]);
         assert_eq!(percentile(&h, 0.5, Some(3e9)), Some(3e9));
         assert_eq!(percentile(&[0; BUCKETS], 0.5, None), None);
-        assert_eq!(Summary::new(&[0; BUCKETS], 0, 0.0, None), Summary::default());
+        assert_eq!(
+            Summary::new(&[0; BUCKETS], 0, 0.0, None),
+            Summary::default()
+        );
     }
 
     #[test]

@@ -125,8 +125,15 @@ impl Load {
 
 fn counts(s: &Value) -> [i64; 6] {
     let r = &s["runs"];
-    ["total", "succeeded", "failed", "cancelled", "skipped", "missed"]
-        .map(|k| r[k].as_i64().unwrap_or_else(|| panic!("runs.{k} in {s}")))
+    [
+        "total",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "skipped",
+        "missed",
+    ]
+    .map(|k| r[k].as_i64().unwrap_or_else(|| panic!("runs.{k} in {s}")))
 }
 
 fn ms(v: &Value) -> f64 {
@@ -432,19 +439,34 @@ async fn loads_finished_by_the_api_and_at_psql_are_counted(pool: PgPool) {
     let (_, token) = api.tenant("acme").await;
     let id = ingestion(&api, &token, "events").await;
     let (status, _, run) = api
-        .call("POST", &format!("/api/v1/ingestions/{id}/run"), &token, None)
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/run"),
+            &token,
+            None,
+        )
         .await;
     assert_eq!(status, 202, "{run}");
     let run_id = run["id"].as_str().expect("run id").to_owned();
     let (status, _, body) = api
-        .call("POST", &format!("/api/v1/runs/{run_id}/cancel"), &token, None)
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run_id}/cancel"),
+            &token,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let s = stats(&api, &token, id, Some("1h")).await;
     assert_eq!(counts(&s), [1, 0, 0, 1, 0, 0], "{s}");
 
     let (status, _, run) = api
-        .call("POST", &format!("/api/v1/ingestions/{id}/run"), &token, None)
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/run"),
+            &token,
+            None,
+        )
         .await;
     assert_eq!(status, 202, "{run}");
     let run_id: Uuid = run["id"].as_str().and_then(|r| r.parse().ok()).expect("id");
@@ -495,7 +517,12 @@ async fn another_tenants_ingestion_is_404_and_a_bad_window_is_a_400_naming_it(po
     assert_eq!(status, 404, "{body}");
     assert!(ctype.starts_with("application/problem+json"));
     let (status, _, _) = api
-        .call("GET", &format!("/api/v1/ingestions/{}/stats", Uuid::now_v7()), &acme, None)
+        .call(
+            "GET",
+            &format!("/api/v1/ingestions/{}/stats", Uuid::now_v7()),
+            &acme,
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     let (status, _, _) = api.call("GET", &path, ADMIN_TOKEN, None).await;
