@@ -1,31 +1,30 @@
 -- Statistics per ingestion (GET /api/v1/ingestions/{id}/stats): every load that reaches a
--- terminal status is counted, in the same transaction, into two rings of buckets of its
--- ingestion: one of minutes (for the 1h window) and one of hours (24h, 7d, 30d). A bucket holds
--- counts by status, sums, maxima, the latest success and failure, and fixed log-scale
--- histograms of duration and lateness from which percentiles are read.
+-- terminal status is counted, in the same transaction, into a minute, an hour and a day bucket
+-- of its ingestion. A bucket holds counts by status, sums, maxima, the latest success and
+-- failure, and fixed log-scale histograms of duration and lateness from which percentiles are
+-- read. The 1h window reads minute buckets (at most 61); 24h reads hour buckets (at most 25);
+-- 7d and 30d read hour buckets up to the first midnight of the window and day buckets from
+-- there (at most 24 + 31): whole hours, as the hour buckets alone would give, from few rows.
 --
 -- Why a trigger: a run becomes terminal through the worker's outcome, the rescue of an expired
 -- lease, a cancel, the ticker's SKIPPED and MISSED rows or a person at psql; the status change
--- on `runs` is the one place all of them pass. Why rings: a bucket is counted once, when its
--- runs finish, and is never recomputed from `runs`, so the run retention
--- (SCHEDULER_RUN_RETENTION_DAYS) deleting runs changes no statistics; and each ring has a fixed
--- number of slots per ingestion (120 minutes, 744 hours = 31 days), a new bucket taking the
--- slot of the one that many buckets older, so the table stays bounded without a sweep.
+-- on `runs` is the one place all of them pass. A bucket is counted once, as its runs finish,
+-- and is never recomputed from `runs`, so the run retention (SCHEDULER_RUN_RETENTION_DAYS)
+-- deleting runs changes no statistic. Each level keeps what its windows need (minutes 2 hours,
+-- hours and days 32 days): the trigger deletes an ingestion's older buckets of a level when it
+-- opens a new one, so the table stays bounded without a sweep.
 --
--- A run counts in the bucket of the instant it finished (`finished_at`), whatever tick it was
+-- A run counts in the buckets of the instant it finished (`finished_at`), whatever tick it was
 -- for. Its duration is finished_at - started_at (SUCCESS and FAILED runs); its lateness is
 -- started_at - scheduled_for, at least 0 (SUCCESS and FAILED runs for a tick: manual runs have
--- none). A run finished longer ago than a ring holds (a row written by hand) is not counted in
--- that ring, and never overwrites a newer bucket.
+-- none). A run that finished before what a level keeps (a row written by hand) is not counted
+-- in that level.
 
 create table run_stats (
     ingestion_id    uuid not null,
     tenant_id       uuid not null,
-    -- 60: the minute ring; 3600: the hour ring.
-    bucket_seconds  integer not null check (bucket_seconds in (60, 3600)),
-    -- The bucket's place in its ring: (epoch seconds of bucket_start / bucket_seconds) mod the
-    -- ring's size (run_stats_slots).
-    slot            integer not null check (slot >= 0),
+    -- 60: a minute; 3600: an hour; 86400: a day (UTC).
+    bucket_seconds  integer not null check (bucket_seconds in (60, 3600, 86400)),
     bucket_start    timestamptz not null,
     succeeded       bigint not null default 0,
     failed          bigint not null default 0,
@@ -49,13 +48,14 @@ create table run_stats (
     last_success_run uuid,
     last_failure_at  timestamptz,
     last_failure_run uuid,
-    primary key (ingestion_id, bucket_seconds, slot),
+    primary key (ingestion_id, bucket_seconds, bucket_start),
     foreign key (ingestion_id, tenant_id) references ingestions (id, tenant_id) on delete cascade
 );
 
 comment on table run_stats is
-    'Per ingestion, rings of minute and hour buckets of its finished loads, written by the trigger '
-    'runs_stats on runs; read by GET /api/v1/ingestions/{id}/stats. Run retention does not touch it.';
+    'Per ingestion, minute, hour and day buckets of its finished loads, written by the trigger '
+    'runs_stats_count on runs; read by GET /api/v1/ingestions/{id}/stats. Run retention does not '
+    'touch it.';
 
 -- The lower bounds, in milliseconds, of the histogram buckets 1..119; bucket 0 is [0, 1 ms).
 -- 1, 2, 3 ms, then four steps per power of two (2^k times 1, 1.25, 1.5, 1.75) up to 2^30 x 1.75
@@ -86,8 +86,9 @@ declare
     duration_bucket integer;
     lateness_bucket integer;
     width integer;
-    slots integer;
+    keep interval;
     bucket timestamptz;
+    opened boolean;
 begin
     if new.status in ('SUCCESS', 'FAILED') and new.started_at is not null then
         duration := greatest(0, extract(epoch from new.finished_at - new.started_at) * 1000);
@@ -97,20 +98,19 @@ begin
             lateness_bucket := width_bucket(lateness, run_stats_bounds());
         end if;
     end if;
-    foreach width in array array[60, 3600] loop
-        slots := case width when 60 then 120 else 744 end;
+    foreach width in array array[60, 3600, 86400] loop
+        keep := case width when 60 then interval '2 hours' else interval '32 days' end;
         bucket := to_timestamp(floor(extract(epoch from new.finished_at) / width) * width);
-        continue when bucket <= now() - make_interval(secs => width * slots);
+        continue when bucket < now() - keep;
         insert into run_stats as s (
-            ingestion_id, tenant_id, bucket_seconds, slot, bucket_start,
+            ingestion_id, tenant_id, bucket_seconds, bucket_start,
             succeeded, failed, cancelled, skipped, missed,
             files_loaded, rows_loaded, bytes_loaded,
             duration_count, duration_sum_ms, duration_max_ms, duration_hist,
             lateness_count, lateness_sum_ms, lateness_max_ms, lateness_hist,
             last_success_at, last_success_run, last_failure_at, last_failure_run)
         values (
-            new.ingestion_id, new.tenant_id, width,
-            (floor(extract(epoch from bucket) / width)::bigint % slots)::integer, bucket,
+            new.ingestion_id, new.tenant_id, width, bucket,
             (new.status = 'SUCCESS')::integer, (new.status = 'FAILED')::integer,
             (new.status = 'CANCELLED')::integer, (new.status = 'SKIPPED')::integer,
             (new.status = 'MISSED')::integer,
@@ -125,34 +125,42 @@ begin
             case when new.status = 'SUCCESS' then new.id end,
             case when new.status = 'FAILED' then new.finished_at end,
             case when new.status = 'FAILED' then new.id end)
-        on conflict (ingestion_id, bucket_seconds, slot) do update set
-            bucket_start = excluded.bucket_start,
-            succeeded = case when s.bucket_start = excluded.bucket_start then s.succeeded else 0 end + excluded.succeeded,
-            failed = case when s.bucket_start = excluded.bucket_start then s.failed else 0 end + excluded.failed,
-            cancelled = case when s.bucket_start = excluded.bucket_start then s.cancelled else 0 end + excluded.cancelled,
-            skipped = case when s.bucket_start = excluded.bucket_start then s.skipped else 0 end + excluded.skipped,
-            missed = case when s.bucket_start = excluded.bucket_start then s.missed else 0 end + excluded.missed,
-            files_loaded = case when s.bucket_start = excluded.bucket_start then s.files_loaded else 0 end + excluded.files_loaded,
-            rows_loaded = case when s.bucket_start = excluded.bucket_start then s.rows_loaded else 0 end + excluded.rows_loaded,
-            bytes_loaded = case when s.bucket_start = excluded.bucket_start then s.bytes_loaded else 0 end + excluded.bytes_loaded,
-            duration_count = case when s.bucket_start = excluded.bucket_start then s.duration_count else 0 end + excluded.duration_count,
-            duration_sum_ms = case when s.bucket_start = excluded.bucket_start then s.duration_sum_ms else 0 end + excluded.duration_sum_ms,
-            lateness_count = case when s.bucket_start = excluded.bucket_start then s.lateness_count else 0 end + excluded.lateness_count,
-            lateness_sum_ms = case when s.bucket_start = excluded.bucket_start then s.lateness_sum_ms else 0 end + excluded.lateness_sum_ms,
-            duration_max_ms = case when s.bucket_start = excluded.bucket_start then greatest(s.duration_max_ms, excluded.duration_max_ms) else excluded.duration_max_ms end,
-            lateness_max_ms = case when s.bucket_start = excluded.bucket_start then greatest(s.lateness_max_ms, excluded.lateness_max_ms) else excluded.lateness_max_ms end,
-            duration_hist = run_stats_bump(case when s.bucket_start = excluded.bucket_start then s.duration_hist end, duration_bucket),
-            lateness_hist = run_stats_bump(case when s.bucket_start = excluded.bucket_start then s.lateness_hist end, lateness_bucket),
-            last_success_at = case when s.bucket_start = excluded.bucket_start and (excluded.last_success_at is null or s.last_success_at > excluded.last_success_at)
-                               then s.last_success_at else excluded.last_success_at end,
-            last_success_run = case when s.bucket_start = excluded.bucket_start and (excluded.last_success_at is null or s.last_success_at > excluded.last_success_at)
-                               then s.last_success_run else excluded.last_success_run end,
-            last_failure_at = case when s.bucket_start = excluded.bucket_start and (excluded.last_failure_at is null or s.last_failure_at > excluded.last_failure_at)
-                               then s.last_failure_at else excluded.last_failure_at end,
-            last_failure_run = case when s.bucket_start = excluded.bucket_start and (excluded.last_failure_at is null or s.last_failure_at > excluded.last_failure_at)
-                               then s.last_failure_run else excluded.last_failure_run end
-        -- An older bucket never takes the slot of a newer one.
-        where s.bucket_start <= excluded.bucket_start;
+        on conflict (ingestion_id, bucket_seconds, bucket_start) do update set
+            succeeded = s.succeeded + excluded.succeeded,
+            failed = s.failed + excluded.failed,
+            cancelled = s.cancelled + excluded.cancelled,
+            skipped = s.skipped + excluded.skipped,
+            missed = s.missed + excluded.missed,
+            files_loaded = s.files_loaded + excluded.files_loaded,
+            rows_loaded = s.rows_loaded + excluded.rows_loaded,
+            bytes_loaded = s.bytes_loaded + excluded.bytes_loaded,
+            duration_count = s.duration_count + excluded.duration_count,
+            duration_sum_ms = s.duration_sum_ms + excluded.duration_sum_ms,
+            duration_max_ms = greatest(s.duration_max_ms, excluded.duration_max_ms),
+            duration_hist = run_stats_bump(s.duration_hist, duration_bucket),
+            lateness_count = s.lateness_count + excluded.lateness_count,
+            lateness_sum_ms = s.lateness_sum_ms + excluded.lateness_sum_ms,
+            lateness_max_ms = greatest(s.lateness_max_ms, excluded.lateness_max_ms),
+            lateness_hist = run_stats_bump(s.lateness_hist, lateness_bucket),
+            last_success_at = case when excluded.last_success_at >= s.last_success_at
+                                        or s.last_success_at is null
+                                   then excluded.last_success_at else s.last_success_at end,
+            last_success_run = case when excluded.last_success_at >= s.last_success_at
+                                         or s.last_success_at is null
+                                    then excluded.last_success_run else s.last_success_run end,
+            last_failure_at = case when excluded.last_failure_at >= s.last_failure_at
+                                        or s.last_failure_at is null
+                                   then excluded.last_failure_at else s.last_failure_at end,
+            last_failure_run = case when excluded.last_failure_at >= s.last_failure_at
+                                         or s.last_failure_at is null
+                                    then excluded.last_failure_run else s.last_failure_run end
+        returning s.xmax = 0 into opened;
+        -- A new bucket (inserted, not updated): the level's buckets past what it keeps go.
+        if opened then
+            delete from run_stats
+            where ingestion_id = new.ingestion_id and bucket_seconds = width
+              and bucket_start < now() - keep;
+        end if;
     end loop;
     return null;
 end

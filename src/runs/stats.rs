@@ -3,16 +3,17 @@
 //!
 //! PostgreSQL writes the table, not this module: the trigger `runs_stats_count` (migration 0021)
 //! counts every load that reaches a terminal status, in the transaction that makes it terminal,
-//! into two rings of buckets of its ingestion (120 minutes, 744 hours). Whoever finishes a run
-//! (the worker's outcome, the rescue of a lost lease, a cancel, the ticker's SKIPPED and MISSED
-//! rows, a person at psql) passes through that trigger. The statistics are never recomputed from
+//! into a minute, an hour and a day bucket of its ingestion (kept 2 hours, 32 and 32 days).
+//! Whoever finishes a run (the worker's outcome, the rescue of a lost lease, a cancel, the
+//! ticker's SKIPPED and MISSED rows, a person at psql) passes through that trigger. The statistics are never recomputed from
 //! `runs`, so the run retention deleting runs changes none of them.
 //!
 //! Invariants of what is read here:
 //! - a run counts in the bucket of the instant it finished, whatever tick it was for;
-//! - the `1h` window is read from the minute ring, the others from the hour ring, and a window
-//!   is whole buckets: it starts at the start of the bucket holding `now - window` and ends now
-//!   (so `24h` covers 24 to 25 hours, `1h` 60 to 61 minutes);
+//! - a window is whole minutes (`1h`) or hours (the others): it starts at the start of the
+//!   minute or hour holding `now - window` and ends now (so `24h` covers 24 to 25 hours, `1h` 60
+//!   to 61 minutes); `7d` and `30d` read that first day's hours up to midnight (UTC) and day
+//!   buckets after it, which sum to the same;
 //! - percentiles come from fixed log-scale histograms ([`BOUNDS_MS`]): the value reported is the
 //!   upper bound of the bucket holding the percentile (nearest rank), never above the window's
 //!   exact maximum; so it is never below the true value and at most 25 % (from 4 ms on) or 1 ms
@@ -91,12 +92,18 @@ impl Window {
         }
     }
 
-    /// The width of the buckets the window is read from: minutes for `1h`, hours otherwise.
+    /// The width of the buckets the window starts with: minutes for `1h`, hours otherwise. The
+    /// window starts at the start of the bucket holding `now - window`.
     pub fn bucket_seconds(self) -> i32 {
         match self {
             Window::Hour => 60,
             _ => 3_600,
         }
+    }
+
+    /// Whether the window reads day buckets after its first midnight (`7d`, `30d`).
+    pub fn reads_days(self) -> bool {
+        matches!(self, Window::Week | Window::Month)
     }
 }
 
@@ -232,18 +239,19 @@ struct Bucket {
     last_failure_run: Option<Uuid>,
 }
 
-/// The statistics of `ingestion_id` (of `tenant_id`) over `window`: the buckets of the window's
-/// ring from the start of the bucket holding `now - window` to now, summed. An ingestion with no
-/// finished load in the window has zero counts and no summaries.
+/// The statistics of `ingestion_id` (of `tenant_id`) over `window`: its buckets from the start
+/// of the minute or hour holding `now - window` to now, summed. An ingestion with no finished
+/// load in the window has zero counts and no summaries.
 pub async fn run_stats_read(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
     window: Window,
 ) -> Result<RunStats, sqlx::Error> {
-    // One row per bucket of the window, or one row of nulls beside the window's bounds. The
-    // primary key finds the ingestion's ring (at most 744 rows); `bucket_start` picks the
-    // window's buckets from it (a slot may still hold a bucket older than the window).
+    // One row per bucket of the window, or one row of nulls beside the window's bounds. Windows
+    // past a day read hour buckets up to the window's first midnight (UTC) and day buckets from
+    // there: the same whole hours, from at most 24 + 31 rows. Each part is a range of the
+    // primary key.
     let rows = sqlx::query_as!(
         Bucket,
         r#"
@@ -251,8 +259,13 @@ pub async fn run_stats_read(
             select now() as to_at,
                    to_timestamp(floor(extract(epoch from now() - make_interval(secs => $4::bigint))
                                       / $3::integer) * $3::integer) as from_at
+        ), e as (
+            select w.*, case when $5::boolean
+                             then to_timestamp(ceil(extract(epoch from w.from_at) / 86400) * 86400)
+                             else 'infinity'::timestamptz end as days_at
+            from w
         )
-        select w.from_at as "from_at!", w.to_at as "to_at!",
+        select e.from_at as "from_at!", e.to_at as "to_at!",
                s.succeeded as "succeeded?", s.failed as "failed?", s.cancelled as "cancelled?",
                s.skipped as "skipped?", s.missed as "missed?",
                s.files_loaded as "files_loaded?", s.rows_loaded as "rows_loaded?",
@@ -263,15 +276,19 @@ pub async fn run_stats_read(
                s.lateness_max_ms as "lateness_max_ms?", s.lateness_hist as "lateness_hist?",
                s.last_success_at as "last_success_at?", s.last_success_run as "last_success_run?",
                s.last_failure_at as "last_failure_at?", s.last_failure_run as "last_failure_run?"
-        from w
+        from e
         left join run_stats s
-               on s.ingestion_id = $2 and s.tenant_id = $1 and s.bucket_seconds = $3
-              and s.bucket_start >= w.from_at and s.bucket_start <= w.to_at
+               on s.ingestion_id = $2 and s.tenant_id = $1
+              and ((s.bucket_seconds = $3 and s.bucket_start >= e.from_at
+                    and s.bucket_start < e.days_at and s.bucket_start <= e.to_at)
+                   or (s.bucket_seconds = 86400 and s.bucket_start >= e.days_at
+                       and s.bucket_start <= e.to_at))
         "#,
         tenant_id,
         ingestion_id,
         window.bucket_seconds(),
         window.seconds(),
+        window.reads_days(),
     )
     .fetch_all(pool)
     .await?;

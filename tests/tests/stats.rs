@@ -329,14 +329,20 @@ async fn percentiles_are_read_from_the_buckets_a_hand_count_names(pool: PgPool) 
     assert_eq!(day["lateness_ms"], s["lateness_ms"]);
 }
 
-/// A window starts at the start of the bucket holding `now - window`: a load that finished at
-/// that instant counts, one a second earlier does not. (Should the bucket turn between reading
+/// A window starts at the start of the minute (`1h`) or hour holding `now - window`: a load that
+/// finished at that instant counts, one a second earlier does not (for `7d` and `30d` that first
+/// day is read from hour buckets, the rest from day buckets). (Should the bucket turn between reading
 /// the bound and asking, the test asks again with fresh ingestions.)
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_window_is_whole_buckets_back_from_now(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("acme").await;
-    for (window, width, span) in [("1h", 60i32, 3_600i32), ("24h", 3_600, 86_400)] {
+    for (window, width, span) in [
+        ("1h", 60i32, 3_600i32),
+        ("24h", 3_600, 86_400),
+        ("7d", 3_600, 7 * 86_400),
+        ("30d", 3_600, 30 * 86_400),
+    ] {
         let mut checked = false;
         for attempt in 0..3 {
             let id = ingestion(&api, &token, &format!("edge-{window}-{attempt}")).await;
@@ -554,4 +560,41 @@ async fn another_tenants_ingestion_is_404_and_a_bad_window_is_a_400_naming_it(po
     for w in ["\"1h\"", "\"24h\"", "\"7d\"", "\"30d\""] {
         assert!(text.contains(w), "{w} is in the document");
     }
+}
+
+/// The table stays bounded without a sweep: opening a bucket deletes the ingestion's buckets of
+/// that level older than the level keeps (minutes 2 hours, hours and days 32 days).
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_new_bucket_deletes_the_old_buckets_of_its_level(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    sqlx::query(
+        "insert into run_stats (ingestion_id, tenant_id, bucket_seconds, bucket_start, succeeded,
+                                duration_hist, lateness_hist)
+         select id, tenant_id, w, date_trunc('minute', now()) - age, 1, '{}', '{}'
+         from ingestions,
+              (values (60, interval '3 hours'), (60, interval '90 minutes'),
+                      (3600, interval '40 days'), (3600, interval '30 days'),
+                      (86400, interval '40 days'), (86400, interval '30 days')) v(w, age)
+         where id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("old buckets");
+    Load::new("SUCCESS", db_now(&pool).await)
+        .ran(5, None)
+        .insert(&pool, id)
+        .await;
+    let left: Vec<(i32, i64)> = sqlx::query_as(
+        "select bucket_seconds, count(*) from run_stats where ingestion_id = $1
+         group by 1 order by 1",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .expect("buckets");
+    // Each level: the kept old bucket and the new one.
+    assert_eq!(left, [(60, 2), (3600, 2), (86400, 2)]);
 }
