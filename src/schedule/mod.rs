@@ -19,6 +19,7 @@
 //! tagged with the API field it belongs to.
 
 mod cron;
+pub mod span;
 mod next;
 
 #[cfg(test)]
