@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use autoloader::config::{
-    DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig, SecretKeyConfig,
+    CatchupConfig, DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig, SecretKeyConfig,
 };
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
@@ -69,6 +69,9 @@ struct ServeArgs {
 
     #[command(flatten)]
     secrets: SecretKeyConfig,
+
+    #[command(flatten)]
+    catchup: CatchupConfig,
 
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
@@ -317,6 +320,7 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_file_roots(file_roots)
         .with_egress(egress)
         .with_limits(cli.limits.limits())
+        .with_default_catchup(cli.catchup.default_catchup())
         .with_quotas(cli.quotas)
         .with_secret_keys(secret_keys)
         .with_metrics_token(cli.metrics_token.as_deref());

@@ -58,6 +58,11 @@ pub struct IngestionRow {
     pub paused_reason: Option<String>,
     pub paused_at: Option<DateTime<Utc>>,
     pub paused_by: Option<String>,
+    /// The catch-up policy: `skip`, `once` or `all`, and the most runs `all` owes.
+    pub catchup: String,
+    pub max_catchup_runs: i32,
+    /// Under `all`, the missed ticks still to run.
+    pub catchup_backlog: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -162,6 +167,9 @@ macro_rules! ingestion_row {
             paused_reason: r.paused_reason,
             paused_at: r.paused_at,
             paused_by: r.paused_by,
+            catchup: r.catchup,
+            max_catchup_runs: r.max_catchup_runs,
+            catchup_backlog: r.tick_backlog_count.unwrap_or(0),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -211,8 +219,9 @@ pub async fn ingestion_insert(
     sqlx::query!(
         "insert into ingestions (id, tenant_id, name, description, status, source_type, source_path,
                                  format_type, destination_table, options, schedule_frequency,
-                                 schedule_time, schedule_timezone, schedule_cron, schedule_enabled)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                 schedule_time, schedule_timezone, schedule_cron, schedule_enabled,
+                                 catchup, max_catchup_runs)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         id,
         tenant_id,
         v.name,
@@ -228,6 +237,8 @@ pub async fn ingestion_insert(
         v.fields.timezone,
         v.fields.cron,
         v.fields.enabled,
+        v.catchup.as_str(),
+        v.max_catchup_runs,
     )
     .execute(&mut *tx)
     .await
@@ -253,13 +264,14 @@ pub async fn ingestion_update(
     sqlx::query_scalar!("select set_config('autoloader.actor', $1, true)", by)
         .fetch_one(&mut *tx)
         .await?;
-    // The insert's fifteen values in its order, written again: an upsert would create the row a
+    // The insert's values in its order, written again: an upsert would create the row a
     // PUT to a missing (or another tenant's) id must answer 404 for.
     let updated = sqlx::query!(
         "update ingestions set name = $3, description = $4, status = $5, source_type = $6,
                 source_path = $7, format_type = $8, destination_table = $9, options = $10,
                 schedule_frequency = $11, schedule_time = $12, schedule_timezone = $13,
-                schedule_cron = $14, schedule_enabled = $15, updated_at = now()
+                schedule_cron = $14, schedule_enabled = $15, catchup = $16,
+                max_catchup_runs = $17, updated_at = now()
          where id = $1 and tenant_id = $2",
         id,
         tenant_id,
@@ -276,6 +288,8 @@ pub async fn ingestion_update(
         v.fields.timezone,
         v.fields.cron,
         v.fields.enabled,
+        v.catchup.as_str(),
+        v.max_catchup_runs,
     )
     .execute(&mut *tx)
     .await
@@ -300,7 +314,8 @@ async fn get(
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
                   i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
-                  i.created_at, i.updated_at,
+                  i.catchup, i.max_catchup_runs, i.created_at, i.updated_at,
+                  t.backlog_count as "tick_backlog_count?",
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
                   t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
            from ingestions i join tenants n on n.id = i.tenant_id
@@ -326,7 +341,8 @@ async fn select(
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
                   i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
-                  i.created_at, i.updated_at,
+                  i.catchup, i.max_catchup_runs, i.created_at, i.updated_at,
+                  t.backlog_count as "tick_backlog_count?",
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
                   t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
            from ingestions i join tenants n on n.id = i.tenant_id

@@ -14,6 +14,7 @@
 // Denied, not forbidden: `ingest::local` allows it for the one system call std lacks (openat2).
 #![deny(unsafe_code)]
 
+pub mod catchup;
 pub mod executor;
 #[cfg(feature = "loader")]
 pub mod ingest;
