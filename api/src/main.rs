@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use autoloader::config::{
-    CatchupConfig, DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig, SecretKeyConfig,
+    CatchupConfig, DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig,
+    SecretKeyConfig,
 };
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};

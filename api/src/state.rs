@@ -100,7 +100,10 @@ impl AppState {
     }
 
     /// The catch-up policy of ingestions created without one.
-    pub fn with_default_catchup(mut self, catchup: autoloader::ingestions::catchup::Catchup) -> AppState {
+    pub fn with_default_catchup(
+        mut self,
+        catchup: autoloader::ingestions::catchup::Catchup,
+    ) -> AppState {
         Arc::make_mut(&mut self.bounds).default_catchup = catchup;
         self
     }

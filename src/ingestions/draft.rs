@@ -387,7 +387,10 @@ mod tests {
             default_catchup: Catchup::All,
             ..Bounds::default()
         };
-        assert_eq!(draft().validate(&each).expect("valid").catchup, Catchup::All);
+        assert_eq!(
+            draft().validate(&each).expect("valid").catchup,
+            Catchup::All
+        );
         let mut d = draft();
         d.catchup = Some("once".into());
         d.max_catchup_runs = Some(7);

@@ -19,8 +19,8 @@
 //! tagged with the API field it belongs to.
 
 mod cron;
-pub mod span;
 mod next;
+pub mod span;
 
 #[cfg(test)]
 mod tests;

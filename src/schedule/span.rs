@@ -295,7 +295,11 @@ mod tests {
         let kept: Vec<_> = sp.kept.iter().map(|(t, _)| *t).collect();
         assert_eq!(
             kept,
-            vec![at(2026, 1, 1, 8, 0), at(2026, 1, 1, 9, 0), at(2026, 1, 1, 10, 0)]
+            vec![
+                at(2026, 1, 1, 8, 0),
+                at(2026, 1, 1, 9, 0),
+                at(2026, 1, 1, 10, 0)
+            ]
         );
         assert_eq!(sp.kept[0].1, Some(at(2026, 1, 1, 7, 0)));
         let older = sp.older.clone().expect("older");
@@ -370,6 +374,9 @@ mod tests {
         sp.count_before(at(2026, 1, 1, 3, 30));
         assert_eq!(sp.kept.len(), 2);
         let older = sp.older.expect("older");
-        assert_eq!((older.first, older.last, older.count), (at(2026, 1, 1, 1, 0), at(2026, 1, 1, 3, 0), 3));
+        assert_eq!(
+            (older.first, older.last, older.count),
+            (at(2026, 1, 1, 1, 0), at(2026, 1, 1, 3, 0), 3)
+        );
     }
 }

@@ -142,7 +142,10 @@ pub fn settle(
         Catchup::Once => {
             let single_due = backlog.is_none()
                 && paused.is_none()
-                && due.as_ref().and_then(Span::whole).is_some_and(|w| w.count == 1);
+                && due
+                    .as_ref()
+                    .and_then(Span::whole)
+                    .is_some_and(|w| w.count == 1);
             let ranges = backlog
                 .map(range_of)
                 .into_iter()
@@ -159,7 +162,10 @@ pub fn settle(
             let mut owed: Vec<Tick> = Vec::new();
             let single_due = backlog.is_none()
                 && paused.is_none()
-                && due.as_ref().and_then(Span::whole).is_some_and(|w| w.count == 1);
+                && due
+                    .as_ref()
+                    .and_then(Span::whole)
+                    .is_some_and(|w| w.count == 1);
             let too_old = format!("not run: older than the newest {max} (max_catchup_runs)");
             if let Some(p) = paused {
                 if let Some(o) = p.older {
@@ -376,7 +382,10 @@ mod tests {
         };
         let s = hourly();
         let second = after_head(b, s.next_after(b.next)).expect("second");
-        assert_eq!((second.next, second.start, second.count), (h(2), Some(h(1)), 2));
+        assert_eq!(
+            (second.next, second.start, second.count),
+            (h(2), Some(h(1)), 2)
+        );
         let third = after_head(second, s.next_after(second.next)).expect("third");
         assert_eq!((third.next, third.count), (h(3), 1));
         assert_eq!(after_head(third, s.next_after(third.next)), None);
@@ -393,10 +402,22 @@ mod tests {
         };
         // Two more ticks come due while the backlog waits; the cap is 4.
         let due = span(&s, Some(h(4)), Some(h(3)), h(5), 4);
-        let out = settle(&s, policy(Catchup::All, 4), Some(b), None, Some(due), h(5), GRACE, true);
+        let out = settle(
+            &s,
+            policy(Catchup::All, 4),
+            Some(b),
+            None,
+            Some(due),
+            h(5),
+            GRACE,
+            true,
+        );
         assert!(out.runs.is_empty());
         let (b, _) = out.backlog.expect("backlog");
-        assert_eq!((b.next, b.last, b.count, b.start), (h(2), h(5), 4, Some(h(1))));
+        assert_eq!(
+            (b.next, b.last, b.count, b.start),
+            (h(2), h(5), 4, Some(h(1)))
+        );
         assert_eq!(out.missed.len(), 1);
         assert_eq!((out.missed[0].tick, out.missed[0].ticks), (h(1), 1));
     }
@@ -405,8 +426,23 @@ mod tests {
     fn one_on_time_tick_is_an_ordinary_run_under_every_policy() {
         let s = hourly();
         for mode in [Catchup::Skip, Catchup::Once, Catchup::All] {
-            let due = span(&s, Some(h(2)), Some(h(1)), h(2), keep(policy(mode, 10), false));
-            let out = settle(&s, policy(mode, 10), None, None, Some(due), h(2), GRACE, true);
+            let due = span(
+                &s,
+                Some(h(2)),
+                Some(h(1)),
+                h(2),
+                keep(policy(mode, 10), false),
+            );
+            let out = settle(
+                &s,
+                policy(mode, 10),
+                None,
+                None,
+                Some(due),
+                h(2),
+                GRACE,
+                true,
+            );
             assert_eq!(
                 out,
                 Settled {
@@ -454,10 +490,28 @@ mod tests {
             last: h(3),
             count: 3,
         };
-        let out = settle(&s, policy(Catchup::Skip, 100), Some(b), None, None, h(4), GRACE, true);
+        let out = settle(
+            &s,
+            policy(Catchup::Skip, 100),
+            Some(b),
+            None,
+            None,
+            h(4),
+            GRACE,
+            true,
+        );
         assert_eq!((out.missed.len(), out.missed[0].ticks), (1, 3));
         assert!(out.backlog.is_none());
-        let out = settle(&s, policy(Catchup::Once, 100), Some(b), None, None, h(4), GRACE, true);
+        let out = settle(
+            &s,
+            policy(Catchup::Once, 100),
+            Some(b),
+            None,
+            None,
+            h(4),
+            GRACE,
+            true,
+        );
         assert_eq!(out.runs.len(), 1);
         assert_eq!(out.runs[0].tick, h(3));
     }

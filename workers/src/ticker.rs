@@ -20,8 +20,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use autoloader::ingestions::store::{ingestion_schedule_switch_off, stored_schedule};
 use autoloader::ingestions::catchup::CatchupPolicy;
+use autoloader::ingestions::store::{ingestion_schedule_switch_off, stored_schedule};
 use autoloader::runs::scheduled::{
     runs_insert_missed, runs_insert_queued, runs_insert_skipped, runs_ticks_taken, TickRun,
 };
@@ -365,8 +365,7 @@ async fn queue_backlog_heads(
             .collect();
         runs_ticks_taken(tx, &pairs).await?.into_iter().collect()
     };
-    let by_ingestion: HashMap<Uuid, &TickRun> =
-        heads.iter().map(|h| (h.ingestion_id, h)).collect();
+    let by_ingestion: HashMap<Uuid, &TickRun> = heads.iter().map(|h| (h.ingestion_id, h)).collect();
     for a in &mut plan.advance {
         let (Some((b, _)), Some(head)) = (a.backlog, by_ingestion.get(&a.ingestion_id)) else {
             continue;
