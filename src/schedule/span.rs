@@ -239,7 +239,8 @@ fn walk(
 ) -> Walk {
     let mut w = Walk {
         older: None,
-        kept: VecDeque::with_capacity(keep.min(cap)),
+        // Most windows hold one tick: grow only when they do not.
+        kept: VecDeque::with_capacity(keep.min(4)),
         seen: 0,
         finished: false,
     };
@@ -283,7 +284,9 @@ mod tests {
     }
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("an instant")
     }
 
     #[test]

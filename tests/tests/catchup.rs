@@ -19,7 +19,9 @@ const LONG: Duration = Duration::from_secs(60);
 const YEARLY: &str = "0 2 1 1 *";
 
 fn new_year(y: i32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, 1, 1, 2, 0, 0).unwrap()
+    Utc.with_ymd_and_hms(y, 1, 1, 2, 0, 0)
+        .single()
+        .expect("an instant")
 }
 
 /// An ingestion with the yearly schedule, `catchup` and `max_catchup_runs` as given, whose runs

@@ -332,7 +332,9 @@ mod tests {
     }
 
     fn h(n: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 1, n, 0, 0).unwrap()
+        Utc.with_ymd_and_hms(2026, 1, 1, n, 0, 0)
+            .single()
+            .expect("an instant")
     }
 
     fn policy(mode: Catchup, max_runs: usize) -> CatchupPolicy {
