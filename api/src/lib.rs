@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -33,7 +34,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 pub use crate::state::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tables::router())
         .merge(schedules::router())
         .merge(admin::router())
+        .merge(audit::router())
         .merge(metrics::router())
         .merge(openapi::router())
         .fallback(|uri: axum::http::Uri| async move {

@@ -220,6 +220,7 @@ async fn rotate_secrets(args: RotateSecretsArgs) -> anyhow::Result<()> {
                             stored.id,
                             &stored.options,
                             &options,
+                            &autoloader::audit::Actor::cli(),
                         )
                         .await?
                         {
@@ -265,6 +266,7 @@ async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
                 &args.tenant,
                 None,
                 &args.label,
+                &autoloader::audit::Actor::cli(),
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -280,7 +282,13 @@ async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
             file_roots: Some(roots),
             ..Default::default()
         };
-        autoloader::tenants::tenant_update(&pool, tenant_id, &change).await?;
+        autoloader::tenants::tenant_update(
+            &pool,
+            tenant_id,
+            &change,
+            &autoloader::audit::Actor::cli(),
+        )
+        .await?;
     }
     println!("tenant {} ({tenant_id})", args.tenant);
     println!("AUTOLOADER_TOKEN={token}");
