@@ -166,8 +166,17 @@ impl FromRequestParts<AppState> for Caller {
 /// tokens fills only its own bounded map, never evicting good ones.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Uuid, Uuid, String, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
     refused: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+/// A verified token as the cache keeps it.
+#[derive(Debug)]
+struct Verified {
+    tenant: Uuid,
+    token_id: Uuid,
+    name: String,
+    at: Instant,
 }
 
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -196,14 +205,22 @@ impl TokenCache {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(hash)
-            .filter(|(_, _, _, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(tenant, id, token, _)| (*tenant, *id, token.clone()))
+            .filter(|v| v.at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|v| (v.tenant, v.token_id, v.name.clone()))
     }
 
     fn insert(&self, hash: [u8; 32], tenant: Uuid, token_id: Uuid, token: String) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        make_room(&mut entries, |(_, _, _, at)| *at);
-        entries.insert(hash, (tenant, token_id, token, Instant::now()));
+        make_room(&mut entries, |v| v.at);
+        entries.insert(
+            hash,
+            Verified {
+                tenant,
+                token_id,
+                name: token,
+                at: Instant::now(),
+            },
+        );
     }
 
     fn is_refused(&self, hash: &[u8; 32]) -> bool {
@@ -224,7 +241,7 @@ impl TokenCache {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (t, _, _, _)| *t != tenant);
+            .retain(|_, v| v.tenant != tenant);
     }
 
     /// Forgets a revoked token, or a just-issued one's refusal.
