@@ -8,8 +8,9 @@
 //!   transaction ([`audit_actor_set`]); a change at a psql prompt names nobody and is recorded as
 //!   by `database`. The trigger compares the whole row but its bookkeeping columns, so a column
 //!   added to `ingestions` is audited without a change here.
-//! - every other change (a manual trigger, a cancel, a token issued or revoked, a tenant created
-//!   or changed) is written by its store, in the transaction of the change ([`audit_record`]).
+//! - every other change (a manual trigger, a cancel, a maintenance run asked for, rejected files
+//!   retried, a token issued or revoked, a tenant created or changed) is written by its store, in
+//!   the transaction of the change ([`audit_record`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -110,6 +111,8 @@ impl Actor {
 pub enum Action {
     RunTriggered,
     RunCancelled,
+    MaintenanceQueued,
+    FilesRetried,
     TokenIssued,
     TokenRevoked,
     TenantCreated,
@@ -121,6 +124,8 @@ impl Action {
         match self {
             Action::RunTriggered => "run.triggered",
             Action::RunCancelled => "run.cancelled",
+            Action::MaintenanceQueued => "maintenance.queued",
+            Action::FilesRetried => "files.retried",
             Action::TokenIssued => "token.issued",
             Action::TokenRevoked => "token.revoked",
             Action::TenantCreated => "tenant.created",

@@ -47,8 +47,8 @@ pub struct AuditEventResponse {
     /// The request's `x-request-id` (as the API answered it).
     pub request_id: Option<String>,
     /// `ingestion.created`, `ingestion.updated`, `ingestion.deleted`, `schedule.enabled`,
-    /// `schedule.disabled`, `run.triggered`, `run.cancelled`, `token.issued`, `token.revoked`,
-    /// `tenant.created`, `tenant.updated`.
+    /// `schedule.disabled`, `run.triggered`, `run.cancelled`, `maintenance.queued`,
+    /// `files.retried`, `token.issued`, `token.revoked`, `tenant.created`, `tenant.updated`.
     pub action: String,
     /// What changed. Updates: `changes`, each field's `before` and `after` (options as
     /// `options.<name>`; secrets as `********`). Creations and deletions: the whole definition

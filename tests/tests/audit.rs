@@ -705,3 +705,73 @@ async fn secrets_are_masked_as_the_api_masks_them(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn maintenance_asked_for_and_files_retried_are_recorded(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("data-eng").await;
+    let (_, _, created) = api
+        .call(
+            "POST",
+            "/api/v1/ingestions",
+            &token,
+            Some(definition("events")),
+        )
+        .await;
+    let id: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+
+    let (status, _, run) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/maintenance"),
+            &token,
+            Some(json!({"kind": "compact"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+
+    // Two files a run rejected; a retry of both takes them out of the ledger.
+    for name in ["a.json", "b.json"] {
+        sqlx::query(
+            "insert into loaded_files (ingestion_id, path, size_bytes, last_modified, run_id,
+                                       attempt, snapshot_id, rows_loaded, status, error)
+             values ($1, $2, 7, now(), $3, 1, null, 0, 'rejected', 'bad line')",
+        )
+        .bind(id)
+        .bind(format!("s3://bucket-one/in/{name}"))
+        .bind(Uuid::now_v7())
+        .execute(&pool)
+        .await
+        .expect("rejected file");
+    }
+    let (status, _, retried) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/files/retry"),
+            &token,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    // A retry that finds nothing to retry changes nothing: no event.
+    api.call(
+        "POST",
+        &format!("/api/v1/ingestions/{id}/files/retry"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+
+    let evs = events(&api, &token, id).await;
+    assert_eq!(
+        actions(&evs),
+        ["files.retried", "maintenance.queued", "ingestion.created"]
+    );
+    assert_eq!(
+        evs[0]["detail"],
+        json!({"count": 2, "paths": ["s3://bucket-one/in/a.json", "s3://bucket-one/in/b.json"]})
+    );
+    assert_eq!(evs[1]["detail"]["run_id"], run["id"]);
+    assert_eq!(evs[1]["detail"]["kind"], "compact");
+    assert_eq!(evs[1]["actor"], "first token");
+}
