@@ -68,6 +68,8 @@ pub struct ClaimedDryRun {
     pub ingestion_id: Option<Uuid>,
     pub definition: Option<Value>,
     pub deadline: DateTime<Utc>,
+    /// Seconds from the claim to the deadline, by the database's clock.
+    pub remaining_secs: f64,
     pub tenant_namespace: String,
     pub tenant_file_roots: Vec<String>,
 }
@@ -178,6 +180,7 @@ pub async fn dry_run_claim(
         from next, tenants t
         where d.id = next.id and t.id = d.tenant_id
         returning d.id, d.tenant_id, d.ingestion_id, d.definition, d.deadline,
+                  extract(epoch from d.deadline - now())::float8 as "remaining_secs!",
                   t.namespace as tenant_namespace, t.file_roots as tenant_file_roots
         "#,
         worker_id,

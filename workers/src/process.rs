@@ -14,6 +14,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::dry_runs::DryRunner;
 use crate::executor::Executor;
 use crate::ticker::TickerConfig;
 use crate::worker::{default_worker_id, Worker, WorkerConfig};
@@ -84,6 +85,16 @@ impl<X: Args + FromArgMatches> Process<X> {
 
     /// Runs the loops until SIGTERM or Ctrl-C, then drains them (see [`run`]).
     pub async fn serve(self, executor: Arc<dyn Executor>) {
+        self.serve_with_dry_runs(executor, None).await
+    }
+
+    /// As [`Process::serve`], also answering dry runs with `dry_runs` (unless the process is
+    /// `--ticker-only`).
+    pub async fn serve_with_dry_runs(
+        self,
+        executor: Arc<dyn Executor>,
+        dry_runs: Option<Arc<dyn DryRunner>>,
+    ) {
         let shutdown = autoloader::signals::shutdown_on_signals();
         if let Some(addr) = self.flags.metrics.metrics_addr {
             if let Err(e) = crate::metrics_http::start(addr, shutdown.clone()).await {
@@ -100,6 +111,7 @@ impl<X: Args + FromArgMatches> Process<X> {
             &self.flags.quotas,
             &self.flags.maintenance,
             executor,
+            dry_runs,
             shutdown,
         )
         .await;
@@ -114,6 +126,7 @@ pub async fn run(
     quotas: &QuotaConfig,
     maintenance: &MaintenanceConfig,
     executor: Arc<dyn Executor>,
+    dry_runs: Option<Arc<dyn DryRunner>>,
     shutdown: CancellationToken,
 ) {
     let worker_id = role.worker_id.clone().unwrap_or_else(default_worker_id);
@@ -131,6 +144,14 @@ pub async fn run(
         config.default_max_concurrent_runs = quotas.default_max_concurrent_runs;
         let worker = Worker::new(pool.clone(), config, executor);
         tasks.spawn(worker.run(shutdown.clone()));
+        if let Some(runner) = dry_runs {
+            tasks.spawn(crate::dry_runs::run(
+                pool.clone(),
+                worker_id.clone(),
+                runner,
+                shutdown.clone(),
+            ));
+        }
     }
     if !role.no_ticker && maintenance.auto {
         tasks.spawn(crate::maintenance::run(
@@ -139,9 +160,12 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    if let Some(days) = scheduler.run_retention_days {
-        tasks.spawn(crate::retention::run(pool.clone(), days, shutdown.clone()));
-    }
+    // Always: dry runs' rows are pruned whether or not runs are.
+    tasks.spawn(crate::retention::run(
+        pool.clone(),
+        scheduler.run_retention_days,
+        shutdown.clone(),
+    ));
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
             // A loop that panicked must not leave the process half alive.
