@@ -380,3 +380,83 @@ async fn without_a_worker_the_answer_says_so_within_thirty_seconds(pool: PgPool)
         0
     );
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_source_that_never_answers_is_reported_unfinished_before_thirty_seconds(pool: PgPool) {
+    // An S3 endpoint that takes connections and never answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in silent.incoming().take(64) {
+            open.push(conn);
+        }
+    });
+    let l = Loader::new(pool.clone(), "dry-run-silent").await;
+    let _worker = l.worker("dry-silent", &[]);
+    let started = Instant::now();
+    let (status, _, dry) = l
+        .api
+        .call(
+            "POST",
+            "/api/v1/ingestions/dry-run",
+            &l.token,
+            Some(json!({
+                "name": "silent",
+                "source_type": "s3",
+                "source_path": "s3://silent/in/",
+                "format_type": "json",
+                "destination_table": "dry.silent",
+                "options": {
+                    "s3_endpoint": format!("http://127.0.0.1:{port}"),
+                    "s3_region": s3::REGION,
+                    "s3_allow_http": true,
+                }
+            })),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["complete"], false, "{dry}");
+    assert_eq!(dry["unfinished"], "discovery", "{dry}");
+    assert!(took < Duration::from_secs(30), "answered after {took:?}");
+    assert_nothing_written(&pool).await;
+    drop(held);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn old_dry_runs_are_pruned_by_the_retention_sweep(pool: PgPool) {
+    let l = Loader::new(pool.clone(), "dry-run-pruned").await;
+    let tenant: Uuid = sqlx::query_scalar("select id from tenants limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("tenant");
+    for age in ["3 hours", "10 minutes"] {
+        sqlx::query(
+            "insert into dry_runs (id, tenant_id, status, requested_at, deadline, finished_at, result)
+             values ($1, $2, 'done', now() - $3::interval, now() - $3::interval,
+                     now() - $3::interval, '{}')",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(age)
+        .execute(&pool)
+        .await
+        .expect("an old dry run");
+    }
+    // Without a run retention: dry runs are pruned all the same.
+    let _worker = l.worker("dry-prune", &[]);
+    autoloader_tests::wait_for("the old dry run pruned", Duration::from_secs(20), || async {
+        (count(&pool, "select count(*) from dry_runs").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from dry_runs where requested_at > now() - interval '1 hour'"
+        )
+        .await,
+        1,
+        "the recent one stays"
+    );
+}
