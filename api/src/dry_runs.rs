@@ -51,12 +51,17 @@ pub async fn request(state: &AppState, tenant: Uuid, target: Target) -> ApiResul
             let row = store::ingestion_get(&state.pool, tenant, id)
                 .await?
                 .ok_or(ApiError::NotFound("ingestion"))?;
+            // Stored secrets are sealed already; one stored in the clear (before keys were
+            // set) is sealed for the copy, when this server has keys.
+            let mut options = row.options;
+            let _ =
+                autoloader::secrets::seal_options(state.secrets.as_deref(), tenant, &mut options);
             let d = DryRunDefinition {
                 source_type: row.source_type,
                 source_path: row.source_path,
                 format_type: row.format_type,
                 destination_table: row.destination_table,
-                options: row.options,
+                options,
             };
             (Some(id), d)
         }
@@ -75,7 +80,8 @@ pub async fn request(state: &AppState, tenant: Uuid, target: Target) -> ApiResul
             (None, d)
         }
     };
-    let asked = dry_runs::dry_run_insert(&state.pool, tenant, ingestion_id, &definition, WAIT).await?;
+    let asked =
+        dry_runs::dry_run_insert(&state.pool, tenant, ingestion_id, &definition, WAIT).await?;
     let give_up = tokio::time::Instant::now() + WAIT + GRACE;
     let mut pause = Duration::from_millis(50);
     loop {
@@ -88,7 +94,9 @@ pub async fn request(state: &AppState, tenant: Uuid, target: Target) -> ApiResul
             dry_runs::dry_run_get(&state.pool, tenant, asked.id).await?
         };
         let Some(row) = state_now else {
-            return Err(ApiError::internal(anyhow::anyhow!("the dry run row disappeared")));
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the dry run row disappeared"
+            )));
         };
         if let (true, Some(mut result)) = (row.is_over(), row.result.clone()) {
             if let Value::Object(map) = &mut result {
@@ -140,5 +148,7 @@ pub async fn dry_run_unsaved(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(request(&state, tenant, Target::Unsaved(Box::new(body))).await?))
+    Ok(Json(
+        request(&state, tenant, Target::Unsaved(Box::new(body))).await?,
+    ))
 }

@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
 /// Autoloader's admin API: ingestions, schedules, runs and health checks over HTTP.
 ///
 /// With no command it serves the API. Commands: `preview` prints a schedule's upcoming runs
-/// without a database; `create-token` creates a tenant (if needed) and prints a new token.
+/// without a database; `create-token` creates a tenant (if needed) and prints a new token;
+/// `dry-run` prints what an ingestion's next run would load.
 #[derive(Debug, Parser)]
 #[command(
     name = "autoloader-api",

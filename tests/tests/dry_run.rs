@@ -150,7 +150,10 @@ async fn a_local_dry_run_lists_exactly_what_the_next_run_loads_and_writes_nothin
     assert_eq!(table["exists"], false);
     assert_eq!(
         columns(&table["create_columns"]),
-        [("id".into(), "long".into()), ("name".into(), "string".into())]
+        [
+            ("id".into(), "long".into()),
+            ("name".into(), "string".into())
+        ]
     );
     assert_eq!(
         dry["rows"],
@@ -178,7 +181,9 @@ async fn a_local_dry_run_lists_exactly_what_the_next_run_loads_and_writes_nothin
         columns(&dry["table"]["add_columns"]),
         [("note".into(), "string".into())]
     );
-    let note = dry["rows"][0]["note"].as_str().expect("the new column decoded");
+    let note = dry["rows"][0]["note"]
+        .as_str()
+        .expect("the new column decoded");
     assert_eq!(note.chars().count(), 201, "long values are cut: {note}");
 
     // The CLI answers the same, through the same queue.
@@ -211,7 +216,11 @@ async fn a_local_dry_run_lists_exactly_what_the_next_run_loads_and_writes_nothin
 async fn an_s3_dry_run_of_an_unsaved_then_saved_definition_matches_the_runs(pool: PgPool) {
     let bucket = format!("dry-run-{}", Uuid::now_v7().simple());
     s3::create_bucket(&bucket).await;
-    for (key, rows) in [("in/a.csv", "1,a\n2,b\n"), ("in/b.csv", "3,c\n"), ("in/c.csv", "4,d\n")] {
+    for (key, rows) in [
+        ("in/a.csv", "1,a\n2,b\n"),
+        ("in/b.csv", "3,c\n"),
+        ("in/c.csv", "4,d\n"),
+    ] {
         s3::put_object(&bucket, key, format!("id,label\n{rows}").into_bytes()).await;
     }
     s3::put_object(&bucket, "in/README.txt", b"not data".to_vec()).await;
@@ -238,17 +247,32 @@ async fn an_s3_dry_run_of_an_unsaved_then_saved_definition_matches_the_runs(pool
     // An unsaved definition: everything under the prefix is new to it.
     let (status, _, unsaved) = l
         .api
-        .call("POST", "/api/v1/ingestions/dry-run", &l.token, Some(body.clone()))
+        .call(
+            "POST",
+            "/api/v1/ingestions/dry-run",
+            &l.token,
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(status, 200, "{unsaved}");
     assert_eq!(unsaved["ingestion_id"], Value::Null);
-    assert_eq!(sorted(names(&unsaved["files"])), ["a.csv", "b.csv", "c.csv"]);
+    assert_eq!(
+        sorted(names(&unsaved["files"])),
+        ["a.csv", "b.csv", "c.csv"]
+    );
     assert_eq!(unsaved["listing"], "full");
     assert_eq!(
         columns(&unsaved["table"]["create_columns"]),
-        [("id".into(), "long".into()), ("label".into(), "string".into())]
+        [
+            ("id".into(), "long".into()),
+            ("label".into(), "string".into())
+        ]
     );
-    assert_eq!(unsaved["rows"].as_array().map(Vec::len), Some(4), "{unsaved}");
+    assert_eq!(
+        unsaved["rows"].as_array().map(Vec::len),
+        Some(4),
+        "{unsaved}"
+    );
     assert_nothing_written(&pool).await;
     let stored: Vec<Value> = sqlx::query_scalar("select result from dry_runs")
         .fetch_all(&pool)
@@ -299,7 +323,12 @@ async fn bad_definitions_and_other_tenants_are_refused_before_anything_is_asked(
     });
     let (status, ctype, body) = l
         .api
-        .call("POST", "/api/v1/ingestions/dry-run", &l.token, Some(bad.clone()))
+        .call(
+            "POST",
+            "/api/v1/ingestions/dry-run",
+            &l.token,
+            Some(bad.clone()),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(ctype, "application/problem+json");
@@ -324,7 +353,10 @@ async fn bad_definitions_and_other_tenants_are_refused_before_anything_is_asked(
             None,
         )
         .await;
-    assert_eq!(status, 404, "another tenant's ingestion is not found: {body}");
+    assert_eq!(
+        status, 404,
+        "another tenant's ingestion is not found: {body}"
+    );
     let (status, _, _) = l
         .api
         .call(
@@ -339,6 +371,23 @@ async fn bad_definitions_and_other_tenants_are_refused_before_anything_is_asked(
         count(&pool, "select count(*) from dry_runs").await,
         0,
         "nothing was asked of the workers"
+    );
+
+    // The document describes both, with the answer when no worker answers.
+    let (_, _, doc) = l.api.call("GET", "/openapi.json", &l.token, None).await;
+    for path in [
+        "/api/v1/ingestions/dry-run",
+        "/api/v1/ingestions/{id}/dry-run",
+    ] {
+        let op = &doc["paths"][path]["post"];
+        assert!(op["responses"]["200"].is_object(), "{path}: {op}");
+        assert!(
+            op["responses"]["504"]["content"]["application/problem+json"].is_object(),
+            "{path}: {op}"
+        );
+    }
+    assert!(
+        doc["components"]["schemas"]["DryRunResponse"]["properties"]["left_for_later"].is_object()
     );
 }
 
@@ -360,7 +409,9 @@ async fn without_a_worker_the_answer_says_so_within_thirty_seconds(pool: PgPool)
     assert_eq!(status, 504, "{body}");
     assert_eq!(ctype, "application/problem+json");
     assert!(
-        body["detail"].as_str().is_some_and(|d| d.contains("no worker answered")),
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no worker answered")),
         "{body}"
     );
     assert!(took < Duration::from_secs(30), "answered after {took:?}");
@@ -376,7 +427,11 @@ async fn without_a_worker_the_answer_says_so_within_thirty_seconds(pool: PgPool)
     let _worker = l.worker("dry-late", &[]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        count(&pool, "select count(*) from dry_runs where claimed_by is not null").await,
+        count(
+            &pool,
+            "select count(*) from dry_runs where claimed_by is not null"
+        )
+        .await,
         0
     );
 }
@@ -446,9 +501,11 @@ async fn old_dry_runs_are_pruned_by_the_retention_sweep(pool: PgPool) {
     }
     // Without a run retention: dry runs are pruned all the same.
     let _worker = l.worker("dry-prune", &[]);
-    autoloader_tests::wait_for("the old dry run pruned", Duration::from_secs(20), || async {
-        (count(&pool, "select count(*) from dry_runs").await == 1).then_some(())
-    })
+    autoloader_tests::wait_for(
+        "the old dry run pruned",
+        Duration::from_secs(20),
+        || async { (count(&pool, "select count(*) from dry_runs").await == 1).then_some(()) },
+    )
     .await;
     assert_eq!(
         count(

@@ -23,6 +23,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use tracing::Instrument;
+
 use crate::wake::Waker;
 
 /// Channel an inserted dry-run request notifies.
@@ -83,7 +85,9 @@ pub async fn run(
                     let (pool, worker_id, runner) =
                         (pool.clone(), worker_id.clone(), runner.clone());
                     let cancel = shutdown.child_token();
-                    tasks.spawn(answer(pool, worker_id, runner, c, cancel));
+                    let span = tracing::info_span!("dry_run", dry_run_id = %c.id,
+                        tenant_id = %c.tenant_id, ingestion_id = ?c.ingestion_id);
+                    tasks.spawn(answer(pool, worker_id, runner, c, cancel).instrument(span));
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -113,9 +117,6 @@ async fn answer(
     c: ClaimedDryRun,
     cancel: CancellationToken,
 ) {
-    let span = tracing::info_span!("dry_run", dry_run_id = %c.id, tenant_id = %c.tenant_id,
-                                   ingestion_id = ?c.ingestion_id);
-    let _enter = span.enter();
     let started = tokio::time::Instant::now();
     let left = Duration::from_secs_f64(c.remaining_secs.max(0.0)).saturating_sub(ANSWER_MARGIN);
     let answer = match parse(&c) {
@@ -130,7 +131,6 @@ async fn answer(
                 budget: started + left,
                 cancel,
             };
-            drop(_enter);
             runner.dry_run(req).await
         }
         Err(message) => DryRunAnswer {
@@ -142,11 +142,25 @@ async fn answer(
             error: Some(message),
         },
     };
-    match dry_run_finish(&pool, c.id, &worker_id, &answer.result, answer.error.as_deref()).await {
-        Ok(true) => tracing::info!(dry_run_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64,
-                                   failed = answer.error.is_some(), "dry run answered"),
-        Ok(false) => tracing::warn!(dry_run_id = %c.id, "dry run no longer this worker's; answer dropped"),
-        Err(e) => tracing::warn!(dry_run_id = %c.id, error = %e, "writing a dry run's answer failed"),
+    match dry_run_finish(
+        &pool,
+        c.id,
+        &worker_id,
+        &answer.result,
+        answer.error.as_deref(),
+    )
+    .await
+    {
+        Ok(true) => {
+            tracing::info!(dry_run_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64,
+                                   failed = answer.error.is_some(), "dry run answered")
+        }
+        Ok(false) => {
+            tracing::warn!(dry_run_id = %c.id, "dry run no longer this worker's; answer dropped")
+        }
+        Err(e) => {
+            tracing::warn!(dry_run_id = %c.id, error = %e, "writing a dry run's answer failed")
+        }
     }
 }
 

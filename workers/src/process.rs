@@ -110,12 +110,17 @@ impl<X: Args + FromArgMatches> Process<X> {
             &self.flags.role,
             &self.flags.quotas,
             &self.flags.maintenance,
-            executor,
-            dry_runs,
+            Work { executor, dry_runs },
             shutdown,
         )
         .await;
     }
+}
+
+/// What a process's workers do: execute runs, and (with a dry runner) answer dry runs.
+pub struct Work {
+    pub executor: Arc<dyn Executor>,
+    pub dry_runs: Option<Arc<dyn DryRunner>>,
 }
 
 /// Runs the loops `role` asks for until `shutdown` fires and they have drained.
@@ -125,10 +130,10 @@ pub async fn run(
     role: &RoleConfig,
     quotas: &QuotaConfig,
     maintenance: &MaintenanceConfig,
-    executor: Arc<dyn Executor>,
-    dry_runs: Option<Arc<dyn DryRunner>>,
+    work: Work,
     shutdown: CancellationToken,
 ) {
+    let Work { executor, dry_runs } = work;
     let worker_id = role.worker_id.clone().unwrap_or_else(default_worker_id);
     tracing::info!(%worker_id, ticker = !role.no_ticker, workers = !role.ticker_only, "scheduler starting");
     let mut tasks = tokio::task::JoinSet::new();

@@ -61,10 +61,7 @@ impl DryRunner for IngestExecutor {
                 Err(Stopped::Failed(stage, e)) => {
                     let message = e.to_string();
                     out.insert("unfinished".into(), json!(stage));
-                    out.insert(
-                        "error".into(),
-                        json!({"stage": stage, "message": message}),
-                    );
+                    out.insert("error".into(), json!({"stage": stage, "message": message}));
                     Some(message)
                 }
             };
@@ -107,7 +104,11 @@ async fn stage<T>(
 }
 
 impl IngestExecutor {
-    async fn dry_stages(&self, req: &DryRunRequest, out: &mut Map<String, Value>) -> Result<(), Stopped> {
+    async fn dry_stages(
+        &self,
+        req: &DryRunRequest,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), Stopped> {
         let def = &req.definition;
         let options = &self
             .open_secrets(req.tenant_id, &def.options)
@@ -117,7 +118,9 @@ impl IngestExecutor {
 
         let (source, found) = stage(req, "discovery", async {
             let how = match def.source_type {
-                SourceType::S3 => check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?,
+                SourceType::S3 => {
+                    check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?
+                }
                 SourceType::Local => autoloader::ingestions::egress::Allowed::Aws,
             };
             let roots = match def.source_type {
@@ -139,7 +142,14 @@ impl IngestExecutor {
             source.check_outside_warehouse(&self.cfg.warehouse)?;
             let plan = source.plan(&self.pool, ledger_id, options).await?;
             let found = source
-                .new_files(&self.pool, ledger_id, options, self.cfg.limits, &plan, LEFT_SHOWN)
+                .new_files(
+                    &self.pool,
+                    ledger_id,
+                    options,
+                    self.cfg.limits,
+                    &plan,
+                    LEFT_SHOWN,
+                )
                 .await?;
             out.insert("listing".into(), json!(plan.kind()));
             Ok((source, found))
@@ -250,7 +260,8 @@ impl IngestExecutor {
                     // A file the fast reader refuses is read record by record by a run; its
                     // first rows are not shown here, the next file's are.
                     Err(e @ (IngestError::File { .. } | IngestError::Schema { .. })) => {
-                        sink.problems.push(json!({"path": c.url, "message": e.to_string()}));
+                        sink.problems
+                            .push(json!({"path": c.url, "message": e.to_string()}));
                     }
                     Err(e) => return Err(e),
                 }
@@ -267,14 +278,21 @@ impl IngestExecutor {
 
 /// The files part of the answer.
 fn report_files(out: &mut Map<String, Value>, found: &Discovered) {
-    let file = |c: &Candidate| json!({"path": c.url, "size": c.size, "last_modified": c.last_modified});
+    let file =
+        |c: &Candidate| json!({"path": c.url, "size": c.size, "last_modified": c.last_modified});
     out.insert("keys_listed".into(), json!(found.keys_listed));
-    out.insert("files".into(), json!(found.files.iter().map(file).collect::<Vec<_>>()));
+    out.insert(
+        "files".into(),
+        json!(found.files.iter().map(file).collect::<Vec<_>>()),
+    );
     out.insert(
         "files_bytes".into(),
         json!(found.files.iter().map(|c| c.size).sum::<u64>()),
     );
-    out.insert("left_for_later".into(), json!(found.left.iter().map(file).collect::<Vec<_>>()));
+    out.insert(
+        "left_for_later".into(),
+        json!(found.left.iter().map(file).collect::<Vec<_>>()),
+    );
     out.insert("more_left_for_later".into(), json!(found.more_left));
 }
 
@@ -294,7 +312,8 @@ struct Evolving {
 impl Evolving {
     fn new(schema: Schema, last_id: i32) -> Result<Evolving, IngestError> {
         let target = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(&schema).map_err(|e| IngestError::catalog(&e))?,
+            iceberg::arrow::schema_to_arrow_schema(&schema)
+                .map_err(|e| IngestError::catalog(&e))?,
         );
         Ok(Evolving {
             schema,
@@ -461,6 +480,9 @@ mod tests {
         assert_eq!(a.chars().count(), VALUE_CHARS + 1);
         assert!(a.ends_with('…'));
         assert_eq!(v[0]["b"], "short");
-        assert_eq!(v[0]["c"][0].as_str().expect("text").chars().count(), VALUE_CHARS + 1);
+        assert_eq!(
+            v[0]["c"][0].as_str().expect("text").chars().count(),
+            VALUE_CHARS + 1
+        );
     }
 }
