@@ -157,8 +157,14 @@ pub async fn dry_run_abandon(
     dry_run_get(pool, tenant, id).await
 }
 
-/// Claims the oldest queued dry run of an ACTIVE tenant whose deadline is at least `margin`
-/// away (`for update skip locked`: two workers never take one).
+/// Dry runs of one tenant a claim leaves running across the fleet before it takes another of
+/// that tenant's (claims racing each other may pass it by one or two): one tenant's burst
+/// cannot hold every worker's dry-run slots while others wait.
+pub const TENANT_RUNNING: i64 = 2;
+
+/// Claims the oldest queued dry run of an ACTIVE tenant with fewer than [`TENANT_RUNNING`]
+/// running, whose deadline is at least `margin` away (`for update skip locked`: two workers
+/// never take one).
 pub async fn dry_run_claim(
     pool: &PgPool,
     worker_id: &str,
@@ -171,6 +177,8 @@ pub async fn dry_run_claim(
             select d.id from dry_runs d
             join tenants t on t.id = d.tenant_id
             where d.status = 'queued' and d.deadline > now() + $2 and t.status = 'ACTIVE'
+              and (select count(*) from dry_runs r
+                   where r.tenant_id = d.tenant_id and r.status = 'running') < $3
             order by d.requested_at
             limit 1
             for update of d skip locked
@@ -184,7 +192,8 @@ pub async fn dry_run_claim(
                   t.namespace as tenant_namespace, t.file_roots as tenant_file_roots
         "#,
         worker_id,
-        interval(margin)
+        interval(margin),
+        TENANT_RUNNING
     )
     .fetch_optional(pool)
     .await

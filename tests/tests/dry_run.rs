@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use autoloader_tests::loader::Loader;
-use autoloader_tests::{api_bin, assert_field_error, s3, TestApi, TEST_SECRET_KEY};
+use autoloader_tests::{
+    api_bin, assert_field_error, s3, TestApi, TEST_S3_ALLOWLIST, TEST_SECRET_KEY,
+};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -282,6 +284,47 @@ async fn an_s3_dry_run_of_an_unsaved_then_saved_definition_matches_the_runs(pool
         stored.iter().all(|r| !r.to_string().contains(&secret)),
         "the secret is in no dry run's row"
     );
+
+    // The CLI takes the same unsaved definition from a file.
+    let file = l.root.join("definition.json");
+    std::fs::write(&file, body.to_string()).expect("definition file");
+    let out = Command::new(api_bin())
+        .env_clear()
+        .env("DATABASE_URL", &l.url)
+        .env("AUTOLOADER_SECRET_KEY", TEST_SECRET_KEY)
+        .env("AUTOLOADER_S3_ENDPOINT_ALLOWLIST", TEST_S3_ALLOWLIST)
+        .args(["dry-run", "--tenant", "data-eng", "--definition"])
+        .arg(&file)
+        .output()
+        .expect("run the CLI");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("the CLI prints JSON");
+    assert_eq!(cli["files"], unsaved["files"]);
+    // A bad one is refused naming the field, and nothing is asked of the workers.
+    let mut bad = body.clone();
+    bad["format_type"] = json!("xml");
+    std::fs::write(&file, bad.to_string()).expect("definition file");
+    let before = count(&pool, "select count(*) from dry_runs").await;
+    let out = Command::new(api_bin())
+        .env_clear()
+        .env("DATABASE_URL", &l.url)
+        .env("AUTOLOADER_SECRET_KEY", TEST_SECRET_KEY)
+        .env("AUTOLOADER_S3_ENDPOINT_ALLOWLIST", TEST_S3_ALLOWLIST)
+        .args(["dry-run", "--tenant", "data-eng", "--definition"])
+        .arg(&file)
+        .output()
+        .expect("run the CLI");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("format_type"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&pool, "select count(*) from dry_runs").await, before);
 
     let ingestion = l.api.create_ingestion(&l.token, body).await;
     let dry = dry_run(&l.api, &l.token, ingestion).await;
