@@ -13,6 +13,7 @@
 //! | `runs` (a run and its lease) | [`runs`] |
 //! | `loaded_files` | [`ledger`] |
 //! | `discovery_listings` | [`discovery`] |
+//! | `dry_runs` | [`dry_runs`] |
 //!
 //! The API (`autoloader-api`) and the engine (`autoloader-worker`: ticker, worker runtime,
 //! loader) call these functions and write no SQL of their own, except the Iceberg catalog's
@@ -22,6 +23,7 @@
 pub mod config;
 pub mod db;
 pub mod discovery;
+pub mod dry_runs;
 pub mod ingestions;
 pub mod ledger;
 pub mod paging;
