@@ -14,6 +14,7 @@
 //! | `loaded_files` | [`ledger`] |
 //! | `discovery_listings` | [`discovery`] |
 //! | `audit_events` | [`audit`] |
+//! | `dry_runs` | [`dry_runs`] |
 //!
 //! The API (`autoloader-api`) and the engine (`autoloader-worker`: ticker, worker runtime,
 //! loader) call these functions and write no SQL of their own, except the Iceberg catalog's
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod config;
 pub mod db;
 pub mod discovery;
+pub mod dry_runs;
 pub mod ingestions;
 pub mod ledger;
 pub mod paging;

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod dry_runs;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingestions::router())
+        .merge(dry_runs::router())
         .merge(runs::router())
         .merge(files::router())
         .merge(tables::router())

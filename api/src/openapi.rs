@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::{admin, audit, files, ingestions, metrics, runs, schedules, tables};
+use crate::{admin, audit, dry_runs, files, ingestions, metrics, runs, schedules, tables};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::{admin, audit, files, ingestions, metrics, runs, schedules, tables};
     paths(
         ingestions::create, ingestions::list, ingestions::read, ingestions::replace, ingestions::patch,
         ingestions::remove, ingestions::schedule_info, ingestions::enable, ingestions::disable,
+        dry_runs::dry_run_saved, dry_runs::dry_run_unsaved,
         runs::trigger, runs::history, runs::read, runs::cancel,
         files::list, files::retry,
         tables::table, tables::maintain,
