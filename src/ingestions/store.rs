@@ -14,6 +14,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::draft::Valid;
+use crate::audit::{audit_actor_set, Actor};
 use crate::paging::PageRequest;
 use crate::schedule::{Schedule, ScheduleError, ScheduleInput};
 
@@ -185,7 +186,8 @@ fn name_taken(e: sqlx::Error, name: &str) -> Error {
     }
 }
 
-/// Stores a new ingestion; its tick row follows (trigger). Returns it as stored.
+/// Stores a new ingestion for `actor`; its tick row follows (trigger), and so does its audit
+/// row (`ingestions_audit`). Returns it as stored.
 ///
 /// Refused with [`Error::Quota`] when the tenant already has its quota of ingestions (its own
 /// `max_ingestions`, else `default_max`). Creations of one tenant take its row lock in turn, so
@@ -195,9 +197,11 @@ pub async fn ingestion_insert(
     tenant_id: Uuid,
     v: &Valid,
     default_max: i32,
+    actor: &Actor,
 ) -> Result<IngestionRow> {
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     let limit = sqlx::query_scalar!(
         r#"select coalesce(max_ingestions, $2) as "limit!" from tenants where id = $1
            for no key update"#,
@@ -251,19 +255,18 @@ pub async fn ingestion_insert(
 /// Writes a whole definition over the tenant's ingestion `id`; its tick row follows (trigger).
 /// Returns it as stored.
 ///
-/// `by` names who asked (a token's name): a change that pauses the schedule records it
-/// (trigger `ingestions_stamp_pause`, through the transaction's `autoloader.actor`).
+/// `actor` names who asked: the audit row of the change records them (trigger
+/// `ingestions_audit`), and so does a pause the change makes (trigger `ingestions_stamp_pause`,
+/// through the transaction's `autoloader.actor`: the token's name).
 pub async fn ingestion_update(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
     v: &Valid,
-    by: &str,
+    actor: &Actor,
 ) -> Result<IngestionRow> {
     let mut tx = pool.begin().await?;
-    sqlx::query_scalar!("select set_config('autoloader.actor', $1, true)", by)
-        .fetch_one(&mut *tx)
-        .await?;
+    audit_actor_set(&mut tx, actor).await?;
     // The insert's values in its order, written again: an upsert would create the row a
     // PUT to a missing (or another tenant's) id must answer 404 for.
     let updated = sqlx::query!(
@@ -425,20 +428,24 @@ pub async fn ingestion_list(
     Ok((rows, total))
 }
 
-/// Deletes the tenant's ingestion with its tick, its runs and its ledger (cascades). `false`:
-/// there was none.
+/// Deletes the tenant's ingestion with its tick, its runs and its ledger (cascades), for
+/// `actor`; its audit rows stay. `false`: there was none.
 pub async fn ingestion_delete(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
+    actor: &Actor,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     let deleted = sqlx::query!(
         "delete from ingestions where id = $1 and tenant_id = $2",
         id,
         tenant_id
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(deleted.rows_affected() > 0)
 }
 
@@ -483,16 +490,17 @@ pub async fn ingestion_schedule(
 /// source whose root was removed since, can still be stopped). The trigger removes the tick.
 /// Returns the ingestion as stored; `None`: no such ingestion.
 ///
-/// The pause records `reason`, the time and `by` (who asked); disabling a paused schedule again
-/// keeps the first pause.
+/// The pause records `reason`, the time and who asked (`actor`'s name); disabling a paused
+/// schedule again keeps the first pause. The audit row follows (trigger `ingestions_audit`).
 pub async fn ingestion_schedule_disable(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
     reason: Option<&str>,
-    by: &str,
+    actor: &Actor,
 ) -> Result<Option<IngestionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     sqlx::query!(
         "update ingestions set schedule_enabled = false, updated_at = now(),
                 paused_reason = $3, paused_at = now(), paused_by = $4
@@ -500,7 +508,7 @@ pub async fn ingestion_schedule_disable(
         id,
         tenant_id,
         reason,
-        by
+        actor.name
     )
     .execute(&mut *tx)
     .await?;
@@ -510,11 +518,13 @@ pub async fn ingestion_schedule_disable(
 }
 
 /// Switches off a schedule whose stored definition no longer parses (a ticker found it); the
-/// trigger removes its tick row.
+/// trigger removes its tick row, and the audit row says the scheduler did it (this names it for
+/// the rest of the ticker's transaction, which writes nothing else of an ingestion's definition).
 pub async fn ingestion_schedule_switch_off(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
 ) -> Result<(), sqlx::Error> {
+    audit_actor_set(tx, &Actor::scheduler()).await?;
     sqlx::query!(
         "update ingestions set schedule_enabled = false, next_run_time = null,
                 paused_reason = 'the stored schedule no longer parses (see its MISSED run)',
@@ -555,22 +565,27 @@ pub async fn ingestion_options_after(
 }
 
 /// Replaces ingestion `id`'s options with `new` if they are still `old` (an edit in between
-/// wins; the caller reads them again). Returns whether it replaced them. `updated_at` stays: the
-/// definition did not change, only how its secrets are stored.
+/// wins; the caller reads them again), for `actor`. Returns whether it replaced them.
+/// `updated_at` stays: the definition did not change, only how its secrets are stored (the audit
+/// row shows each secret resealed as changed, masked).
 pub async fn ingestion_options_swap(
     pool: &PgPool,
     id: Uuid,
     old: &Value,
     new: &Value,
+    actor: &Actor,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     let done = sqlx::query!(
         "update ingestions set options = $3 where id = $1 and options = $2",
         id,
         old,
         new
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
