@@ -115,6 +115,23 @@ impl SchedulerConfig {
     }
 }
 
+/// The catch-up policy of ingestions created without one (the API's reading of the workers'
+/// `SCHEDULER_COALESCE`).
+#[derive(Debug, Clone, Args)]
+pub struct CatchupConfig {
+    /// The default `catchup` of new ingestions: true (coalesce late ticks, as the workers do)
+    /// gives `skip`, false gives `all` (one run per missed tick). Set it as the workers have it.
+    #[arg(long = "coalesce", env = "SCHEDULER_COALESCE", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub coalesce: bool,
+}
+
+impl CatchupConfig {
+    pub fn default_catchup(&self) -> crate::ingestions::catchup::Catchup {
+        crate::ingestions::catchup::Catchup::from_coalesce(self.coalesce)
+    }
+}
+
 /// Which loops a worker process runs.
 #[derive(Debug, Clone, Args)]
 pub struct RoleConfig {

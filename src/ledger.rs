@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::audit::{audit_record, Action, Actor};
+
 use crate::paging::KeysetRequest;
 
 /// How many paths one look-up sends.
@@ -261,15 +263,45 @@ pub enum Retried {
     NotRejected(Vec<usize>),
 }
 
+/// Paths an audit row of a retry names, at most (it says how many there were in all).
+const AUDITED_PATHS: usize = 20;
+
+/// Records a retry that took files out of the ledger as made by `actor`.
+async fn retry_audit(
+    tx: &mut sqlx::PgConnection,
+    actor: &Actor,
+    tenant_id: Uuid,
+    ingestion_id: Uuid,
+    retried: &[String],
+) -> Result<(), sqlx::Error> {
+    if retried.is_empty() {
+        return Ok(());
+    }
+    let shown = &retried[..retried.len().min(AUDITED_PATHS)];
+    let detail = serde_json::json!({ "count": retried.len(), "paths": shown });
+    audit_record(
+        tx,
+        actor,
+        Some(tenant_id),
+        Some(ingestion_id),
+        Action::FilesRetried,
+        &detail,
+    )
+    .await
+}
+
 /// Deletes rejected files of the tenant's ingestion from the ledger, so the next run reads them
 /// again: the named `paths` (distinct), all or none, or every rejected file when `paths` is
-/// `None`. A loaded file never leaves the ledger here (its rows are in the table).
+/// `None`. A loaded file never leaves the ledger here (its rows are in the table). A retry that
+/// took any file out is recorded as made by `actor` (the first paths and the count).
 pub async fn ledger_retry(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
     paths: Option<&[String]>,
+    actor: &Actor,
 ) -> Result<Retried, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let Some(paths) = paths else {
         let mut retried = sqlx::query_scalar!(
             "delete from loaded_files
@@ -279,12 +311,13 @@ pub async fn ledger_retry(
             ingestion_id,
             tenant_id
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
         retried.sort();
+        retry_audit(&mut tx, actor, tenant_id, ingestion_id, &retried).await?;
+        tx.commit().await?;
         return Ok(Retried::Retried(retried));
     };
-    let mut tx = pool.begin().await?;
     let deleted: std::collections::HashSet<String> = sqlx::query_scalar!(
         "delete from loaded_files
          where ingestion_id = $1 and status = 'rejected' and path = any($3)
@@ -305,6 +338,7 @@ pub async fn ledger_retry(
         tx.rollback().await?;
         return Ok(Retried::NotRejected(missing));
     }
+    retry_audit(&mut tx, actor, tenant_id, ingestion_id, paths).await?;
     tx.commit().await?;
     Ok(Retried::Retried(paths.to_vec()))
 }

@@ -13,15 +13,19 @@
 //! | `runs` (a run and its lease) | [`runs`] |
 //! | `loaded_files` | [`ledger`] |
 //! | `discovery_listings` | [`discovery`] |
+//! | `audit_events` | [`audit`] |
+//! | `dry_runs` | [`dry_runs`] |
 //!
 //! The API (`autoloader-api`) and the engine (`autoloader-worker`: ticker, worker runtime,
 //! loader) call these functions and write no SQL of their own, except the Iceberg catalog's
 //! tables, which belong to the catalog library.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod discovery;
+pub mod dry_runs;
 pub mod ingestions;
 pub mod ledger;
 pub mod paging;

@@ -2,8 +2,11 @@
 //! the token itself is shown once, when it is issued, and never stored.
 
 use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+use crate::audit::{audit_record, changes, Action, Actor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -113,8 +116,12 @@ pub struct TokenRow {
 /// What a presented token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenHolder {
-    /// An active tenant, and the token's name (its label, else `token <id>`).
-    Tenant(Uuid, String),
+    /// An active tenant, and the token: its id and its name (its label, else `token <id>`).
+    Tenant {
+        tenant: Uuid,
+        token_id: Uuid,
+        name: String,
+    },
     /// A suspended tenant: refused.
     Suspended(Uuid),
     /// A token past its `expires_at`: refused.
@@ -157,11 +164,12 @@ pub struct NewTenant<'a> {
     pub file_roots: &'a [String],
 }
 
-/// Creates a tenant and its first token in one transaction.
+/// Creates a tenant and its first token in one transaction, recorded as created by `actor`.
 pub async fn tenant_create(
     pool: &PgPool,
     tenant: &NewTenant<'_>,
     first: &NewToken<'_>,
+    actor: &Actor,
 ) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
@@ -183,8 +191,30 @@ pub async fn tenant_create(
         _ => Error::Db(e),
     })?;
     token_insert(&mut tx, first).await?;
+    let detail = json!({
+        "name": tenant.name, "namespace": tenant.namespace, "file_roots": tenant.file_roots,
+        "token_id": first.id, "token_label": first.label,
+    });
+    audit_record(
+        &mut tx,
+        actor,
+        Some(first.tenant_id),
+        None,
+        Action::TenantCreated,
+        &detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// What a tenant's audit row compares: the settings an admin changes.
+fn tenant_settings(t: &TenantRow) -> Value {
+    json!({
+        "status": t.status, "file_roots": t.file_roots, "max_ingestions": t.max_ingestions,
+        "max_concurrent_runs": t.max_concurrent_runs,
+        "max_manual_runs_per_minute": t.max_manual_runs_per_minute,
+    })
 }
 
 /// Every tenant, oldest first.
@@ -213,18 +243,33 @@ pub async fn tenant_get(pool: &PgPool, id: Uuid) -> Result<Option<TenantRow>, sq
 }
 
 /// Changes tenant `id` as `change` says, in one statement. Suspending or resuming moves its
-/// schedules too (trigger `tenants_sync_ticks`). Returns the tenant as stored; `None`: no such
-/// tenant.
+/// schedules too (trigger `tenants_sync_ticks`). A change that changes anything is recorded as
+/// made by `actor`, with the settings before and after. Returns the tenant as stored; `None`: no
+/// such tenant.
 pub async fn tenant_update(
     pool: &PgPool,
     id: Uuid,
     change: &TenantChange,
+    actor: &Actor,
 ) -> Result<Option<TenantRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let before = sqlx::query_as!(
+        TenantRow,
+        "select id, name, created_at, status, suspended_at, namespace, file_roots, max_ingestions,
+                max_concurrent_runs, max_manual_runs_per_minute
+         from tenants where id = $1 for no key update",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(before) = before else {
+        return Ok(None);
+    };
     let quota = |q: Option<Option<i32>>| (q.is_some(), q.flatten());
     let (set_ingestions, max_ingestions) = quota(change.max_ingestions);
     let (set_concurrent, max_concurrent) = quota(change.max_concurrent_runs);
     let (set_manual, max_manual) = quota(change.max_manual_runs_per_minute);
-    sqlx::query_as!(
+    let after = sqlx::query_as!(
         TenantRow,
         "update tenants
          set status = case when $2::bool is null then status
@@ -248,8 +293,25 @@ pub async fn tenant_update(
         set_manual,
         max_manual,
     )
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(after) = &after {
+        let changed = changes(&tenant_settings(&before), &tenant_settings(after));
+        if changed.as_object().is_some_and(|c| !c.is_empty()) {
+            let detail = json!({ "name": after.name, "changes": changed });
+            audit_record(
+                &mut tx,
+                actor,
+                Some(id),
+                None,
+                Action::TenantUpdated,
+                &detail,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(after)
 }
 
 /// The tenant's tokens, oldest first.
@@ -291,23 +353,66 @@ pub async fn tenant_by_name(pool: &PgPool, name: &str) -> Result<Option<Uuid>, s
         .await
 }
 
-/// Stores a new token of an existing tenant.
-pub async fn token_issue(pool: &PgPool, token: &NewToken<'_>) -> Result<(), sqlx::Error> {
+/// Stores a new token of an existing tenant, recorded as issued by `actor`.
+pub async fn token_issue(
+    pool: &PgPool,
+    token: &NewToken<'_>,
+    actor: &Actor,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     token_insert(&mut tx, token).await?;
+    let detail = json!({
+        "token_id": token.id, "label": token.label, "expires_at": token.expires_at,
+    });
+    audit_record(
+        &mut tx,
+        actor,
+        Some(token.tenant_id),
+        None,
+        Action::TokenIssued,
+        &detail,
+    )
+    .await?;
     tx.commit().await
 }
 
-/// Revokes token `id` (revoking twice keeps the first instant). Returns its digest, to forget
-/// it wherever it is remembered; `None`: no such token.
-pub async fn token_revoke(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1
-         returning token_sha256",
+/// Revokes token `id` (revoking twice keeps the first instant), recorded as revoked by `actor`
+/// the first time. Returns its digest, to forget it wherever it is remembered; `None`: no such
+/// token.
+pub async fn token_revoke(
+    pool: &PgPool,
+    id: Uuid,
+    actor: &Actor,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // The row as it was (`old`) tells a first revocation from a repeated one.
+    let row = sqlx::query!(
+        r#"with old as (select id, revoked_at from api_tokens where id = $1 for update)
+           update api_tokens a set revoked_at = coalesce(a.revoked_at, now())
+           from old where a.id = old.id
+           returning a.token_sha256, a.tenant_id, a.label,
+                     old.revoked_at is null as "first!""#,
         id
     )
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if row.first {
+        let detail = json!({ "token_id": id, "label": row.label });
+        audit_record(
+            &mut tx,
+            actor,
+            Some(row.tenant_id),
+            None,
+            Action::TokenRevoked,
+            &detail,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(row.token_sha256))
 }
 
 /// Whom the unrevoked token with this digest stands for. Also notes when the token
@@ -330,7 +435,8 @@ pub async fn token_tenant(
             where a.id = t.id and not t.expired
               and (t.last_used_at is null or t.last_used_at < now() - interval '5 minutes')
         )
-        select tenant_id as "tenant_id!", status as "status!", expired as "expired!",
+        select tenant_id as "tenant_id!", id as "token_id!", status as "status!",
+               expired as "expired!",
                coalesce(nullif(label, ''), 'token ' || id) as "token_name!"
         from t
         "#,
@@ -342,7 +448,11 @@ pub async fn token_tenant(
         if r.expired {
             TokenHolder::Expired
         } else if r.status == "ACTIVE" {
-            TokenHolder::Tenant(r.tenant_id, r.token_name)
+            TokenHolder::Tenant {
+                tenant: r.tenant_id,
+                token_id: r.token_id,
+                name: r.token_name,
+            }
         } else {
             TokenHolder::Suspended(r.tenant_id)
         }

@@ -27,6 +27,37 @@ pub struct TickRow {
     pub schedule_time: Option<String>,
     pub schedule_timezone: String,
     pub schedule_cron: Option<String>,
+    /// The ingestion's catch-up policy (`ingestions.catchup`, `max_catchup_runs`).
+    pub catchup: String,
+    pub max_catchup_runs: i32,
+    /// Set on a resumed schedule: it was paused from this instant until `edited_at`.
+    pub catchup_after: Option<DateTime<Utc>>,
+    pub backlog_next: Option<DateTime<Utc>>,
+    pub backlog_start: Option<DateTime<Utc>>,
+    pub backlog_last: Option<DateTime<Utc>>,
+    pub backlog_count: Option<i32>,
+}
+
+impl TickRow {
+    /// The missed ticks still to run, when any.
+    pub fn backlog(&self) -> Option<Backlog> {
+        Some(Backlog {
+            next: self.backlog_next?,
+            start: self.backlog_start,
+            last: self.backlog_last?,
+            count: self.backlog_count?,
+        })
+    }
+}
+
+/// Under `catchup = all`, the missed ticks a schedule still owes: `next` (the oldest, whose data
+/// interval starts at `start`) up to `last`, `count` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub next: DateTime<Utc>,
+    pub start: Option<DateTime<Utc>>,
+    pub last: DateTime<Utc>,
+    pub count: i32,
 }
 
 /// Starts a tick batch's transaction: returns the database's `now()`, which the whole batch
@@ -65,7 +96,8 @@ pub async fn tick_lock_due(
         TickRow,
         r#"
         with locked as (
-            select ingestion_id, tenant_id, next_fire_at, last_fire_at, recompute, updated_at
+            select ingestion_id, tenant_id, next_fire_at, last_fire_at, recompute, updated_at,
+                   catchup_after, backlog_next, backlog_start, backlog_last, backlog_count
             from schedule_ticks
             where next_fire_at <= now()
             order by next_fire_at
@@ -74,7 +106,9 @@ pub async fn tick_lock_due(
         )
         select s.ingestion_id, s.tenant_id, s.next_fire_at, s.last_fire_at, s.recompute,
                s.updated_at as edited_at,
-               i.schedule_frequency, i.schedule_time, i.schedule_timezone, i.schedule_cron
+               i.schedule_frequency, i.schedule_time, i.schedule_timezone, i.schedule_cron,
+               i.catchup, i.max_catchup_runs, s.catchup_after, s.backlog_next, s.backlog_start,
+               s.backlog_last, s.backlog_count
         from locked s
         join ingestions i on i.id = s.ingestion_id
         "#,
@@ -94,7 +128,8 @@ pub async fn tick_lock_edited(
         TickRow,
         r#"
         with locked as (
-            select ingestion_id, tenant_id, next_fire_at, last_fire_at, recompute, updated_at
+            select ingestion_id, tenant_id, next_fire_at, last_fire_at, recompute, updated_at,
+                   catchup_after, backlog_next, backlog_start, backlog_last, backlog_count
             from schedule_ticks
             where recompute
             limit $1
@@ -102,7 +137,42 @@ pub async fn tick_lock_edited(
         )
         select s.ingestion_id, s.tenant_id, s.next_fire_at, s.last_fire_at, s.recompute,
                s.updated_at as edited_at,
-               i.schedule_frequency, i.schedule_time, i.schedule_timezone, i.schedule_cron
+               i.schedule_frequency, i.schedule_time, i.schedule_timezone, i.schedule_cron,
+               i.catchup, i.max_catchup_runs, s.catchup_after, s.backlog_next, s.backlog_start,
+               s.backlog_last, s.backlog_count
+        from locked s
+        join ingestions i on i.id = s.ingestion_id
+        "#,
+        limit
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Locks up to `limit` tick rows that owe missed ticks and are due a look
+/// (`backlog_check_at <= now()`), through their partial index. The same statement as
+/// [`tick_lock_due`] with another `where`.
+pub async fn tick_lock_backlog(
+    tx: &mut Transaction<'_, Postgres>,
+    limit: i64,
+) -> Result<Vec<TickRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TickRow,
+        r#"
+        with locked as (
+            select ingestion_id, tenant_id, next_fire_at, last_fire_at, recompute, updated_at,
+                   catchup_after, backlog_next, backlog_start, backlog_last, backlog_count
+            from schedule_ticks
+            where backlog_check_at <= now()
+            order by backlog_check_at
+            limit $1
+            for update skip locked
+        )
+        select s.ingestion_id, s.tenant_id, s.next_fire_at, s.last_fire_at, s.recompute,
+               s.updated_at as edited_at,
+               i.schedule_frequency, i.schedule_time, i.schedule_timezone, i.schedule_cron,
+               i.catchup, i.max_catchup_runs, s.catchup_after, s.backlog_next, s.backlog_start,
+               s.backlog_last, s.backlog_count
         from locked s
         join ingestions i on i.id = s.ingestion_id
         "#,
@@ -120,9 +190,12 @@ pub struct Advance {
     pub last_fire_at: Option<DateTime<Utc>>,
     /// The tick of the newest run this batch queued for the schedule, if any.
     pub last_queued: Option<DateTime<Utc>>,
+    /// The missed ticks still owed, and when a ticker looks at them next.
+    pub backlog: Option<(Backlog, DateTime<Utc>)>,
 }
 
-/// Moves locked tick rows to their next fire instant (clearing `recompute`) and mirrors it into
+/// Moves locked tick rows to their next fire instant (clearing `recompute` and `catchup_after`,
+/// writing what they still owe) and mirrors it into
 /// `ingestions.next_run_time` (and `last_scheduled_run` when a run was queued), in one
 /// statement.
 pub async fn tick_advance(
@@ -136,26 +209,48 @@ pub async fn tick_advance(
     let next: Vec<DateTime<Utc>> = rows.iter().map(|a| a.next_fire_at).collect();
     let last: Vec<Option<DateTime<Utc>>> = rows.iter().map(|a| a.last_fire_at).collect();
     let queued: Vec<Option<DateTime<Utc>>> = rows.iter().map(|a| a.last_queued).collect();
+    let owed = |f: fn(&(Backlog, DateTime<Utc>)) -> DateTime<Utc>| -> Vec<Option<DateTime<Utc>>> {
+        rows.iter().map(|a| a.backlog.as_ref().map(f)).collect()
+    };
+    let b_next = owed(|b| b.0.next);
+    let b_last = owed(|b| b.0.last);
+    let b_check = owed(|b| b.1);
+    let b_start: Vec<Option<DateTime<Utc>>> = rows
+        .iter()
+        .map(|a| a.backlog.and_then(|b| b.0.start))
+        .collect();
+    let b_count: Vec<Option<i32>> = rows.iter().map(|a| a.backlog.map(|b| b.0.count)).collect();
     sqlx::query!(
         r#"
         with a as (
-            select * from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
-                as a(ingestion_id, next_fire_at, last_fire_at, last_queued)
+            select * from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
+                                 $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
+                                 $8::int4[], $9::timestamptz[])
+                as a(ingestion_id, next_fire_at, last_fire_at, last_queued, backlog_next,
+                     backlog_start, backlog_last, backlog_count, backlog_check_at)
         ), t as (
             update schedule_ticks s
             set next_fire_at = a.next_fire_at, last_fire_at = a.last_fire_at,
-                recompute = false, updated_at = now()
+                recompute = false, updated_at = now(), catchup_after = null,
+                backlog_next = a.backlog_next, backlog_start = a.backlog_start,
+                backlog_last = a.backlog_last, backlog_count = a.backlog_count,
+                backlog_check_at = a.backlog_check_at
             from a where s.ingestion_id = a.ingestion_id
         )
         update ingestions i
         set next_run_time = a.next_fire_at,
-            last_scheduled_run = coalesce(a.last_queued, i.last_scheduled_run)
+            last_scheduled_run = greatest(a.last_queued, i.last_scheduled_run)
         from a where i.id = a.ingestion_id
         "#,
         &ids,
         &next,
         &last as &[Option<DateTime<Utc>>],
         &queued as &[Option<DateTime<Utc>>],
+        &b_next as &[Option<DateTime<Utc>>],
+        &b_start as &[Option<DateTime<Utc>>],
+        &b_last as &[Option<DateTime<Utc>>],
+        &b_count as &[Option<i32>],
+        &b_check as &[Option<DateTime<Utc>>],
     )
     .execute(&mut **tx)
     .await?;
@@ -169,7 +264,9 @@ pub async fn tick_wait(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
         r#"
         select extract(epoch from least(
                    (select min(next_fire_at) from schedule_ticks),
-                   (select now() from schedule_ticks where recompute limit 1)) - now())::float8
+                   (select now() from schedule_ticks where recompute limit 1),
+                   (select min(backlog_check_at) from schedule_ticks
+                    where backlog_check_at is not null)) - now())::float8
         "#
     )
     .fetch_one(pool)

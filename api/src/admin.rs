@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use autoloader::audit::Actor;
 use autoloader::config::QuotaConfig;
 use autoloader::ingestions::roots::FileRoots;
 use autoloader::tenants::{self, NewTenant, NewToken, TenantChange};
@@ -235,13 +236,14 @@ pub struct TokenCreated {
     pub token: String,
 }
 
-/// Creates a tenant and its first token in one transaction. `namespace` `None`: derived from the
-/// name.
+/// Creates a tenant and its first token in one transaction, for `actor`. `namespace` `None`:
+/// derived from the name.
 pub async fn create_tenant_with_token(
     pool: &sqlx::PgPool,
     name: &str,
     namespace: Option<&str>,
     label: &str,
+    actor: &Actor,
 ) -> ApiResult<TenantCreated> {
     let namespace = match namespace {
         Some(ns) => {
@@ -265,7 +267,7 @@ pub async fn create_tenant_with_token(
         namespace: &namespace,
         file_roots: &[],
     };
-    tenants::tenant_create(pool, &tenant, &first).await?;
+    tenants::tenant_create(pool, &tenant, &first, actor).await?;
     tracing::info!(%tenant_id, name, namespace, "tenant created");
     Ok(TenantCreated {
         tenant_id,
@@ -281,7 +283,7 @@ pub async fn create_tenant_with_token(
     security(("admin" = [])))]
 pub async fn create_tenant(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     ApiJson(body): ApiJson<TenantCreate>,
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
     if let Some(m) = body
@@ -303,6 +305,7 @@ pub async fn create_tenant(
         &name,
         body.namespace.as_deref().map(str::trim),
         "first token",
+        &admin.actor(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -339,7 +342,7 @@ pub async fn get_tenant(
     security(("admin" = [])))]
 pub async fn patch_tenant(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     ApiPath(tenant_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<TenantPatch>,
 ) -> ApiResult<Json<TenantResponse>> {
@@ -368,7 +371,7 @@ pub async fn patch_tenant(
             body.max_manual_runs_per_minute,
         )?,
     };
-    let t = tenants::tenant_update(&state.pool, tenant_id, &change)
+    let t = tenants::tenant_update(&state.pool, tenant_id, &change, &admin.actor())
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
     if active == Some(false) {
@@ -411,7 +414,7 @@ pub async fn list_tokens(
     responses((status = 201, body = TokenCreated), (status = 404, body = Problem)), security(("admin" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     ApiPath(tenant_id): ApiPath<Uuid>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
@@ -442,6 +445,7 @@ pub async fn create_token(
         tenant_id,
         body.label.as_deref(),
         body.expires_at,
+        &admin.actor(),
     )
     .await?;
     // A token refused before it was issued (only ever by chance) works at once.
@@ -454,6 +458,7 @@ async fn issue(
     tenant_id: Uuid,
     label: Option<&str>,
     expires_at: Option<DateTime<Utc>>,
+    actor: &Actor,
 ) -> ApiResult<TokenCreated> {
     let token_id = Uuid::now_v7();
     let token = new_token();
@@ -464,7 +469,7 @@ async fn issue(
         label,
         expires_at,
     };
-    tenants::token_issue(pool, &new).await?;
+    tenants::token_issue(pool, &new, actor).await?;
     tracing::info!(%tenant_id, %token_id, "token issued");
     Ok(TokenCreated {
         token_id,
@@ -475,17 +480,19 @@ async fn issue(
 
 /// Issues a new token for an existing tenant and returns it (for the command line).
 pub async fn issue_token(pool: &sqlx::PgPool, tenant_id: Uuid, label: &str) -> ApiResult<String> {
-    Ok(issue(pool, tenant_id, Some(label), None).await?.token)
+    Ok(issue(pool, tenant_id, Some(label), None, &Actor::cli())
+        .await?
+        .token)
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin/tokens/{token_id}", tag = "admin", params(("token_id" = Uuid, Path)),
     responses((status = 204, description = "revoked"), (status = 404, body = Problem)), security(("admin" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     ApiPath(token_id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let Some(hash) = tenants::token_revoke(&state.pool, token_id).await? else {
+    let Some(hash) = tenants::token_revoke(&state.pool, token_id, &admin.actor()).await? else {
         return Err(ApiError::NotFound("token"));
     };
     state.tokens.evict(&hash);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use autoloader::audit::Actor;
 use autoloader::tenants::TokenHolder;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -21,16 +22,43 @@ use crate::AppState;
 pub struct Tenant(pub Uuid);
 
 /// The tenant a request acts for, and who asked: the token's name (its label, else
-/// `token <id>`), as pauses and changes record it.
+/// `token <id>`), as pauses and changes record it, its id, and the request's id.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub tenant: Uuid,
     pub token: String,
+    pub token_id: Uuid,
+    pub request_id: Option<String>,
 }
 
-/// A request carrying the admin token.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin;
+impl Caller {
+    /// Who the audit trail says made this request's changes.
+    pub fn actor(&self) -> Actor {
+        Actor::token(&self.token, self.token_id, self.request_id.as_deref())
+    }
+}
+
+/// A request carrying the admin token, and the request's id.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub request_id: Option<String>,
+}
+
+impl Admin {
+    /// Who the audit trail says made this request's changes.
+    pub fn actor(&self) -> Actor {
+        Actor::admin(self.request_id.as_deref())
+    }
+}
+
+/// The request's id (`x-request-id`: the client's, else one the API made up; see `app`).
+fn request_id(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get(crate::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
 
 /// A scrape of `/metrics` allowed in: any, unless `AUTOLOADER_METRICS_TOKEN` is set, then one
 /// carrying that token.
@@ -89,18 +117,33 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let hash = digest(bearer(parts)?);
-        if let Some((tenant, token)) = state.tokens.get(&hash) {
+        let request_id = request_id(parts);
+        if let Some((tenant, token_id, token)) = state.tokens.get(&hash) {
             state.rate.admit(&hash)?;
-            return Ok(Caller { tenant, token });
+            return Ok(Caller {
+                tenant,
+                token,
+                token_id,
+                request_id,
+            });
         }
         if state.tokens.is_refused(&hash) {
             return Err(ApiError::Unauthorized("unknown or revoked token"));
         }
         match autoloader::tenants::token_tenant(&state.pool, &hash).await? {
-            Some(TokenHolder::Tenant(tenant, token)) => {
-                state.tokens.insert(hash, tenant, token.clone());
+            Some(TokenHolder::Tenant {
+                tenant,
+                token_id,
+                name,
+            }) => {
+                state.tokens.insert(hash, tenant, token_id, name.clone());
                 state.rate.admit(&hash)?;
-                Ok(Caller { tenant, token })
+                Ok(Caller {
+                    tenant,
+                    token: name,
+                    token_id,
+                    request_id,
+                })
             }
             Some(TokenHolder::Suspended(_)) => Err(ApiError::Forbidden(
                 "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
@@ -123,8 +166,17 @@ impl FromRequestParts<AppState> for Caller {
 /// tokens fills only its own bounded map, never evicting good ones.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Uuid, String, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
     refused: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+/// A verified token as the cache keeps it.
+#[derive(Debug)]
+struct Verified {
+    tenant: Uuid,
+    token_id: Uuid,
+    name: String,
+    at: Instant,
 }
 
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -148,18 +200,27 @@ fn make_room_by<V>(map: &mut HashMap<[u8; 32], V>, live: impl Fn(&V) -> bool) {
 }
 
 impl TokenCache {
-    fn get(&self, hash: &[u8; 32]) -> Option<(Uuid, String)> {
+    /// (tenant, token id, token name) of a recently verified token.
+    fn get(&self, hash: &[u8; 32]) -> Option<(Uuid, Uuid, String)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(hash)
-            .filter(|(_, _, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(tenant, token, _)| (*tenant, token.clone()))
+            .filter(|v| v.at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|v| (v.tenant, v.token_id, v.name.clone()))
     }
 
-    fn insert(&self, hash: [u8; 32], tenant: Uuid, token: String) {
+    fn insert(&self, hash: [u8; 32], tenant: Uuid, token_id: Uuid, token: String) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        make_room(&mut entries, |(_, _, at)| *at);
-        entries.insert(hash, (tenant, token, Instant::now()));
+        make_room(&mut entries, |v| v.at);
+        entries.insert(
+            hash,
+            Verified {
+                tenant,
+                token_id,
+                name: token,
+                at: Instant::now(),
+            },
+        );
     }
 
     fn is_refused(&self, hash: &[u8; 32]) -> bool {
@@ -180,7 +241,7 @@ impl TokenCache {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (t, _, _)| *t != tenant);
+            .retain(|_, v| v.tenant != tenant);
     }
 
     /// Forgets a revoked token, or a just-issued one's refusal.
@@ -266,7 +327,9 @@ impl FromRequestParts<AppState> for Admin {
             ));
         };
         if constant_time_eq(&digest(bearer(parts)?), &expected) {
-            Ok(Admin)
+            Ok(Admin {
+                request_id: request_id(parts),
+            })
         } else {
             Err(ApiError::Unauthorized(
                 "this endpoint needs the admin token",

@@ -80,6 +80,9 @@ pub enum ApiError {
         field: Option<&'static str>,
         retry_after_secs: Option<u64>,
     },
+    /// Work handed to the workers was not answered in time (a dry run): 504.
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -220,6 +223,11 @@ impl IntoResponse for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "/problems/method-not-allowed",
                 "Method not allowed",
+            ),
+            ApiError::Timeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "/problems/no-worker-answered",
+                "No worker answered",
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -18,7 +18,7 @@ use autoloader::ingestions::store::ingestion_exists;
 use autoloader::ledger::{self, FileStatus, Retried, MAX_PATH_BYTES};
 use autoloader::paging::{encode_cursor, KeysetRequest, MAX_LIMIT};
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{FilePage, FileStatusName, RetryRequest, RetryResponse};
@@ -161,16 +161,17 @@ fn retry_paths(paths: Option<Option<Vec<String>>>) -> ApiResult<Option<Vec<(usiz
     security(("bearer" = [])))]
 pub async fn retry(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RetryRequest>,
 ) -> ApiResult<Json<RetryResponse>> {
+    let tenant = caller.tenant;
     let indexed = retry_paths(body.paths)?;
     ingestion_found(&state, tenant, id).await?;
     let named: Option<Vec<String>> = indexed
         .as_ref()
         .map(|paths| paths.iter().map(|(_, p)| p.clone()).collect());
-    match ledger::ledger_retry(&state.pool, tenant, id, named.as_deref()).await? {
+    match ledger::ledger_retry(&state.pool, tenant, id, named.as_deref(), &caller.actor()).await? {
         Retried::Retried(retried) => {
             // Under incremental discovery a retried file may sort before the keys loaded since:
             // the next run lists the whole prefix.

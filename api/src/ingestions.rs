@@ -56,15 +56,22 @@ async fn fetch(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<IngestionR
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiJson(body): ApiJson<IngestionCreate>,
 ) -> ApiResult<Response> {
+    let tenant = caller.tenant;
     let draft = Draft::from(body);
     let bounds = state.bounds_for(tenant, &draft).await?;
     let mut v = draft.validate(&bounds)?;
     state.seal_secrets(tenant, &mut v.options)?;
-    let row = store::ingestion_insert(&state.pool, tenant, &v, state.quotas.default_max_ingestions)
-        .await?;
+    let row = store::ingestion_insert(
+        &state.pool,
+        tenant,
+        &v,
+        state.quotas.default_max_ingestions,
+        &caller.actor(),
+    )
+    .await?;
     tracing::info!(ingestion_id = %row.id, tenant_id = %tenant, name = %row.name, "ingestion created");
     Ok((
         StatusCode::CREATED,
@@ -151,7 +158,7 @@ async fn overwrite(
     let bounds = state.bounds_for(tenant, &draft).await?;
     let mut v = draft.validate(&bounds)?;
     state.seal_secrets(tenant, &mut v.options)?;
-    let row = store::ingestion_update(&state.pool, tenant, id, &v, &caller.token).await;
+    let row = store::ingestion_update(&state.pool, tenant, id, &v, &caller.actor()).await;
     state.schedules.invalidate(id);
     let row = row?;
     tracing::info!(ingestion_id = %id, tenant_id = %tenant, "ingestion updated");
@@ -192,15 +199,17 @@ pub async fn patch(
 }
 
 /// Deletes the ingestion, its schedule and its run history (they have no meaning without it).
+/// Its audit events stay (`/api/v1/ingestions/{id}/events`).
 #[utoipa::path(delete, path = "/api/v1/ingestions/{id}", tag = "ingestions", params(("id" = Uuid, Path)),
     responses((status = 204, description = "deleted with its schedule and run history"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let deleted = store::ingestion_delete(&state.pool, tenant, id).await?;
+    let tenant = caller.tenant;
+    let deleted = store::ingestion_delete(&state.pool, tenant, id, &caller.actor()).await?;
     state.schedules.invalidate(id);
     if !deleted {
         return Err(ApiError::NotFound("ingestion"));
@@ -282,7 +291,8 @@ async fn set_enabled(
     let tenant = caller.tenant;
     if !enabled {
         let row =
-            store::ingestion_schedule_disable(&state.pool, tenant, id, reason, &caller.token).await;
+            store::ingestion_schedule_disable(&state.pool, tenant, id, reason, &caller.actor())
+                .await;
         state.schedules.invalidate(id);
         let row = row?.ok_or(ApiError::NotFound("ingestion"))?;
         tracing::info!(ingestion_id = %id, tenant_id = %tenant, by = %caller.token, "schedule disabled");

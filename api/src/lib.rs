@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod dry_runs;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -34,18 +36,20 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 pub use crate::state::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingestions::router())
+        .merge(dry_runs::router())
         .merge(runs::router())
         .merge(files::router())
         .merge(tables::router())
         .merge(stats::router())
         .merge(schedules::router())
         .merge(admin::router())
+        .merge(audit::router())
         .merge(metrics::router())
         .merge(openapi::router())
         .fallback(|uri: axum::http::Uri| async move {

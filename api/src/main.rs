@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use autoloader::config::{
-    DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig, SecretKeyConfig,
+    CatchupConfig, DatabaseConfig, EgressConfig, FileRootsConfig, LimitsConfig, QuotaConfig,
+    SecretKeyConfig,
 };
 use autoloader::ingestions::definition::ScheduleFields;
 use chrono::{DateTime, Utc};
@@ -13,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
 /// Autoloader's admin API: ingestions, schedules, runs and health checks over HTTP.
 ///
 /// With no command it serves the API. Commands: `preview` prints a schedule's upcoming runs
-/// without a database; `create-token` creates a tenant (if needed) and prints a new token.
+/// without a database; `create-token` creates a tenant (if needed) and prints a new token;
+/// `dry-run` prints what an ingestion's next run would load.
 #[derive(Debug, Parser)]
 #[command(
     name = "autoloader-api",
@@ -70,6 +72,9 @@ struct ServeArgs {
     #[command(flatten)]
     secrets: SecretKeyConfig,
 
+    #[command(flatten)]
+    catchup: CatchupConfig,
+
     /// Apply pending migrations, then exit.
     #[arg(long, conflicts_with = "skip_migrations")]
     migrate_only: bool,
@@ -85,6 +90,33 @@ enum Command {
     /// AUTOLOADER_SECRET_KEY_PREVIOUS and those stored in the clear. Safe to run again, and
     /// while the service runs.
     RotateSecrets(RotateSecretsArgs),
+    /// Print what an ingestion's next run would load (JSON), as `POST
+    /// /api/v1/ingestions/{id}/dry-run` answers: a worker works it out, writing nothing.
+    DryRun(DryRunArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["ingestion", "definition"])))]
+struct DryRunArgs {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    #[command(flatten)]
+    file_roots: FileRootsConfig,
+    #[command(flatten)]
+    egress: EgressConfig,
+    #[command(flatten)]
+    limits: LimitsConfig,
+    #[command(flatten)]
+    secrets: SecretKeyConfig,
+    /// The tenant's name.
+    #[arg(long)]
+    tenant: String,
+    /// A saved ingestion's id.
+    #[arg(long)]
+    ingestion: Option<uuid::Uuid>,
+    /// A JSON file holding an unsaved definition, as `POST /api/v1/ingestions` takes it.
+    #[arg(long)]
+    definition: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Preview(args)) => preview(args),
         Some(Command::CreateToken(args)) => create_token(args).await,
         Some(Command::RotateSecrets(args)) => rotate_secrets(args).await,
+        Some(Command::DryRun(args)) => dry_run(args).await,
         None => serve(cli.serve).await,
     }
 }
@@ -220,6 +253,7 @@ async fn rotate_secrets(args: RotateSecretsArgs) -> anyhow::Result<()> {
                             stored.id,
                             &stored.options,
                             &options,
+                            &autoloader::audit::Actor::cli(),
                         )
                         .await?
                         {
@@ -248,6 +282,48 @@ async fn rotate_secrets(args: RotateSecretsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn dry_run(args: DryRunArgs) -> anyhow::Result<()> {
+    use autoloader_api::dry_runs::{request, Target};
+    autoloader::telemetry::init("warn");
+    let target = match (args.ingestion, &args.definition) {
+        (Some(id), _) => Target::Saved(id),
+        (None, Some(file)) => {
+            // A definition file is small; a bigger one is no definition.
+            let meta = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?;
+            if meta.len() > 1 << 20 {
+                bail!("{}: larger than 1 MiB", file.display());
+            }
+            let text = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+            let body: autoloader_api::model::IngestionCreate = serde_json::from_slice(&text)
+                .with_context(|| format!("{}: not an ingestion definition", file.display()))?;
+            Target::Unsaved(Box::new(body))
+        }
+        (None, None) => bail!("give --ingestion or --definition"),
+    };
+    let pool = autoloader::db::connect(&args.database, "autoloader-api").await?;
+    let Some(tenant) = autoloader::tenants::tenant_by_name(&pool, &args.tenant).await? else {
+        bail!("no tenant named '{}'", args.tenant);
+    };
+    let state = autoloader_api::AppState::new(pool, None)
+        .with_file_roots(args.file_roots.resolve().map_err(anyhow::Error::msg)?)
+        .with_egress(args.egress.resolve().map_err(anyhow::Error::msg)?)
+        .with_limits(args.limits.limits())
+        .with_secret_keys(args.secrets.resolve().map_err(anyhow::Error::msg)?);
+    match request(&state, tenant, target).await {
+        Ok(result) => {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }
+        Err(autoloader_api::error::ApiError::Validation(problems)) => {
+            for p in &problems {
+                eprintln!("{}: {}", p.field, p.message);
+            }
+            bail!("invalid definition");
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
+
 async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
     autoloader::telemetry::init("warn");
     let pool = autoloader::db::connect(&args.database, "autoloader-api").await?;
@@ -265,6 +341,7 @@ async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
                 &args.tenant,
                 None,
                 &args.label,
+                &autoloader::audit::Actor::cli(),
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -280,7 +357,13 @@ async fn create_token(args: CreateTokenArgs) -> anyhow::Result<()> {
             file_roots: Some(roots),
             ..Default::default()
         };
-        autoloader::tenants::tenant_update(&pool, tenant_id, &change).await?;
+        autoloader::tenants::tenant_update(
+            &pool,
+            tenant_id,
+            &change,
+            &autoloader::audit::Actor::cli(),
+        )
+        .await?;
     }
     println!("tenant {} ({tenant_id})", args.tenant);
     println!("AUTOLOADER_TOKEN={token}");
@@ -317,6 +400,7 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_file_roots(file_roots)
         .with_egress(egress)
         .with_limits(cli.limits.limits())
+        .with_default_catchup(cli.catchup.default_catchup())
         .with_quotas(cli.quotas)
         .with_secret_keys(secret_keys)
         .with_metrics_token(cli.metrics_token.as_deref());

@@ -59,6 +59,19 @@ pub enum FrequencyName {
     Custom,
 }
 
+/// The values of an ingestion's `catchup`, for the OpenAPI document: what becomes of the ticks
+/// missed while the schedule was paused or no worker ticked for longer than the misfire grace.
+/// `skip`: none runs (one MISSED row counts them); `once`: one run covering them all; `all`: one
+/// run each, oldest first, one at a time, the newest `max_catchup_runs` (older ones MISSED).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CatchupName {
+    Skip,
+    Once,
+    All,
+}
+
 /// The values of an ingestion's `status`, for the OpenAPI document.
 #[derive(ToSchema)]
 #[schema(rename_all = "UPPERCASE")]
@@ -126,6 +139,13 @@ pub struct IngestionCreate {
     /// `ACTIVE` (default) or `PAUSED`.
     #[schema(value_type = Option<IngestionStatusName>)]
     pub status: Option<String>,
+    /// What becomes of ticks missed while paused or during an outage longer than the misfire
+    /// grace; when omitted, `skip` (or `all` where the operator set `SCHEDULER_COALESCE=false`).
+    #[schema(value_type = Option<CatchupName>)]
+    pub catchup: Option<String>,
+    /// Under `catchup: all`, the most missed ticks that run (the newest); 100 when omitted.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_catchup_runs: Option<i64>,
 }
 
 impl From<IngestionCreate> for Draft {
@@ -144,6 +164,8 @@ impl From<IngestionCreate> for Draft {
             schedule_cron: b.schedule_cron,
             schedule_enabled: b.schedule_enabled,
             status: b.status,
+            catchup: b.catchup,
+            max_catchup_runs: b.max_catchup_runs,
         }
     }
 }
@@ -183,6 +205,10 @@ pub struct IngestionPatch {
     pub schedule_enabled: Option<bool>,
     #[schema(value_type = Option<IngestionStatusName>)]
     pub status: Option<String>,
+    #[schema(value_type = Option<CatchupName>)]
+    pub catchup: Option<String>,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_catchup_runs: Option<i64>,
 }
 
 impl IngestionPatch {
@@ -204,7 +230,9 @@ impl IngestionPatch {
             schedule_timezone,
             schedule_enabled,
             status,
-            options
+            options,
+            catchup,
+            max_catchup_runs
         );
         macro_rules! set_or_clear {
             ($($f:ident),*) => {$(
@@ -257,6 +285,14 @@ pub struct IngestionResponse {
     /// Who paused it: the token's name (its label, else `token <id>`), `scheduler` (a stored
     /// schedule that no longer parses) or `database` (a change made at psql).
     pub paused_by: Option<String>,
+    /// What becomes of ticks missed while paused or during an outage longer than the misfire
+    /// grace: `skip`, `once` or `all`.
+    #[schema(value_type = CatchupName)]
+    pub catchup: String,
+    /// Under `all`, the most missed ticks that run.
+    pub max_catchup_runs: i32,
+    /// Under `all`, missed ticks still waiting to run, one after another.
+    pub catchup_backlog: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -288,6 +324,9 @@ impl From<IngestionRow> for IngestionResponse {
             paused_reason: r.paused_reason,
             paused_at: r.paused_at,
             paused_by: r.paused_by,
+            catchup: r.catchup,
+            max_catchup_runs: r.max_catchup_runs,
+            catchup_backlog: r.catchup_backlog,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -651,4 +690,72 @@ pub struct DisableRequest {
     /// 1000 characters).
     #[schema(max_length = 1000)]
     pub reason: Option<String>,
+}
+
+/// A file a dry run lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunFile {
+    /// The file's full URL (`s3://bucket/key`, `file:///dir/name`): its name in the ledger.
+    pub path: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A column a dry run shows, with its Iceberg type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The table a dry run's files would go to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunTable {
+    /// `<tenant namespace>.<destination_table>`.
+    pub name: String,
+    pub exists: bool,
+    /// The columns the run would create the table with (the table is absent), else null.
+    pub create_columns: Option<Vec<DryRunColumn>>,
+    /// The file those columns come from.
+    pub created_from: Option<String>,
+    /// Columns the files would add (schema evolution), in order.
+    pub add_columns: Vec<DryRunColumn>,
+    /// Columns whose type the files would widen (int to long, float to double, decimal precision).
+    pub widen_columns: Vec<DryRunColumn>,
+    /// Files whose columns the run would reject or fail on (`{path, message}`).
+    pub file_problems: Vec<serde_json::Value>,
+}
+
+/// What an ingestion's next run would load, worked out by a worker that wrote nothing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResponse {
+    pub id: Uuid,
+    /// The saved ingestion tried; null for an unsaved definition.
+    pub ingestion_id: Option<Uuid>,
+    /// `done`, or `failed` (`error` says why).
+    pub status: String,
+    /// Whether every stage finished in time.
+    pub complete: bool,
+    /// The stage that did not finish (`definition`, `discovery`, `schema`, `rows`), if any.
+    pub unfinished: Option<String>,
+    /// What the run would fail on, and in which stage (`{stage, message}`).
+    pub error: Option<serde_json::Value>,
+    /// `full` or `incremental`.
+    pub listing: Option<String>,
+    pub keys_listed: Option<u64>,
+    /// The files the next run would load, in the order it would read them.
+    pub files: Option<Vec<DryRunFile>>,
+    pub files_bytes: Option<u64>,
+    /// The first (up to 100) new files the caps (`max_files_per_run`, `max_bytes_per_run`) leave
+    /// for later runs.
+    pub left_for_later: Option<Vec<DryRunFile>>,
+    /// More new files wait than `left_for_later` shows.
+    pub more_left_for_later: Option<bool>,
+    pub table: Option<DryRunTable>,
+    /// The first (up to 10) rows decoded, as the table would get them; text values cut to 200
+    /// characters.
+    pub rows: Option<Vec<serde_json::Value>>,
+    pub rows_read_from: Option<Vec<String>>,
+    pub elapsed_ms: Option<u64>,
 }

@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::{admin, files, ingestions, metrics, runs, schedules, stats, tables};
+use crate::{admin, audit, dry_runs, files, ingestions, metrics, runs, schedules, stats, tables};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules, stats, tables};
     paths(
         ingestions::create, ingestions::list, ingestions::read, ingestions::replace, ingestions::patch,
         ingestions::remove, ingestions::schedule_info, ingestions::enable, ingestions::disable,
+        dry_runs::dry_run_saved, dry_runs::dry_run_unsaved,
         runs::trigger, runs::history, runs::read, runs::cancel,
         stats::stats,
         files::list, files::retry,
@@ -27,6 +28,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules, stats, tables};
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::patch_tenant,
         admin::create_token, admin::list_tokens, admin::revoke_token,
         metrics::metrics,
+        audit::ingestion_events, audit::admin_audit,
     ),
     components(schemas(crate::model::RunStatusName, crate::rules::CronExpression, crate::stats::StatsWindow)),
     modifiers(&Security),
@@ -37,6 +39,7 @@ use crate::{admin, files, ingestions, metrics, runs, schedules, stats, tables};
         (name = "files", description = "An ingestion's ledger of loaded and rejected files, and retrying rejected ones"),
         (name = "tables", description = "An ingestion's Iceberg table: its facts, and maintenance (compaction, snapshot expiry, orphan removal)"),
         (name = "admin", description = "Tenants and tokens (admin token)"),
+        (name = "audit", description = "Who changed what, when, through which request"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -88,6 +91,7 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
             "/api/v1/ingestions/{id}/maintenance",
             "post",
         ),
+        ("ListEvents", "/api/v1/ingestions/{id}/events", "get"),
     ];
     let run_ops: &[(&str, &str, &str)] = &[
         ("GetRun", "/api/v1/runs/{run_id}", "get"),

@@ -15,7 +15,7 @@ use autoloader::ingestions::store::ingestion_exists;
 use autoloader::runs::history::{self, Cancelled, Triggered};
 use autoloader::runs::RunStatus;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::model::{RunResponse, RunStatusName};
@@ -46,12 +46,14 @@ async fn ingestion_found(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<
     security(("bearer" = [])))]
 pub async fn trigger(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
+    let tenant = caller.tenant;
     ingestion_found(&state, tenant, id).await?;
     let default_limit = state.quotas.default_max_manual_runs_per_minute;
-    match history::run_insert_manual(&state.pool, tenant, id, default_limit).await? {
+    let actor = caller.actor();
+    match history::run_insert_manual(&state.pool, tenant, id, default_limit, &actor).await? {
         Triggered::RateLimited {
             limit,
             retry_after_secs,
@@ -138,10 +140,11 @@ pub async fn read(
     security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(run_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<RunResponse>> {
-    match history::run_cancel(&state.pool, tenant, run_id).await? {
+    let tenant = caller.tenant;
+    match history::run_cancel(&state.pool, tenant, run_id, &caller.actor()).await? {
         Cancelled::Cancelled(run) => {
             tracing::info!(run_id = %run_id, tenant_id = %tenant, "run cancelled");
             Ok(Json((*run).into()))

@@ -99,6 +99,15 @@ impl AppState {
         self
     }
 
+    /// The catch-up policy of ingestions created without one.
+    pub fn with_default_catchup(
+        mut self,
+        catchup: autoloader::ingestions::catchup::Catchup,
+    ) -> AppState {
+        Arc::make_mut(&mut self.bounds).default_catchup = catchup;
+        self
+    }
+
     /// Caps what ingestions may ask one run to read.
     pub fn with_limits(mut self, limits: Limits) -> AppState {
         Arc::make_mut(&mut self.bounds).limits = limits;

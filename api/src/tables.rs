@@ -15,7 +15,7 @@ use autoloader::runs::maintenance::{maintenance_latest, maintenance_queue, Queue
 use autoloader::runs::RunKind;
 use autoloader::tables::table_facts_get;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::model::{LastMaintenance, MaintenanceRequest, RunResponse, TableResponse};
@@ -72,7 +72,7 @@ pub async fn table(
     security(("bearer" = [])))]
 pub async fn maintain(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<MaintenanceRequest>,
 ) -> ApiResult<Response> {
@@ -85,8 +85,9 @@ pub async fn maintain(
             ))
         }
     };
+    let tenant = caller.tenant;
     let name = table_of(&state, tenant, id).await?;
-    match maintenance_queue(&state.pool, tenant, id, &name, kind).await? {
+    match maintenance_queue(&state.pool, tenant, id, &name, kind, &caller.actor()).await? {
         Queued::Queued(run) => {
             tracing::info!(ingestion_id = %id, tenant_id = %tenant, run_id = %run.id, %kind, "maintenance queued");
             Ok((

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::catchup::{check_max_runs, Catchup, DEFAULT_MAX_CATCHUP_RUNS};
 use super::definition::{
     blank_to_none, check_name, is_secret_option, DestinationTable, FieldProblem, FormatType,
     ScheduleFields, SourcePath, SourceType, REDACTED,
@@ -38,6 +39,8 @@ pub struct Bounds {
     pub roots: FileRoots,
     pub egress: EgressPolicy,
     pub limits: Limits,
+    /// The catch-up policy of a definition that names none (`SCHEDULER_COALESCE`).
+    pub default_catchup: Catchup,
 }
 
 /// An ingestion's definition as a request sends it: the body of a create or replace, or a stored
@@ -57,6 +60,8 @@ pub struct Draft {
     pub schedule_cron: Option<String>,
     pub schedule_enabled: Option<bool>,
     pub status: Option<String>,
+    pub catchup: Option<String>,
+    pub max_catchup_runs: Option<i64>,
 }
 
 /// The status of an ingestion: `ACTIVE` runs on its schedule, `PAUSED` does not.
@@ -98,6 +103,9 @@ pub struct Valid {
     /// The schedule, when the fields hold one (always, when it is enabled).
     pub schedule: Option<Schedule>,
     pub fields: ScheduleFields,
+    pub catchup: Catchup,
+    /// 1..=`MAX_CATCHUP_RUNS`.
+    pub max_catchup_runs: i32,
 }
 
 impl Valid {
@@ -145,6 +153,8 @@ impl Draft {
             schedule_cron: r.schedule_cron.clone(),
             schedule_enabled: Some(r.schedule_enabled),
             status: Some(r.status.clone()),
+            catchup: Some(r.catchup.clone()),
+            max_catchup_runs: Some(i64::from(r.max_catchup_runs)),
         }
     }
 
@@ -175,6 +185,7 @@ impl Draft {
             roots,
             egress,
             limits,
+            default_catchup,
         } = bounds;
         let mut errors: Vec<Problem> = Vec::new();
         let mut problem = |field: &str, message: String| {
@@ -283,6 +294,20 @@ impl Draft {
             cron: blank_to_none(self.schedule_cron),
             enabled: self.schedule_enabled.unwrap_or(false),
         };
+        let catchup = match self.catchup.as_deref().map(str::trim) {
+            None => *default_catchup,
+            Some(c) => Catchup::parse(c).unwrap_or_else(|m| {
+                problem("catchup", m);
+                Catchup::Skip
+            }),
+        };
+        let max_catchup_runs = match self.max_catchup_runs {
+            None => DEFAULT_MAX_CATCHUP_RUNS,
+            Some(n) => check_max_runs(n).unwrap_or_else(|m| {
+                problem("max_catchup_runs", m);
+                DEFAULT_MAX_CATCHUP_RUNS
+            }),
+        };
         let schedule = match fields.validate() {
             Ok(s) => s,
             Err(problems) => {
@@ -314,6 +339,8 @@ impl Draft {
                 options,
                 schedule,
                 fields,
+                catchup,
+                max_catchup_runs,
             }),
             _ => Err(errors),
         }
@@ -349,5 +376,35 @@ mod tests {
             .collect();
         assert!(fields.contains(&"description".to_owned()), "{fields:?}");
         assert!(fields.contains(&"options.glob".to_owned()), "{fields:?}");
+    }
+
+    #[test]
+    fn the_catchup_policy_defaults_from_the_operator_and_names_its_fields() {
+        let coalescing = Bounds::default();
+        let v = draft().validate(&coalescing).expect("valid");
+        assert_eq!((v.catchup, v.max_catchup_runs), (Catchup::Skip, 100));
+        let each = Bounds {
+            default_catchup: Catchup::All,
+            ..Bounds::default()
+        };
+        assert_eq!(
+            draft().validate(&each).expect("valid").catchup,
+            Catchup::All
+        );
+        let mut d = draft();
+        d.catchup = Some("once".into());
+        d.max_catchup_runs = Some(7);
+        let v = d.validate(&each).expect("valid");
+        assert_eq!((v.catchup, v.max_catchup_runs), (Catchup::Once, 7));
+        let mut d = draft();
+        d.catchup = Some("always".into());
+        d.max_catchup_runs = Some(0);
+        let fields: Vec<String> = d
+            .validate(&coalescing)
+            .expect_err("refused")
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(fields, vec!["catchup", "max_catchup_runs"]);
     }
 }

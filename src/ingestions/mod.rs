@@ -12,6 +12,7 @@
 //! * [`store`]: the statements. The schedule's tick row follows the ingestion row by itself
 //!   (trigger `ingestions_sync_tick`), so no caller writes `schedule_ticks`.
 
+pub mod catchup;
 pub mod definition;
 pub mod draft;
 pub mod egress;

@@ -14,6 +14,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::draft::Valid;
+use crate::audit::{audit_actor_set, Actor};
 use crate::paging::PageRequest;
 use crate::schedule::{Schedule, ScheduleError, ScheduleInput};
 
@@ -58,6 +59,11 @@ pub struct IngestionRow {
     pub paused_reason: Option<String>,
     pub paused_at: Option<DateTime<Utc>>,
     pub paused_by: Option<String>,
+    /// The catch-up policy: `skip`, `once` or `all`, and the most runs `all` owes.
+    pub catchup: String,
+    pub max_catchup_runs: i32,
+    /// Under `all`, the missed ticks still to run.
+    pub catchup_backlog: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -162,6 +168,9 @@ macro_rules! ingestion_row {
             paused_reason: r.paused_reason,
             paused_at: r.paused_at,
             paused_by: r.paused_by,
+            catchup: r.catchup,
+            max_catchup_runs: r.max_catchup_runs,
+            catchup_backlog: r.tick_backlog_count.unwrap_or(0),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -177,7 +186,8 @@ fn name_taken(e: sqlx::Error, name: &str) -> Error {
     }
 }
 
-/// Stores a new ingestion; its tick row follows (trigger). Returns it as stored.
+/// Stores a new ingestion for `actor`; its tick row follows (trigger), and so does its audit
+/// row (`ingestions_audit`). Returns it as stored.
 ///
 /// Refused with [`Error::Quota`] when the tenant already has its quota of ingestions (its own
 /// `max_ingestions`, else `default_max`). Creations of one tenant take its row lock in turn, so
@@ -187,9 +197,11 @@ pub async fn ingestion_insert(
     tenant_id: Uuid,
     v: &Valid,
     default_max: i32,
+    actor: &Actor,
 ) -> Result<IngestionRow> {
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     let limit = sqlx::query_scalar!(
         r#"select coalesce(max_ingestions, $2) as "limit!" from tenants where id = $1
            for no key update"#,
@@ -211,8 +223,9 @@ pub async fn ingestion_insert(
     sqlx::query!(
         "insert into ingestions (id, tenant_id, name, description, status, source_type, source_path,
                                  format_type, destination_table, options, schedule_frequency,
-                                 schedule_time, schedule_timezone, schedule_cron, schedule_enabled)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                 schedule_time, schedule_timezone, schedule_cron, schedule_enabled,
+                                 catchup, max_catchup_runs)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         id,
         tenant_id,
         v.name,
@@ -228,6 +241,8 @@ pub async fn ingestion_insert(
         v.fields.timezone,
         v.fields.cron,
         v.fields.enabled,
+        v.catchup.as_str(),
+        v.max_catchup_runs,
     )
     .execute(&mut *tx)
     .await
@@ -240,26 +255,26 @@ pub async fn ingestion_insert(
 /// Writes a whole definition over the tenant's ingestion `id`; its tick row follows (trigger).
 /// Returns it as stored.
 ///
-/// `by` names who asked (a token's name): a change that pauses the schedule records it
-/// (trigger `ingestions_stamp_pause`, through the transaction's `autoloader.actor`).
+/// `actor` names who asked: the audit row of the change records them (trigger
+/// `ingestions_audit`), and so does a pause the change makes (trigger `ingestions_stamp_pause`,
+/// through the transaction's `autoloader.actor`: the token's name).
 pub async fn ingestion_update(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
     v: &Valid,
-    by: &str,
+    actor: &Actor,
 ) -> Result<IngestionRow> {
     let mut tx = pool.begin().await?;
-    sqlx::query_scalar!("select set_config('autoloader.actor', $1, true)", by)
-        .fetch_one(&mut *tx)
-        .await?;
-    // The insert's fifteen values in its order, written again: an upsert would create the row a
+    audit_actor_set(&mut tx, actor).await?;
+    // The insert's values in its order, written again: an upsert would create the row a
     // PUT to a missing (or another tenant's) id must answer 404 for.
     let updated = sqlx::query!(
         "update ingestions set name = $3, description = $4, status = $5, source_type = $6,
                 source_path = $7, format_type = $8, destination_table = $9, options = $10,
                 schedule_frequency = $11, schedule_time = $12, schedule_timezone = $13,
-                schedule_cron = $14, schedule_enabled = $15, updated_at = now()
+                schedule_cron = $14, schedule_enabled = $15, catchup = $16,
+                max_catchup_runs = $17, updated_at = now()
          where id = $1 and tenant_id = $2",
         id,
         tenant_id,
@@ -276,6 +291,8 @@ pub async fn ingestion_update(
         v.fields.timezone,
         v.fields.cron,
         v.fields.enabled,
+        v.catchup.as_str(),
+        v.max_catchup_runs,
     )
     .execute(&mut *tx)
     .await
@@ -300,7 +317,8 @@ async fn get(
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
                   i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
-                  i.created_at, i.updated_at,
+                  i.catchup, i.max_catchup_runs, i.created_at, i.updated_at,
+                  t.backlog_count as "tick_backlog_count?",
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
                   t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
            from ingestions i join tenants n on n.id = i.tenant_id
@@ -326,7 +344,8 @@ async fn select(
                   i.format_type, i.destination_table, i.options, i.schedule_frequency,
                   i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
                   i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
-                  i.created_at, i.updated_at,
+                  i.catchup, i.max_catchup_runs, i.created_at, i.updated_at,
+                  t.backlog_count as "tick_backlog_count?",
                   t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
                   t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
            from ingestions i join tenants n on n.id = i.tenant_id
@@ -409,20 +428,24 @@ pub async fn ingestion_list(
     Ok((rows, total))
 }
 
-/// Deletes the tenant's ingestion with its tick, its runs and its ledger (cascades). `false`:
-/// there was none.
+/// Deletes the tenant's ingestion with its tick, its runs and its ledger (cascades), for
+/// `actor`; its audit rows stay. `false`: there was none.
 pub async fn ingestion_delete(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
+    actor: &Actor,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     let deleted = sqlx::query!(
         "delete from ingestions where id = $1 and tenant_id = $2",
         id,
         tenant_id
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(deleted.rows_affected() > 0)
 }
 
@@ -467,16 +490,17 @@ pub async fn ingestion_schedule(
 /// source whose root was removed since, can still be stopped). The trigger removes the tick.
 /// Returns the ingestion as stored; `None`: no such ingestion.
 ///
-/// The pause records `reason`, the time and `by` (who asked); disabling a paused schedule again
-/// keeps the first pause.
+/// The pause records `reason`, the time and who asked (`actor`'s name); disabling a paused
+/// schedule again keeps the first pause. The audit row follows (trigger `ingestions_audit`).
 pub async fn ingestion_schedule_disable(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
     reason: Option<&str>,
-    by: &str,
+    actor: &Actor,
 ) -> Result<Option<IngestionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     sqlx::query!(
         "update ingestions set schedule_enabled = false, updated_at = now(),
                 paused_reason = $3, paused_at = now(), paused_by = $4
@@ -484,7 +508,7 @@ pub async fn ingestion_schedule_disable(
         id,
         tenant_id,
         reason,
-        by
+        actor.name
     )
     .execute(&mut *tx)
     .await?;
@@ -494,11 +518,13 @@ pub async fn ingestion_schedule_disable(
 }
 
 /// Switches off a schedule whose stored definition no longer parses (a ticker found it); the
-/// trigger removes its tick row.
+/// trigger removes its tick row, and the audit row says the scheduler did it (this names it for
+/// the rest of the ticker's transaction, which writes nothing else of an ingestion's definition).
 pub async fn ingestion_schedule_switch_off(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
 ) -> Result<(), sqlx::Error> {
+    audit_actor_set(tx, &Actor::scheduler()).await?;
     sqlx::query!(
         "update ingestions set schedule_enabled = false, next_run_time = null,
                 paused_reason = 'the stored schedule no longer parses (see its MISSED run)',
@@ -539,22 +565,27 @@ pub async fn ingestion_options_after(
 }
 
 /// Replaces ingestion `id`'s options with `new` if they are still `old` (an edit in between
-/// wins; the caller reads them again). Returns whether it replaced them. `updated_at` stays: the
-/// definition did not change, only how its secrets are stored.
+/// wins; the caller reads them again), for `actor`. Returns whether it replaced them.
+/// `updated_at` stays: the definition did not change, only how its secrets are stored (the audit
+/// row shows each secret resealed as changed, masked).
 pub async fn ingestion_options_swap(
     pool: &PgPool,
     id: Uuid,
     old: &Value,
     new: &Value,
+    actor: &Actor,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    audit_actor_set(&mut tx, actor).await?;
     let done = sqlx::query!(
         "update ingestions set options = $3 where id = $1 and options = $2",
         id,
         old,
         new
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 

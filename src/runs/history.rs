@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{RunRow, RunStatus};
+use crate::audit::{audit_record, Action, Actor};
 use crate::paging::PageRequest;
 
 /// The columns of [`RunRow`], in its order, for the one statement the checked macros cannot
@@ -37,11 +38,14 @@ pub enum Triggered {
 /// At most `max_per_minute` manual triggers per tenant in any minute (the tenant's own
 /// `max_manual_runs_per_minute`, else this default): concurrent triggers of one tenant take the
 /// tenant's trigger lock in turn, so two cannot both take the last place.
+///
+/// A queued run is recorded as triggered by `actor` (`run.triggered`), in the same transaction.
 pub async fn run_insert_manual(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
     default_max_per_minute: i32,
+    actor: &Actor,
 ) -> Result<Triggered, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
@@ -103,6 +107,15 @@ pub async fn run_insert_manual(
             run.id
         )
         .execute(&mut *tx)
+        .await?;
+        audit_record(
+            &mut tx,
+            actor,
+            Some(tenant_id),
+            Some(ingestion_id),
+            Action::RunTriggered,
+            &serde_json::json!({ "run_id": run.id }),
+        )
         .await?;
     }
     tx.commit().await?;
@@ -208,12 +221,15 @@ pub enum Cancelled {
     NotFound,
 }
 
-/// QUEUED → CANCELLED. A RUNNING run is not interrupted.
+/// QUEUED → CANCELLED, recorded as cancelled by `actor` (`run.cancelled`) in the same
+/// transaction. A RUNNING run is not interrupted.
 pub async fn run_cancel(
     pool: &PgPool,
     tenant_id: Uuid,
     run_id: Uuid,
+    actor: &Actor,
 ) -> Result<Cancelled, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let cancelled = sqlx::query_as!(
         RunRow,
         "update runs set status = 'CANCELLED', finished_at = now(), reason = 'cancelled through the API'
@@ -225,11 +241,22 @@ pub async fn run_cancel(
         run_id,
         tenant_id
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(run) = cancelled {
+        audit_record(
+            &mut tx,
+            actor,
+            Some(tenant_id),
+            Some(run.ingestion_id),
+            Action::RunCancelled,
+            &serde_json::json!({ "run_id": run.id, "kind": run.kind }),
+        )
+        .await?;
+        tx.commit().await?;
         return Ok(Cancelled::Cancelled(Box::new(run)));
     }
+    tx.commit().await?;
     Ok(match run_get(pool, tenant_id, run_id).await? {
         Some(run) => Cancelled::NotQueued(run.status),
         None => Cancelled::NotFound,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::lease::interval;
 use super::{RunKind, RunRow};
+use crate::audit::{audit_record, Action, Actor};
 
 /// What asking for a maintenance run did.
 #[derive(Debug)]
@@ -21,15 +22,18 @@ pub enum Queued {
     Busy(Option<(Uuid, String, String)>),
 }
 
-/// (new) → QUEUED: a maintenance run of `table` for the ingestion, by hand. Refused by
-/// PostgreSQL (`runs_one_maintenance_per_table`) while one of the table is active.
+/// (new) → QUEUED: a maintenance run of `table` for the ingestion, by hand, recorded as queued
+/// by `actor` in the same transaction. Refused by PostgreSQL (`runs_one_maintenance_per_table`)
+/// while one of the table is active.
 pub async fn maintenance_queue(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
     table: &str,
     kind: RunKind,
+    actor: &Actor,
 ) -> Result<Queued, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let inserted = sqlx::query_as!(
         RunRow,
         "insert into runs (id, ingestion_id, tenant_id, triggered_by, kind, maintained_table)
@@ -46,11 +50,23 @@ pub async fn maintenance_queue(
         kind.as_str(),
         table,
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(run) = inserted {
+        let detail = serde_json::json!({ "run_id": run.id, "kind": kind.as_str(), "table": table });
+        audit_record(
+            &mut tx,
+            actor,
+            Some(tenant_id),
+            Some(ingestion_id),
+            Action::MaintenanceQueued,
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
         return Ok(Queued::Queued(Box::new(run)));
     }
+    tx.commit().await?;
     let busy = sqlx::query!(
         "select id, kind, status from runs
          where tenant_id = $1 and maintained_table = $2 and kind <> 'load'

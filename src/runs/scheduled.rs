@@ -139,3 +139,25 @@ pub async fn runs_insert_missed(
         .map(|r| (r.ingestion_id, r.reason))
         .collect())
 }
+
+/// Which of `ticks` (ingestion, tick) already have a row: a backlog's head that does is passed
+/// over. Returns their ingestion ids.
+pub async fn runs_ticks_taken(
+    tx: &mut Transaction<'_, Postgres>,
+    ticks: &[(Uuid, DateTime<Utc>)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let ingestion_ids: Vec<Uuid> = ticks.iter().map(|t| t.0).collect();
+    let scheduled_fors: Vec<DateTime<Utc>> = ticks.iter().map(|t| t.1).collect();
+    sqlx::query_scalar!(
+        r#"
+        select p.ingestion_id as "ingestion_id!"
+        from unnest($1::uuid[], $2::timestamptz[]) as p(ingestion_id, scheduled_for)
+        where exists (select 1 from runs r
+                      where r.ingestion_id = p.ingestion_id and r.scheduled_for = p.scheduled_for)
+        "#,
+        &ingestion_ids,
+        &scheduled_fors,
+    )
+    .fetch_all(&mut **tx)
+    .await
+}

@@ -20,6 +20,7 @@
 
 mod cron;
 mod next;
+pub mod span;
 
 #[cfg(test)]
 mod tests;

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let file_roots = flags.file_roots.resolve().map_err(anyhow::Error::msg)?;
     let warehouse = warehouse_url(&flags.warehouse).map_err(anyhow::Error::msg)?;
     let failpoint = Failpoint::parse(flags.failpoint.as_deref()).map_err(anyhow::Error::msg)?;
-    let executor = IngestExecutor::new(
+    let executor = Arc::new(IngestExecutor::new(
         process.pool.clone(),
         IngestConfig {
             database_url: process.flags.database.database_url.clone(),
@@ -76,8 +76,11 @@ async fn main() -> anyhow::Result<()> {
             failpoint,
             maintenance: process.flags.maintenance,
         },
-    );
+    ));
     tracing::info!(warehouse = %warehouse, "ingestion executor ready");
-    process.serve(Arc::new(executor)).await;
+    // The loader also answers dry runs (`dry_runs`): the API links no loader.
+    process
+        .serve_with_dry_runs(executor.clone(), Some(executor))
+        .await;
     Ok(())
 }

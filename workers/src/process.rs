@@ -14,6 +14,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::dry_runs::DryRunner;
 use crate::executor::Executor;
 use crate::ticker::TickerConfig;
 use crate::worker::{default_worker_id, Worker, WorkerConfig};
@@ -84,6 +85,16 @@ impl<X: Args + FromArgMatches> Process<X> {
 
     /// Runs the loops until SIGTERM or Ctrl-C, then drains them (see [`run`]).
     pub async fn serve(self, executor: Arc<dyn Executor>) {
+        self.serve_with_dry_runs(executor, None).await
+    }
+
+    /// As [`Process::serve`], also answering dry runs with `dry_runs` (unless the process is
+    /// `--ticker-only`).
+    pub async fn serve_with_dry_runs(
+        self,
+        executor: Arc<dyn Executor>,
+        dry_runs: Option<Arc<dyn DryRunner>>,
+    ) {
         let shutdown = autoloader::signals::shutdown_on_signals();
         if let Some(addr) = self.flags.metrics.metrics_addr {
             if let Err(e) = crate::metrics_http::start(addr, shutdown.clone()).await {
@@ -99,11 +110,17 @@ impl<X: Args + FromArgMatches> Process<X> {
             &self.flags.role,
             &self.flags.quotas,
             &self.flags.maintenance,
-            executor,
+            Work { executor, dry_runs },
             shutdown,
         )
         .await;
     }
+}
+
+/// What a process's workers do: execute runs, and (with a dry runner) answer dry runs.
+pub struct Work {
+    pub executor: Arc<dyn Executor>,
+    pub dry_runs: Option<Arc<dyn DryRunner>>,
 }
 
 /// Runs the loops `role` asks for until `shutdown` fires and they have drained.
@@ -113,9 +130,10 @@ pub async fn run(
     role: &RoleConfig,
     quotas: &QuotaConfig,
     maintenance: &MaintenanceConfig,
-    executor: Arc<dyn Executor>,
+    work: Work,
     shutdown: CancellationToken,
 ) {
+    let Work { executor, dry_runs } = work;
     let worker_id = role.worker_id.clone().unwrap_or_else(default_worker_id);
     tracing::info!(%worker_id, ticker = !role.no_ticker, workers = !role.ticker_only, "scheduler starting");
     let mut tasks = tokio::task::JoinSet::new();
@@ -131,6 +149,14 @@ pub async fn run(
         config.default_max_concurrent_runs = quotas.default_max_concurrent_runs;
         let worker = Worker::new(pool.clone(), config, executor);
         tasks.spawn(worker.run(shutdown.clone()));
+        if let Some(runner) = dry_runs {
+            tasks.spawn(crate::dry_runs::run(
+                pool.clone(),
+                worker_id.clone(),
+                runner,
+                shutdown.clone(),
+            ));
+        }
     }
     if !role.no_ticker && maintenance.auto {
         tasks.spawn(crate::maintenance::run(
@@ -139,9 +165,12 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    if let Some(days) = scheduler.run_retention_days {
-        tasks.spawn(crate::retention::run(pool.clone(), days, shutdown.clone()));
-    }
+    // Always: dry runs' rows are pruned whether or not runs are.
+    tasks.spawn(crate::retention::run(
+        pool.clone(),
+        scheduler.run_retention_days,
+        shutdown.clone(),
+    ));
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
             // A loop that panicked must not leave the process half alive.

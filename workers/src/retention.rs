@@ -14,9 +14,14 @@
 //! Every worker process sweeps when it starts and then hourly; concurrent sweeps skip each
 //! other's rows (`for update skip locked`). A sweep deletes in batches, one commit each, oldest run ids
 //! (UUIDv7: creation time) first, reading the primary key from its left edge.
+//!
+//! The same sweep, whether or not runs are kept for ever, deletes dry runs an hour past their
+//! deadline ([`DRY_RUN_RETENTION`]): their answers hold sample rows of tenants' files, read once
+//! by whoever asked.
 
 use std::time::Duration;
 
+use autoloader::dry_runs::dry_runs_prune;
 use autoloader::runs::retention::runs_prune;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -55,17 +60,45 @@ pub async fn prune(
     Ok(total)
 }
 
+/// How long a dry run's row is kept past its deadline.
+pub const DRY_RUN_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Deletes every dry run more than [`DRY_RUN_RETENTION`] past its deadline, [`BATCH`] per
+/// commit; returns how many.
+pub async fn prune_dry_runs(pool: &PgPool, stop: &CancellationToken) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    while !stop.is_cancelled() {
+        let n = dry_runs_prune(pool, DRY_RUN_RETENTION, BATCH).await?;
+        total += n;
+        if n < u64::try_from(BATCH).unwrap_or(u64::MAX) {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Sweeps at start and then every hour until `shutdown` fires; a sweep that failed is tried
-/// again after a minute.
-pub async fn run(pool: PgPool, days: u32, shutdown: CancellationToken) {
-    let days = i32::try_from(days).unwrap_or(i32::MAX);
-    tracing::info!(retention_days = days, "run retention on");
+/// again after a minute. Runs are pruned only with a retention (`days`); dry runs always.
+pub async fn run(pool: PgPool, days: Option<u32>, shutdown: CancellationToken) {
+    let days = days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
+    if let Some(days) = days {
+        tracing::info!(retention_days = days, "run retention on");
+    }
     let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
+        match prune_dry_runs(&pool, &shutdown).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dry_runs = n, "pruned old dry runs"),
+            Err(e) => tracing::warn!(error = %e, "pruning dry runs failed"),
+        }
+        let Some(days) = days else {
+            wait = EVERY;
+            continue;
+        };
         wait = match prune(&pool, days, BATCH, &shutdown).await {
             Ok(n) => {
                 if n > 0 {

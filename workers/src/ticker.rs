@@ -9,8 +9,10 @@
 //! What a due tick becomes (the product spec's section 10):
 //! * late by at most the misfire grace time: a QUEUED run; with coalescing, one run for all such
 //!   ticks of a schedule, for the latest tick;
-//! * late by more than the grace time: one MISSED row per schedule whose `reason` gives the count
-//!   and window;
+//! * late by more than the grace time, or fallen while the schedule was paused: as the
+//!   ingestion's catch-up policy says ([`crate::catchup`]): one MISSED row counting them
+//!   (`skip`), one run for all (`once`), or one run each, one at a time (`all`, the tick row's
+//!   backlog, whose head is queued here whenever the ingestion has no active load);
 //! * a run of the ingestion already QUEUED or RUNNING: a SKIPPED row, reason
 //!   `previous run still active`. The partial unique index `runs_one_active_per_ingestion` decides
 //!   this (the insert is `on conflict do nothing`); the code only records what it decided.
@@ -18,21 +20,25 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use autoloader::ingestions::catchup::CatchupPolicy;
 use autoloader::ingestions::store::{ingestion_schedule_switch_off, stored_schedule};
 use autoloader::runs::scheduled::{
-    runs_insert_missed, runs_insert_queued, runs_insert_skipped, TickRun,
+    runs_insert_missed, runs_insert_queued, runs_insert_skipped, runs_ticks_taken, TickRun,
 };
+use autoloader::schedule::span::span;
 use autoloader::schedule::Schedule;
-use autoloader::ticks::{self, Advance, TickRow};
+use autoloader::ticks::{self, Advance, Backlog, TickRow};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::catchup::{self, Planned};
 use crate::wake::Waker;
 
-/// The most ticks of one schedule worked out in one pass; past that the schedule jumps to now.
-const MAX_TICKS_PER_SCHEDULE: usize = 100_000;
+/// How soon a ticker looks again at a backlog whose head could not be queued (a load of the
+/// ingestion was active).
+const BACKLOG_RECHECK: chrono::Duration = chrono::Duration::seconds(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -78,6 +84,8 @@ pub struct TickReport {
     pub recomputed: usize,
     /// Schedules switched off because their stored definition does not parse.
     pub invalid: usize,
+    /// Of `queued`, catch-up runs taken from backlogs (`catchup = all`).
+    pub backlog_queued: usize,
 }
 
 #[derive(Default)]
@@ -88,6 +96,8 @@ struct Plan {
     advance: Vec<Advance>,
     invalid: Vec<(Uuid, Uuid, DateTime<Utc>, String)>,
     recomputed: usize,
+    /// For each row with a backlog: its tenant and the tick after the backlog's head.
+    heads: HashMap<Uuid, (Uuid, Option<DateTime<Utc>>)>,
 }
 
 /// Materialises the runs of up to one batch of due ticks, in one transaction.
@@ -97,14 +107,15 @@ pub async fn tick_once(pool: &PgPool, config: &TickerConfig) -> Result<TickRepor
     let now = ticks::tick_begin(&mut tx).await?;
     let mut rows = ticks::tick_lock_due(&mut tx, config.batch_size).await?;
     let edited = ticks::tick_lock_edited(&mut tx, config.batch_size).await?;
-    // A row both due and edited comes back from both statements (our own lock does not make the
-    // second skip it): keep it once.
-    let seen: HashSet<Uuid> = rows.iter().map(|r| r.ingestion_id).collect();
-    rows.extend(
-        edited
-            .into_iter()
-            .filter(|r| !seen.contains(&r.ingestion_id)),
-    );
+    let owing = ticks::tick_lock_backlog(&mut tx, config.batch_size).await?;
+    // A row both due and edited (or owing) comes back from several statements (our own lock
+    // does not make the next skip it): keep it once.
+    let mut seen: HashSet<Uuid> = rows.iter().map(|r| r.ingestion_id).collect();
+    for r in edited.into_iter().chain(owing) {
+        if seen.insert(r.ingestion_id) {
+            rows.push(r);
+        }
+    }
     if rows.is_empty() {
         tx.commit().await?;
         return Ok(TickReport::default());
@@ -121,39 +132,10 @@ pub async fn tick_once(pool: &PgPool, config: &TickerConfig) -> Result<TickRepor
                 continue;
             }
         };
-        let first_due = if row.recompute {
-            // An edited (or re-enabled, or resumed) schedule starts afresh from the edit: the
-            // edit never fires a run, and a tick that was due under the old definition is
-            // dropped. Its first fire is the first after the edit, which is what the API has
-            // shown since the edit; if that has passed by now, it is due in this very pass.
-            plan.recomputed += 1;
-            match schedule.next_after(row.edited_at) {
-                Some(next) if next > now => {
-                    plan.advance.push(Advance {
-                        ingestion_id: row.ingestion_id,
-                        next_fire_at: next,
-                        last_fire_at: row.last_fire_at,
-                        last_queued: None,
-                    });
-                    continue;
-                }
-                Some(next) => next,
-                None => continue,
-            }
-        } else {
-            row.next_fire_at
-        };
-        let due = DueSchedule {
-            ingestion_id: row.ingestion_id,
-            tenant_id: row.tenant_id,
-            first_due,
-            last_fire: row.last_fire_at,
-            schedule: &schedule,
-        };
-        plan_due_ticks(&mut plan, &due, now, grace, config.coalesce);
+        plan_row(&mut plan, row, &schedule, now, grace, config.coalesce);
     }
 
-    let mut report = write_plan(&mut tx, plan).await?;
+    let mut report = write_plan(&mut tx, plan, now).await?;
     report.rows = rows.len();
     tx.commit().await?;
     record_metrics(&report);
@@ -176,127 +158,101 @@ fn parse(row: &TickRow) -> std::result::Result<Schedule, String> {
     .map_err(|e| e.to_string())
 }
 
-/// A locked tick row that is due, with its parsed schedule.
-struct DueSchedule<'a> {
-    ingestion_id: Uuid,
-    tenant_id: Uuid,
-    first_due: DateTime<Utc>,
-    last_fire: Option<DateTime<Utc>>,
-    schedule: &'a Schedule,
-}
-
-/// Consecutive ticks of one schedule that were too late to run.
-struct MissedWindow {
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
-    count: u64,
-    interval_start: Option<DateTime<Utc>>,
-}
-
-/// Works out what the due ticks of one schedule become.
-fn plan_due_ticks(
+/// Works out what one locked tick row calls for: its due ticks, the ticks it missed while
+/// paused, what it still owes, and its next fire instant.
+fn plan_row(
     plan: &mut Plan,
-    due: &DueSchedule<'_>,
+    row: &TickRow,
+    schedule: &Schedule,
     now: DateTime<Utc>,
     grace: chrono::Duration,
     coalesce: bool,
 ) {
-    let DueSchedule {
+    let policy = CatchupPolicy::stored(&row.catchup, row.max_catchup_runs);
+    let mut next_fire_at = row.next_fire_at;
+    let first_due = if row.recompute {
+        // An edited (or re-enabled, or resumed) schedule starts afresh from the edit: the
+        // edit never fires a run, and a tick that was due under the old definition is
+        // dropped. Its first fire is the first after the edit, which is what the API has
+        // shown since the edit; if that has passed by now, it is due in this very pass.
+        plan.recomputed += 1;
+        match schedule.next_after(row.edited_at) {
+            Some(next) if next > now => {
+                next_fire_at = next;
+                None
+            }
+            Some(next) => Some(next),
+            None => return,
+        }
+    } else {
+        // A row locked for its backlog alone is not due.
+        (row.next_fire_at <= now).then_some(row.next_fire_at)
+    };
+    // Ticks that fell while the schedule was paused (only a resume sets `catchup_after`).
+    let paused = row
+        .catchup_after
+        .filter(|_| row.recompute)
+        .and_then(|after| catchup::paused_span(schedule, policy, after, row.edited_at));
+    let mut last_fire_at = row.last_fire_at;
+    let due = first_due.map(|first| {
+        let s = span(
+            schedule,
+            Some(first),
+            row.last_fire_at,
+            now,
+            catchup::keep(policy, false),
+        );
+        last_fire_at = s.whole().map(|w| w.last).or(last_fire_at);
+        s
+    });
+    if first_due.is_some() {
+        match schedule.next_after(now) {
+            Some(next) => next_fire_at = next,
+            None => return,
+        }
+    }
+    let settled = catchup::settle(
+        schedule,
+        policy,
+        row.backlog(),
+        paused,
+        due,
+        now,
+        grace,
+        coalesce,
+    );
+    let (ingestion_id, tenant_id) = (row.ingestion_id, row.tenant_id);
+    let tick_run = |p: Planned| TickRun {
+        id: Uuid::now_v7(),
         ingestion_id,
         tenant_id,
-        schedule,
-        ..
-    } = *due;
-    let mut previous = due.last_fire;
-    let mut missed: Option<MissedWindow> = None;
-    // (tick, start of its data interval)
-    let mut runnable: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
-    let mut tick = Some(due.first_due);
-    let mut seen = 0;
-    while let Some(t) = tick.filter(|t| *t <= now && seen < MAX_TICKS_PER_SCHEDULE) {
-        if now - t > grace {
-            let window = missed.get_or_insert(MissedWindow {
-                first: t,
-                last: t,
-                count: 0,
-                interval_start: previous,
-            });
-            window.last = t;
-            window.count += 1;
-        } else {
-            runnable.push((t, previous));
-        }
-        previous = Some(t);
-        seen += 1;
-        tick = schedule.next_after(t);
+        scheduled_for: p.tick,
+        data_interval_start: p.interval_start,
+        reason: p.reason,
+    };
+    for m in settled.missed {
+        plan.missed_ticks += m.ticks;
+        plan.missed.push(tick_run(m));
     }
-    let last_fire_at = previous;
-
-    if let Some(MissedWindow {
-        first,
-        last,
-        count: n,
-        interval_start: start,
-    }) = missed
-    {
-        plan.missed_ticks += n;
-        plan.missed.push(TickRun {
-            id: Uuid::now_v7(),
-            ingestion_id,
-            tenant_id,
-            scheduled_for: last,
-            data_interval_start: start,
-            reason: Some(format!(
-                "{n} tick(s) from {} to {} were more than {}s late (no worker was ticking); not run",
-                first.to_rfc3339(),
-                last.to_rfc3339(),
-                grace.num_seconds()
-            )),
-        });
-    }
-    if coalesce && runnable.len() > 1 {
-        let (first, start) = runnable[0];
-        let count = runnable.len();
-        let (last, _) = runnable[count - 1];
-        plan.runs.push(TickRun {
-            id: Uuid::now_v7(),
-            ingestion_id,
-            tenant_id,
-            scheduled_for: last,
-            data_interval_start: start,
-            reason: Some(format!(
-                "coalesced {count} late ticks from {} to {}",
-                first.to_rfc3339(),
-                last.to_rfc3339()
-            )),
-        });
-    } else {
-        for (t, start) in runnable {
-            plan.runs.push(TickRun {
-                id: Uuid::now_v7(),
-                ingestion_id,
-                tenant_id,
-                scheduled_for: t,
-                data_interval_start: start,
-                reason: None,
-            });
-        }
-    }
-    // Past the cap, skip ahead rather than grind through years of an every-minute schedule.
-    let next = tick
-        .filter(|t| *t > now)
-        .or_else(|| schedule.next_after(now));
-    if let Some(next) = next {
-        plan.advance.push(Advance {
-            ingestion_id,
-            next_fire_at: next,
-            last_fire_at,
-            last_queued: None,
-        });
-    }
+    plan.runs.extend(settled.runs.into_iter().map(tick_run));
+    let backlog = settled.backlog.map(|(b, after_head)| {
+        plan.heads.insert(ingestion_id, (tenant_id, after_head));
+        (b, now)
+    });
+    plan.advance.push(Advance {
+        ingestion_id,
+        next_fire_at,
+        last_fire_at,
+        last_queued: None,
+        backlog,
+    });
 }
 
-async fn write_plan(tx: &mut Transaction<'_, Postgres>, mut plan: Plan) -> Result<TickReport> {
+async fn write_plan(
+    tx: &mut Transaction<'_, Postgres>,
+    mut plan: Plan,
+    now: DateTime<Utc>,
+) -> Result<TickReport> {
     let mut report = TickReport {
         missed_ticks: plan.missed_ticks,
         recomputed: plan.recomputed,
@@ -319,8 +275,7 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, mut plan: Plan) -> Resul
 
     // What did not go in collided with an active run (or its tick already has a row, which the
     // insert below also leaves alone): record the tick as SKIPPED, naming the run in the way.
-    let refused: Vec<TickRun> = plan
-        .runs
+    let refused: Vec<TickRun> = std::mem::take(&mut plan.runs)
         .into_iter()
         .filter(|p| !inserted.contains(&p.id))
         .collect();
@@ -339,6 +294,9 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, mut plan: Plan) -> Resul
             tracing::warn!(%ingestion_id, reason = reason.as_deref().unwrap_or(""), "ticks missed");
         }
     }
+
+    report.backlog_queued = queue_backlog_heads(tx, &mut plan, now, &mut last_queued).await?;
+    report.queued += report.backlog_queued;
 
     for a in &mut plan.advance {
         a.last_queued = last_queued.get(&a.ingestion_id).copied();
@@ -361,6 +319,68 @@ async fn write_plan(tx: &mut Transaction<'_, Postgres>, mut plan: Plan) -> Resul
         ingestion_schedule_switch_off(tx, *ingestion_id).await?;
     }
     Ok(report)
+}
+
+/// Queues the head of every backlog whose look is due: the oldest missed tick still owed. The
+/// insert is refused while a load of the ingestion is active (`runs_one_active_per_ingestion`):
+/// the backlog then waits [`BACKLOG_RECHECK`] for the next look. A head whose tick already has a
+/// row (written at psql) is passed over.
+async fn queue_backlog_heads(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &mut Plan,
+    now: DateTime<Utc>,
+    last_queued: &mut HashMap<Uuid, DateTime<Utc>>,
+) -> Result<usize> {
+    let heads: Vec<TickRun> = plan
+        .advance
+        .iter()
+        .filter_map(|a| {
+            let (b, check_at) = a.backlog?;
+            let (tenant_id, _) = plan.heads.get(&a.ingestion_id)?;
+            (check_at <= now).then(|| TickRun {
+                id: Uuid::now_v7(),
+                ingestion_id: a.ingestion_id,
+                tenant_id: *tenant_id,
+                scheduled_for: b.next,
+                data_interval_start: b.start,
+                reason: Some(format!(
+                    "catch-up of a missed tick, oldest first ({} owed with this one, until {})",
+                    b.count,
+                    b.last.to_rfc3339()
+                )),
+            })
+        })
+        .collect();
+    if heads.is_empty() {
+        return Ok(0);
+    }
+    let inserted: HashSet<Uuid> = runs_insert_queued(tx, &heads).await?.into_iter().collect();
+    let refused: Vec<&TickRun> = heads.iter().filter(|h| !inserted.contains(&h.id)).collect();
+    let taken: HashSet<Uuid> = if refused.is_empty() {
+        HashSet::new()
+    } else {
+        let pairs: Vec<(Uuid, DateTime<Utc>)> = refused
+            .iter()
+            .map(|h| (h.ingestion_id, h.scheduled_for))
+            .collect();
+        runs_ticks_taken(tx, &pairs).await?.into_iter().collect()
+    };
+    let by_ingestion: HashMap<Uuid, &TickRun> = heads.iter().map(|h| (h.ingestion_id, h)).collect();
+    for a in &mut plan.advance {
+        let (Some((b, _)), Some(head)) = (a.backlog, by_ingestion.get(&a.ingestion_id)) else {
+            continue;
+        };
+        let after = plan.heads.get(&a.ingestion_id).and_then(|h| h.1);
+        if inserted.contains(&head.id) {
+            last_queued.insert(a.ingestion_id, head.scheduled_for);
+            a.backlog = catchup::after_head(b, after).map(|rest| (rest, now + BACKLOG_RECHECK));
+        } else if taken.contains(&a.ingestion_id) {
+            a.backlog = catchup::after_head(b, after).map(|rest: Backlog| (rest, now));
+        } else {
+            a.backlog = Some((b, now + BACKLOG_RECHECK));
+        }
+    }
+    Ok(inserted.len())
 }
 
 fn record_metrics(report: &TickReport) {

@@ -179,6 +179,11 @@ pub struct Discovered {
     pub keys_listed: u64,
     /// Whether the run takes every new file the listing found (no bound left one for later).
     pub complete: bool,
+    /// The first new files a bound left for a later run, in the order runs take them (at most
+    /// the `leftover` asked for: a dry run asks, a run does not).
+    pub left: Vec<Candidate>,
+    /// More new files wait beyond those of `left`.
+    pub more_left: bool,
 }
 
 /// A file found under the prefix that the ingestion has not loaded.
@@ -346,6 +351,10 @@ impl Source {
     /// files are kept (a run takes no more), so memory stays bounded by that option however many
     /// objects the prefix holds. Entries after the last of a full selection are not even looked
     /// up.
+    ///
+    /// `leftover` more new files are kept beyond the run's selection and returned as those left
+    /// for later (a dry run shows them); the run's own selection is the same whatever `leftover`
+    /// is, since it is the head of one order.
     pub async fn new_files(
         &self,
         pool: &PgPool,
@@ -353,8 +362,11 @@ impl Source {
         options: &IngestOptions,
         limits: Limits,
         plan: &ListingPlan,
+        leftover: usize,
     ) -> Result<Discovered, IngestError> {
-        let keep = usize::try_from(options.max_files_per_run).unwrap_or(usize::MAX);
+        let keep = usize::try_from(options.max_files_per_run)
+            .unwrap_or(usize::MAX)
+            .saturating_add(leftover);
         let mut listing = self.list(plan);
         let mut oldest = Oldest {
             keep,
@@ -395,11 +407,21 @@ impl Source {
         let max_bytes = options.max_bytes_per_run.min(limits.max_bytes_per_run);
         let mut bytes = 0u64;
         let mut out = Vec::new();
-        for c in found {
+        let mut found = found.into_iter();
+        for c in found.by_ref() {
             if out.len() as u64 >= options.max_files_per_run
                 || (!out.is_empty() && bytes + c.size > max_bytes)
             {
-                break;
+                let mut left = vec![c];
+                left.extend(found.by_ref().take(leftover.saturating_sub(1)));
+                let more_left = passed_over || found.next().is_some();
+                return Ok(Discovered {
+                    complete: false,
+                    files: out,
+                    keys_listed,
+                    left: if leftover == 0 { Vec::new() } else { left },
+                    more_left,
+                });
             }
             if c.size > limits.max_file_bytes {
                 return Err(IngestError::file(
@@ -418,6 +440,8 @@ impl Source {
             complete: !passed_over && out.len() == selected,
             files: out,
             keys_listed,
+            left: Vec::new(),
+            more_left: passed_over,
         })
     }
 

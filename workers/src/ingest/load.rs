@@ -163,7 +163,10 @@ impl Run<'_> {
     /// so that a column can widen before a value is read. `None` for JSON and CSV, which carry
     /// no types: their new columns show when the fast path refuses the file
     /// ([`Run::untyped_new_columns`]).
-    async fn typed_columns(&self, file: &SourceFile) -> Result<Option<ArrowSchema>, IngestError> {
+    pub(crate) async fn typed_columns(
+        &self,
+        file: &SourceFile,
+    ) -> Result<Option<ArrowSchema>, IngestError> {
         match self.format {
             FormatType::Json | FormatType::Csv => Ok(None),
             FormatType::Parquet | FormatType::Avro => Ok(Some(
@@ -182,7 +185,7 @@ impl Run<'_> {
     /// The columns a JSON or CSV file has that `target` lacks, with inferred types: JSON keys
     /// from a scan of the whole file, a CSV header's new names typed from its first rows. The
     /// columns the table has keep their types (nothing widens from a guess).
-    async fn untyped_new_columns(
+    pub(crate) async fn untyped_new_columns(
         &self,
         file: &SourceFile,
         target: &ArrowSchema,

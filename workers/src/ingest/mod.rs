@@ -20,6 +20,7 @@
 pub mod avro;
 pub mod conform;
 pub mod discover;
+pub mod dry_run;
 pub mod evolve;
 pub mod exact;
 pub mod facts;
@@ -336,7 +337,7 @@ impl IngestExecutor {
         source.check_outside_warehouse(&self.cfg.warehouse)?;
         let plan = source.plan(&self.pool, ing.id, options).await?;
         let found = source
-            .new_files(&self.pool, ing.id, options, self.cfg.limits, &plan)
+            .new_files(&self.pool, ing.id, options, self.cfg.limits, &plan, 0)
             .await?;
         tracing::info!(
             listing = plan.kind(),
@@ -425,9 +426,7 @@ impl IngestExecutor {
         }
     }
 
-    /// Creates the table from the first file that gives a schema (under `skip_file` or
-    /// `skip_record` an unreadable first file is passed over; it is rejected when read), with the
-    /// ingestion's schema hints, the metadata columns it asks for and its `partition_by`.
+    /// Creates the table with the schema [`new_table_schema`] finds.
     async fn create_table(
         &self,
         catalog: &SqlCatalog,
@@ -437,67 +436,9 @@ impl IngestExecutor {
         format: autoloader::ingestions::definition::FormatType,
         options: &IngestOptions,
     ) -> Result<iceberg::table::Table, IngestError> {
-        let skip = options.on_error != OnError::Abort;
-        let mut last = None;
-        for c in files {
-            let file = source.open_file(c, self.cfg.limits)?;
-            let inferred = schema::infer_schema(
-                &source.store,
-                &file,
-                format,
-                options.csv,
-                self.cfg.limits.max_record_bytes,
-            )
-            .await;
-            let inferred = match inferred {
-                Ok(s) => s,
-                Err(e @ IngestError::File { .. }) if skip => {
-                    last = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let mut fields: Vec<arrow_schema::Field> =
-                evolve::apply_hints(&inferred, &options.schema_hints)
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone())
-                    .collect();
-            // The columns of its path, which win over the file's own of those names.
-            if options.partition_columns_from_path {
-                let values = match path_columns::parse(&c.relative) {
-                    Ok(v) => v,
-                    Err(m) if skip => {
-                        last = Some(IngestError::file(&file.name, m));
-                        continue;
-                    }
-                    Err(m) => return Err(IngestError::file(&file.name, m)),
-                };
-                for f in path_columns::fields(&values, &options.schema_hints) {
-                    fields.retain(|x| x.name() != f.name());
-                    fields.push(f);
-                }
-            }
-            for f in evolve::required_columns(options, false) {
-                if !fields.iter().any(|x| x.name() == f.name()) {
-                    fields.push(f);
-                }
-            }
-            let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(
-                &arrow_schema::Schema::new(fields),
-            )
-            .map_err(|e| {
-                IngestError::file(
-                    &file.name,
-                    format!("its columns cannot be an Iceberg schema: {e}"),
-                )
-            })?;
-            // A partition field its schema cannot have fails the run here, naming the option.
-            let spec = partition::spec(&schema, &options.partition_by)?;
-            tracing::info!(table = %id, file = %c.relative, "creating the table from a file's schema");
-            return table::create(catalog, id, schema, spec).await;
-        }
-        Err(last.unwrap_or_else(|| IngestError::Config("no file to create the table from".into())))
+        let new = new_table_schema(source, files, format, options, self.cfg.limits).await?;
+        tracing::info!(table = %id, file = %new.from, "creating the table from a file's schema");
+        table::create(catalog, id, new.schema, new.spec).await
     }
 
     /// Commits what `loaded` holds: a snapshot of its data files with the ledger rows, or, when
@@ -613,6 +554,91 @@ impl Executor for IngestExecutor {
             .map_err(IngestError::into_exec)
         })
     }
+}
+
+/// The schema a new table gets, and the file it comes from.
+pub struct NewTable {
+    pub schema: iceberg::spec::Schema,
+    pub spec: Option<iceberg::spec::UnboundPartitionSpec>,
+    /// The file (its path below the prefix) the schema was inferred from.
+    pub from: String,
+}
+
+/// The schema a run creates its table with: from the first file that gives one (under
+/// `skip_file` or `skip_record` an unreadable first file is passed over; it is rejected when
+/// read), with the ingestion's schema hints, the metadata columns it asks for and its
+/// `partition_by`. A run and a dry run both call this, so they cannot disagree.
+pub async fn new_table_schema(
+    source: &Source,
+    files: &[discover::Candidate],
+    format: autoloader::ingestions::definition::FormatType,
+    options: &IngestOptions,
+    limits: Limits,
+) -> Result<NewTable, IngestError> {
+    let skip = options.on_error != OnError::Abort;
+    let mut last = None;
+    for c in files {
+        let file = source.open_file(c, limits)?;
+        let inferred = schema::infer_schema(
+            &source.store,
+            &file,
+            format,
+            options.csv,
+            limits.max_record_bytes,
+        )
+        .await;
+        let inferred = match inferred {
+            Ok(s) => s,
+            Err(e @ IngestError::File { .. }) if skip => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut fields: Vec<arrow_schema::Field> =
+            evolve::apply_hints(&inferred, &options.schema_hints)
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+        // The columns of its path, which win over the file's own of those names.
+        if options.partition_columns_from_path {
+            let values = match path_columns::parse(&c.relative) {
+                Ok(v) => v,
+                Err(m) if skip => {
+                    last = Some(IngestError::file(&file.name, m));
+                    continue;
+                }
+                Err(m) => return Err(IngestError::file(&file.name, m)),
+            };
+            for f in path_columns::fields(&values, &options.schema_hints) {
+                fields.retain(|x| x.name() != f.name());
+                fields.push(f);
+            }
+        }
+        for f in evolve::required_columns(options, false) {
+            if !fields.iter().any(|x| x.name() == f.name()) {
+                fields.push(f);
+            }
+        }
+        let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(
+            &arrow_schema::Schema::new(fields),
+        )
+        .map_err(|e| {
+            IngestError::file(
+                &file.name,
+                format!("its columns cannot be an Iceberg schema: {e}"),
+            )
+        })?;
+        // A partition field its schema cannot have fails the run here, naming the option.
+        let spec = partition::spec(&schema, &options.partition_by)?;
+        return Ok(NewTable {
+            schema,
+            spec,
+            from: c.relative.clone(),
+        });
+    }
+    Err(last.unwrap_or_else(|| IngestError::Config("no file to create the table from".into())))
 }
 
 /// The endpoint a run is about to connect to, checked against the operator's allowlist as it is
