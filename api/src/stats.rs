@@ -1,7 +1,8 @@
 //! An ingestion's statistics over a window: its loads by status, success rate, duration and
-//! lateness percentiles, what they loaded, and the latest success and failure. Read from the
-//! rolled-up `run_stats` (`autoloader::runs::stats`), never from the run table, so answering
-//! costs the same with a million runs as with ten, and the run retention changes nothing.
+//! lateness percentiles, what they loaded, and the latest success and failure. Read at request
+//! time from the ingestion's live runs (through the run history's indexes) and the hour buckets
+//! the run retention folded the runs it deleted into (`autoloader::runs::stats`), so the
+//! retention changes nothing and finishing a run writes nothing more.
 //! Scoped to the caller's tenant like every per-ingestion endpoint: another tenant's ingestion
 //! is 404.
 
@@ -29,7 +30,8 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// `1h` (read from minute buckets), `24h`, `7d` or `30d` (from hour buckets).
+    /// `1h`, `24h`, `7d` or `30d`: the loads whose tick (or manual trigger) is in the last hour,
+    /// day, 7 or 30 days.
     #[param(value_type = Option<StatsWindow>, default = "24h")]
     window: Option<String>,
 }
@@ -48,18 +50,21 @@ pub enum StatsWindow {
     Month,
 }
 
-/// Loads that finished in the window, by status. Maintenance runs are not counted.
+/// Loads of the window, by status. Maintenance runs are not counted.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunCounts {
-    /// Every finished load: the sum of the others.
+    /// Every finished load: the sum of the five below (not `active`).
     pub total: i64,
+    /// A load of the window queued or running now (0 or 1); not in `total`.
+    pub active: i64,
     pub succeeded: i64,
     pub failed: i64,
-    /// Cancelled while queued.
+    /// Cancelled.
     pub cancelled: i64,
     /// Ticks refused because a load was still active.
     pub skipped: i64,
-    /// Ticks later than the misfire grace time.
+    /// Ticks not run: later than the misfire grace time, or missed while paused or during an
+    /// outage and not caught up (one row may stand for several ticks).
     pub missed: i64,
 }
 
@@ -103,20 +108,21 @@ impl From<LastRun> for LastRunRef {
     }
 }
 
-/// An ingestion's loads that finished in the window. A run counts in the window if it finished
-/// in it (whatever tick it was for). The window is whole buckets: from the start of the minute
-/// (`1h`) or hour (`24h`, `7d`, `30d`) holding `to - window`, to `to` (now).
+/// An ingestion's loads for the ticks in the window: a load counts when its tick
+/// (`scheduled_for`), or for a manual run the instant it was asked for, is in `[from, to]`,
+/// whatever instant it finished (a catch-up run for an old tick counts in its tick's window).
+/// Runs deleted by the run retention are kept as hour buckets by tick and count when their hour
+/// starts in the window: when the retention is shorter than the window, deleted runs of the
+/// window's first, partial hour are left out.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatsResponse {
     pub ingestion_id: Uuid,
     /// `1h`, `24h`, `7d` or `30d`.
     pub window: String,
-    /// The start of the window's first bucket.
+    /// `to` less the window.
     pub from: DateTime<Utc>,
     /// Now, by the database's clock.
     pub to: DateTime<Utc>,
-    /// The width of the window's buckets in seconds: 60 for `1h`, 3600 otherwise.
-    pub bucket_seconds: i32,
     pub runs: RunCounts,
     /// succeeded / (succeeded + failed); null when neither. Skipped, missed and cancelled ticks
     /// are counted in `runs`, not here.
@@ -144,9 +150,9 @@ impl StatsResponse {
             window: s.window.as_str().to_owned(),
             from: s.from,
             to: s.to,
-            bucket_seconds: s.window.bucket_seconds(),
             runs: RunCounts {
                 total: s.succeeded + s.failed + s.cancelled + s.skipped + s.missed,
+                active: s.active,
                 succeeded: s.succeeded,
                 failed: s.failed,
                 cancelled: s.cancelled,
@@ -165,8 +171,9 @@ impl StatsResponse {
     }
 }
 
-/// Statistics of the ingestion's loads over a window (default `24h`). Kept in rolled-up buckets
-/// written as each load finishes: deleting old runs (run retention) does not change them.
+/// Statistics of the ingestion's loads for the ticks (or manual triggers) in a window (default
+/// `24h`). Runs deleted by the run retention are folded into hour buckets as they go, so the
+/// retention does not change the statistics.
 #[utoipa::path(get, path = "/api/v1/ingestions/{id}/stats", tag = "runs",
     params(("id" = Uuid, Path), StatsQuery),
     responses((status = 200, body = StatsResponse),

@@ -1,23 +1,27 @@
 //! Statistics of an ingestion's loads over a window (`1h`, `24h`, `7d`, `30d`): the one home of
-//! the `run_stats` table.
+//! the `run_stats` table's reads (the run retention, [`crate::runs::retention`], writes it).
 //!
-//! PostgreSQL writes the table, not this module: the trigger `runs_stats_count` (migration 0021)
-//! counts every load that reaches a terminal status, in the transaction that makes it terminal,
-//! into a minute, an hour and a day bucket of its ingestion (kept 2 hours, 32 and 32 days).
-//! Whoever finishes a run (the worker's outcome, the rescue of a lost lease, a cancel, the
-//! ticker's SKIPPED and MISSED rows, a person at psql) passes through that trigger. The statistics are never recomputed from
-//! `runs`, so the run retention deleting runs changes none of them.
+//! Nothing is written when a run finishes: the engine's statements and the `runs` table carry no
+//! trigger and no index for the statistics. A read sums
+//! - the live loads of the window, found through the indexes the run history already has:
+//!   `runs_one_per_tick (ingestion_id, scheduled_for)` for runs of a tick (and SKIPPED and
+//!   MISSED rows), `runs_manual_history` for finished manual runs, and
+//!   `runs_one_active_per_ingestion` for the one load queued or running;
+//! - the `run_stats` hour buckets of the loads the retention deleted, folded in the statement
+//!   that deleted them (a load is in one or the other, never both, never neither).
 //!
 //! Invariants of what is read here:
-//! - a run counts in the bucket of the instant it finished, whatever tick it was for;
-//! - a window is whole minutes (`1h`) or hours (the others): it starts at the start of the
-//!   minute or hour holding `now - window` and ends now (so `24h` covers 24 to 25 hours, `1h` 60
-//!   to 61 minutes); `7d` and `30d` read that first day's hours up to midnight (UTC) and day
-//!   buckets after it, which sum to the same;
-//! - percentiles come from fixed log-scale histograms ([`BOUNDS_MS`]): the value reported is the
-//!   upper bound of the bucket holding the percentile (nearest rank), never above the window's
-//!   exact maximum; so it is never below the true value and at most 25 % (from 4 ms on) or 1 ms
-//!   above it.
+//! - a load counts in a window when its tick (`scheduled_for`), or the instant a manual run was
+//!   asked for (`queued_at`), is in it, whatever instant it finished: "runs for the ticks in the
+//!   window". A catch-up run for an old tick counts in its tick's window;
+//! - the window is `[now - window, now]`; folded buckets count when their hour starts in it, so
+//!   the first, partial hour of loads already folded is left out (only possible when the run
+//!   retention is shorter than the window);
+//! - percentiles come from fixed log-scale histograms ([`BOUNDS_MS`]), live loads put in the
+//!   same buckets as folded ones: the value reported is the upper bound of the bucket holding
+//!   the percentile (nearest rank), never above the window's exact maximum; so it is never below
+//!   the true value and at most 25 % (from 4 ms on) or 1 ms above it. Counts, sums, means and
+//!   maxima are exact.
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,20 +94,6 @@ impl Window {
             Window::Week => 7 * 86_400,
             Window::Month => 30 * 86_400,
         }
-    }
-
-    /// The width of the buckets the window starts with: minutes for `1h`, hours otherwise. The
-    /// window starts at the start of the bucket holding `now - window`.
-    pub fn bucket_seconds(self) -> i32 {
-        match self {
-            Window::Hour => 60,
-            _ => 3_600,
-        }
-    }
-
-    /// Whether the window reads day buckets after its first midnight (`7d`, `30d`).
-    pub fn reads_days(self) -> bool {
-        matches!(self, Window::Week | Window::Month)
     }
 }
 
@@ -188,14 +178,16 @@ pub struct LastRun {
     pub finished_at: DateTime<Utc>,
 }
 
-/// An ingestion's loads that finished in a window.
+/// An ingestion's loads for the ticks (or manual triggers) in a window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStats {
     pub window: Window,
-    /// The start of the window's first bucket.
+    /// `to - window`.
     pub from: DateTime<Utc>,
     /// The database's `now()`.
     pub to: DateTime<Utc>,
+    /// Loads of the window queued or running now (at most one).
+    pub active: i64,
     pub succeeded: i64,
     pub failed: i64,
     pub cancelled: i64,
@@ -213,10 +205,11 @@ pub struct RunStats {
     pub last_failure: Option<LastRun>,
 }
 
-/// One bucket as stored.
+/// One row of the read: a folded hour bucket, or the window's live loads summed.
 struct Bucket {
     from_at: DateTime<Utc>,
     to_at: DateTime<Utc>,
+    active: Option<i64>,
     succeeded: Option<i64>,
     failed: Option<i64>,
     cancelled: Option<i64>,
@@ -239,56 +232,102 @@ struct Bucket {
     last_failure_run: Option<Uuid>,
 }
 
-/// The statistics of `ingestion_id` (of `tenant_id`) over `window`: its buckets from the start
-/// of the minute or hour holding `now - window` to now, summed. An ingestion with no finished
-/// load in the window has zero counts and no summaries.
+/// The statistics of `ingestion_id` (of `tenant_id`) over `window`: its live loads whose tick
+/// (or manual trigger) is in `[now - window, now]` and its folded hour buckets starting in it,
+/// summed. An ingestion with no load in the window has zero counts and no summaries.
 pub async fn run_stats_read(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
     window: Window,
 ) -> Result<RunStats, sqlx::Error> {
-    // One row per bucket of the window, or one row of nulls beside the window's bounds. Windows
-    // past a day read hour buckets up to the window's first midnight (UTC) and day buckets from
-    // there: the same whole hours, from at most 24 + 31 rows. Each part is a range of the
-    // primary key.
+    // Each branch of `live` matches the predicate of the index it is meant to read (EXPLAIN in
+    // BENCHMARKS.md): runs of a tick by runs_one_per_tick, finished manual runs by
+    // runs_manual_history, a queued or running manual run by runs_one_active_per_ingestion.
+    // Histograms are grouped in SQL (at most 120 rows each), so only one live row comes back.
     let rows = sqlx::query_as!(
         Bucket,
         r#"
-        with w as (
-            select now() as to_at,
-                   to_timestamp(floor(extract(epoch from now() - make_interval(secs => $4::bigint))
-                                      / $3::integer) * $3::integer) as from_at
-        ), e as (
-            select w.*, case when $5::boolean
-                             then to_timestamp(ceil(extract(epoch from w.from_at) / 86400) * 86400)
-                             else 'infinity'::timestamptz end as days_at
-            from w
+        with live as (
+            select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
+                   r.bytes_read, r.started_at, r.scheduled_for
+            from runs r
+            where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
+              and r.scheduled_for >= now() - make_interval(secs => $3::bigint)
+              and r.scheduled_for <= now()
+            union all
+            select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
+                   r.bytes_read, r.started_at, r.scheduled_for
+            from runs r
+            where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
+              and r.scheduled_for is null and r.status not in ('QUEUED', 'RUNNING')
+              and r.queued_at >= now() - make_interval(secs => $3::bigint)
+              and r.queued_at <= now()
+            union all
+            select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
+                   r.bytes_read, r.started_at, r.scheduled_for
+            from runs r
+            where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
+              and r.status in ('QUEUED', 'RUNNING') and r.scheduled_for is null
+              and r.queued_at >= now() - make_interval(secs => $3::bigint)
+              and r.queued_at <= now()
+        ), timed as (
+            select l.*,
+                   case when l.status in ('SUCCESS', 'FAILED') and l.started_at is not null
+                        then greatest(0, extract(epoch from l.finished_at - l.started_at)::float8 * 1000)
+                   end as duration_ms,
+                   case when l.status in ('SUCCESS', 'FAILED') and l.started_at is not null
+                             and l.scheduled_for is not null
+                        then greatest(0, extract(epoch from l.started_at - l.scheduled_for)::float8 * 1000)
+                   end as lateness_ms
+            from live l
+        ), dh as (
+            select width_bucket(duration_ms, run_stats_bounds()) as b, count(*) as n
+            from timed where duration_ms is not null group by 1
+        ), lh as (
+            select width_bucket(lateness_ms, run_stats_bounds()) as b, count(*) as n
+            from timed where lateness_ms is not null group by 1
         )
-        select e.from_at as "from_at!", e.to_at as "to_at!",
-               s.succeeded as "succeeded?", s.failed as "failed?", s.cancelled as "cancelled?",
-               s.skipped as "skipped?", s.missed as "missed?",
-               s.files_loaded as "files_loaded?", s.rows_loaded as "rows_loaded?",
-               s.bytes_loaded as "bytes_loaded?",
-               s.duration_count as "duration_count?", s.duration_sum_ms as "duration_sum_ms?",
-               s.duration_max_ms as "duration_max_ms?", s.duration_hist as "duration_hist?",
-               s.lateness_count as "lateness_count?", s.lateness_sum_ms as "lateness_sum_ms?",
-               s.lateness_max_ms as "lateness_max_ms?", s.lateness_hist as "lateness_hist?",
-               s.last_success_at as "last_success_at?", s.last_success_run as "last_success_run?",
-               s.last_failure_at as "last_failure_at?", s.last_failure_run as "last_failure_run?"
-        from e
-        left join run_stats s
-               on s.ingestion_id = $2 and s.tenant_id = $1
-              and ((s.bucket_seconds = $3 and s.bucket_start >= e.from_at
-                    and s.bucket_start < e.days_at and s.bucket_start <= e.to_at)
-                   or (s.bucket_seconds = 86400 and s.bucket_start >= e.days_at
-                       and s.bucket_start <= e.to_at))
+        select now() - make_interval(secs => $3::bigint) as "from_at!", now() as "to_at!",
+               count(*) filter (where t.status in ('QUEUED', 'RUNNING')) as "active?",
+               count(*) filter (where t.status = 'SUCCESS') as "succeeded?",
+               count(*) filter (where t.status = 'FAILED') as "failed?",
+               count(*) filter (where t.status = 'CANCELLED') as "cancelled?",
+               count(*) filter (where t.status = 'SKIPPED') as "skipped?",
+               count(*) filter (where t.status = 'MISSED') as "missed?",
+               sum(t.files_processed) filter (where t.status = 'SUCCESS')::bigint as "files_loaded?",
+               sum(t.rows_ingested) filter (where t.status = 'SUCCESS')::bigint as "rows_loaded?",
+               sum(t.bytes_read) filter (where t.status = 'SUCCESS')::bigint as "bytes_loaded?",
+               count(t.duration_ms) as "duration_count?", sum(t.duration_ms) as "duration_sum_ms?",
+               max(t.duration_ms) as "duration_max_ms?",
+               array(select coalesce(dh.n, 0)::integer from generate_series(0, 119) g
+                     left join dh on dh.b = g order by g) as "duration_hist?",
+               count(t.lateness_ms) as "lateness_count?", sum(t.lateness_ms) as "lateness_sum_ms?",
+               max(t.lateness_ms) as "lateness_max_ms?",
+               array(select coalesce(lh.n, 0)::integer from generate_series(0, 119) g
+                     left join lh on lh.b = g order by g) as "lateness_hist?",
+               max(t.finished_at) filter (where t.status = 'SUCCESS') as "last_success_at?",
+               (array_agg(t.id order by t.finished_at desc)
+                    filter (where t.status = 'SUCCESS'))[1] as "last_success_run?",
+               max(t.finished_at) filter (where t.status = 'FAILED') as "last_failure_at?",
+               (array_agg(t.id order by t.finished_at desc)
+                    filter (where t.status = 'FAILED'))[1] as "last_failure_run?"
+        from timed t
+        union all
+        select now() - make_interval(secs => $3::bigint), now(), 0,
+               s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
+               s.files_loaded, s.rows_loaded, s.bytes_loaded,
+               s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
+               s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
+               s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
+        from run_stats s
+        where s.ingestion_id = $2 and s.tenant_id = $1
+          and s.hour_start >= now() - make_interval(secs => $3::bigint)
+          and s.hour_start <= now()
         "#,
         tenant_id,
         ingestion_id,
-        window.bucket_seconds(),
         window.seconds(),
-        window.reads_days(),
     )
     .fetch_all(pool)
     .await?;
@@ -327,6 +366,7 @@ fn fold(window: Window, rows: &[Bucket]) -> RunStats {
         window,
         from,
         to,
+        active: sum(|r| r.active),
         succeeded: sum(|r| r.succeeded),
         failed: sum(|r| r.failed),
         cancelled: sum(|r| r.cancelled),
