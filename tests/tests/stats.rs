@@ -1,6 +1,8 @@
 //! Statistics per ingestion over real HTTP: a known history of loads (written as a person at
-//! psql would, and through the API's cancel) against a hand count, the windows' bounds, the run
-//! retention deleting runs without changing a number, tenants kept apart, and bad windows.
+//! psql would, through the API's cancel, and by a schedule dropping its catch-up backlog) against
+//! a hand count, the windows' bounds (a load belongs to the window of its tick, or of its manual
+//! trigger), the real run-retention sweep folding runs without changing a number, tenants kept
+//! apart, and bad windows.
 //!
 //! Percentiles are read from fixed log-scale buckets (`autoloader::runs::stats::BOUNDS_MS`): each
 //! expected percentile below is worked out by hand as the upper bound of the bucket holding the
@@ -56,6 +58,8 @@ struct Load {
     files: i64,
     rows: i64,
     bytes: i64,
+    tick: Option<DateTime<Utc>>,
+    asked: Option<DateTime<Utc>>,
 }
 
 impl Load {
@@ -68,7 +72,21 @@ impl Load {
             files: 0,
             rows: 0,
             bytes: 0,
+            tick: None,
+            asked: None,
         }
+    }
+
+    /// A run of this tick (whatever its lateness).
+    fn for_tick(mut self, tick: DateTime<Utc>) -> Load {
+        self.tick = Some(tick);
+        self
+    }
+
+    /// A manual run asked for (queued) at this instant.
+    fn asked_at(mut self, queued: DateTime<Utc>) -> Load {
+        self.asked = Some(queued);
+        self
     }
 
     fn ran(mut self, duration_ms: i64, lateness_ms: Option<i64>) -> Load {
@@ -87,12 +105,22 @@ impl Load {
             .duration_ms
             .map(|d| self.finished - Duration::milliseconds(d));
         // Skipped and missed rows are ticks that did not run; a cancelled run had no tick.
-        let tick = match (self.status, started, self.lateness_ms) {
-            ("SKIPPED" | "MISSED", _, _) => Some(self.finished),
-            (_, Some(s), Some(l)) => Some(s - Duration::milliseconds(l)),
+        let tick = match (
+            self.asked,
+            self.tick,
+            self.status,
+            started,
+            self.lateness_ms,
+        ) {
+            (Some(_), ..) => None,
+            (None, Some(t), ..) => Some(t),
+            (None, None, "SKIPPED" | "MISSED", _, _) => Some(self.finished),
+            (None, None, _, Some(s), Some(l)) => Some(s - Duration::milliseconds(l)),
             _ => None,
         };
-        let queued = tick.or(started).unwrap_or(self.finished) - Duration::seconds(1);
+        let queued = self
+            .asked
+            .unwrap_or_else(|| tick.or(started).unwrap_or(self.finished) - Duration::seconds(1));
         let id = uuid_v7_at(queued);
         sqlx::query(
             "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, queued_at,
@@ -212,7 +240,6 @@ async fn stats_match_a_hand_count_of_a_known_history_in_every_window(pool: PgPoo
     // 1h: a, b, c, d.
     let s = stats(&api, &token, id, Some("1h")).await;
     assert_eq!(s["window"], "1h");
-    assert_eq!(s["bucket_seconds"], 60);
     assert_eq!(counts(&s), [4, 2, 1, 0, 1, 0], "{s}");
     assert!(close(ms(&s["success_rate"]), 2.0 / 3.0), "{s}");
     // Durations 1500, 3000, 40000: p50 is the 2nd, 3000, in [2560, 3072); p95 the 3rd, 40000,
@@ -242,7 +269,6 @@ async fn stats_match_a_hand_count_of_a_known_history_in_every_window(pool: PgPoo
     // 24h, the default: a..g.
     let s = stats(&api, &token, id, None).await;
     assert_eq!(s["window"], "24h");
-    assert_eq!(s["bucket_seconds"], 3600);
     assert_eq!(counts(&s), [7, 3, 1, 1, 1, 1], "{s}");
     assert!(close(ms(&s["success_rate"]), 0.75));
     // Durations 1500, 3000, 40000, 90000: p50 the 2nd (3000: 3072), p95 the 4th (90000, in
@@ -323,118 +349,192 @@ async fn percentiles_are_read_from_the_buckets_a_hand_count_names(pool: PgPool) 
         (1_024.0, 2_000.0, 2_000.0)
     );
     assert!(close(ms(&late["mean"]), 1_050.0));
-    // The same over 24h, read from the hour buckets.
+    // The same over 24h.
     let day = stats(&api, &token, id, Some("24h")).await;
     assert_eq!(day["duration_ms"], s["duration_ms"]);
     assert_eq!(day["lateness_ms"], s["lateness_ms"]);
 }
 
-/// A window starts at the start of the minute (`1h`) or hour holding `now - window`: a load that
-/// finished at that instant counts, one a second earlier does not (for `7d` and `30d` that first
-/// day is read from hour buckets, the rest from day buckets). (Should the bucket turn between reading
-/// the bound and asking, the test asks again with fresh ingestions.)
+/// A window is `[now - window, now]` over the loads' tick times (or, for a manual run, the
+/// instant it was asked for), whatever instant they finished: a catch-up run for a tick just
+/// inside the window counts though it finished now, and loads that finished inside the window
+/// for a tick or a trigger a second before it do not.
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn a_window_is_whole_buckets_back_from_now(pool: PgPool) {
+async fn a_window_holds_the_loads_whose_tick_or_trigger_is_in_it(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("acme").await;
-    for (window, width, span) in [
-        ("1h", 60i32, 3_600i32),
-        ("24h", 3_600, 86_400),
-        ("7d", 3_600, 7 * 86_400),
-        ("30d", 3_600, 30 * 86_400),
+    for (window, span) in [
+        ("1h", 3_600),
+        ("24h", 86_400),
+        ("7d", 7 * 86_400),
+        ("30d", 30 * 86_400),
     ] {
-        let mut checked = false;
-        for attempt in 0..3 {
-            let id = ingestion(&api, &token, &format!("edge-{window}-{attempt}")).await;
-            let from: DateTime<Utc> = sqlx::query_scalar(
-                "select to_timestamp(floor(extract(epoch from now() - make_interval(secs => $1))
-                                           / $2) * $2)",
-            )
-            .bind(f64::from(span))
-            .bind(f64::from(width))
-            .fetch_one(&pool)
-            .await
-            .expect("window start");
-            Load::new("SUCCESS", from)
-                .ran(10, None)
-                .insert(&pool, id)
-                .await;
-            Load::new("FAILED", from - Duration::seconds(1))
-                .ran(10, None)
-                .insert(&pool, id)
-                .await;
-            let s = stats(&api, &token, id, Some(window)).await;
-            let served: DateTime<Utc> = s["from"]
-                .as_str()
+        let id = ingestion(&api, &token, &format!("edge-{window}")).await;
+        let now = db_now(&pool).await;
+        let start = now - Duration::seconds(span);
+        // In (the request follows within 30 s): a run of a tick 30 s after the start, and a
+        // manual run asked for then, both finished just now.
+        Load::new("SUCCESS", now)
+            .ran(10, None)
+            .for_tick(start + Duration::seconds(30))
+            .insert(&pool, id)
+            .await;
+        Load::new("FAILED", now)
+            .ran(10, None)
+            .asked_at(start + Duration::seconds(30))
+            .insert(&pool, id)
+            .await;
+        // Out: a tick and a manual trigger a second before the start, finished just now; a
+        // tick ahead of now.
+        Load::new("SUCCESS", now)
+            .ran(10, None)
+            .for_tick(start - Duration::seconds(1))
+            .insert(&pool, id)
+            .await;
+        Load::new("CANCELLED", now)
+            .asked_at(start - Duration::seconds(1))
+            .insert(&pool, id)
+            .await;
+        Load::new("SKIPPED", now)
+            .for_tick(now + Duration::hours(1))
+            .insert(&pool, id)
+            .await;
+        let s = stats(&api, &token, id, Some(window)).await;
+        assert_eq!(counts(&s), [2, 1, 1, 0, 0, 0], "{window}: {s}");
+        let at = |k: &str| -> DateTime<Utc> {
+            s[k].as_str()
                 .and_then(|t| t.parse().ok())
-                .expect("from");
-            if served != from {
-                continue;
-            }
-            assert_eq!(counts(&s), [1, 1, 0, 0, 0, 0], "{window}: {s}");
-            let to: DateTime<Utc> = s["to"].as_str().and_then(|t| t.parse().ok()).expect("to");
-            let covered = (to - served).num_seconds();
-            assert!(
-                (i64::from(span)..=i64::from(span + width)).contains(&covered),
-                "{window} covers {covered} s"
-            );
-            checked = true;
-            break;
-        }
-        assert!(checked, "{window}: the bucket kept turning");
+                .unwrap_or_else(|| panic!("{k} in {s}"))
+        };
+        assert_eq!((at("to") - at("from")).num_seconds(), span, "{window}");
+        assert!(at("from") >= start, "{window}");
     }
 }
 
-/// The run retention deletes runs inside the 7d and 30d windows; their statistics stay.
+/// The real run-retention sweep (a one-day retention, two runs per statement so that later
+/// statements add to a bucket an earlier one opened) deletes the runs inside the 7d and 30d
+/// windows and folds them into hour buckets by tick: every window answers exactly as before,
+/// and the folded and live loads combine as a hand count says.
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn the_run_retention_deleting_runs_changes_no_statistic(pool: PgPool) {
+async fn the_run_retention_folds_what_it_deletes_and_no_window_changes(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("acme").await;
     let id = ingestion(&api, &token, "events").await;
     let now = db_now(&pool).await;
-    for (i, days) in [2, 3, 10, 20].into_iter().enumerate() {
-        let status = if i % 2 == 0 { "SUCCESS" } else { "FAILED" };
-        Load::new(status, now - Duration::days(days))
-            .ran(1_000 * (i as i64 + 1), Some(100))
-            .loaded(1, 10, 100)
-            .insert(&pool, id)
-            .await;
+    let minutes = Duration::minutes;
+    let h3 = (now - Duration::days(3))
+        .duration_trunc(Duration::hours(1))
+        .expect("hour");
+    let mut ids = Vec::new();
+    for load in [
+        // Four loads of one hour three days ago.
+        Load::new("SUCCESS", h3 + minutes(11))
+            .ran(2_000, None)
+            .for_tick(h3 + minutes(10))
+            .loaded(1, 10, 100),
+        Load::new("FAILED", h3 + minutes(21))
+            .ran(40_000, None)
+            .for_tick(h3 + minutes(20)),
+        Load::new("SKIPPED", h3 + minutes(30)),
+        Load::new("CANCELLED", h3 + minutes(41)).asked_at(h3 + minutes(40)),
+        // A manual run ten days ago, a missed tick twenty days ago.
+        Load::new("SUCCESS", now - Duration::days(10))
+            .ran(7_000, None)
+            .loaded(2, 20, 200),
+        Load::new("MISSED", now - Duration::days(20)),
+        // Live: a load half an hour ago, and a catch-up run for a tick two days ago that
+        // finished an hour ago (too recent to prune; counted in its tick's window).
+        Load::new("SUCCESS", now - minutes(30))
+            .ran(500, Some(5))
+            .loaded(1, 1, 1),
+        Load::new("SUCCESS", now - minutes(60))
+            .ran(3_000, None)
+            .for_tick(now - Duration::days(2))
+            .loaded(4, 40, 400),
+    ] {
+        ids.push(load.insert(&pool, id).await);
     }
-    Load::new("SUCCESS", now - Duration::minutes(30))
-        .ran(500, Some(5))
-        .insert(&pool, id)
-        .await;
-    let before: Vec<Value> = {
-        let mut v = Vec::new();
-        for w in ["1h", "24h", "7d", "30d"] {
-            v.push(stats(&api, &token, id, Some(w)).await);
-        }
-        v
-    };
-    assert_eq!(counts(&before[3]), [5, 3, 2, 0, 0, 0]);
-    assert_eq!(counts(&before[2]), [3, 2, 1, 0, 0, 0]);
+    // A maintenance run five days ago: pruned, never counted.
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, kind, maintained_table,
+                           queued_at, status, attempt, worker_id, started_at, finished_at, error)
+         select $1, id, tenant_id, 'scheduler', 'compact', 'acme.raw.events', $3, 'FAILED', 1,
+                'w', $3, $3, 'no'
+         from ingestions where id = $2",
+    )
+    .bind(uuid_v7_at(now - Duration::days(5)))
+    .bind(id)
+    .bind(now - Duration::days(5))
+    .execute(&pool)
+    .await
+    .expect("maintenance run");
 
-    // A one-day retention: the four older runs go.
-    let pruned = retention::prune(&pool, 1, 1_000, &CancellationToken::new())
+    let windows = ["1h", "24h", "7d", "30d"];
+    let mut before = Vec::new();
+    for w in windows {
+        before.push(stats(&api, &token, id, Some(w)).await);
+    }
+    let pruned = retention::prune(&pool, 1, 2, &CancellationToken::new())
         .await
         .expect("prune");
-    assert_eq!(pruned, 4);
-    let left: i64 = sqlx::query_scalar("select count(*) from runs where ingestion_id = $1")
+    assert_eq!(pruned, 7);
+    let left: Vec<Uuid> =
+        sqlx::query_scalar("select id from runs where ingestion_id = $1 order by id")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("runs");
+    let mut live = vec![ids[6], ids[7]];
+    live.sort();
+    assert_eq!(left, live);
+    let buckets: i64 = sqlx::query_scalar("select count(*) from run_stats where ingestion_id = $1")
         .bind(id)
         .fetch_one(&pool)
         .await
-        .expect("count");
-    assert_eq!(left, 1);
-    for (w, was) in ["1h", "24h", "7d", "30d"].into_iter().zip(&before) {
-        let mut now = stats(&api, &token, id, Some(w)).await;
+        .expect("buckets");
+    assert_eq!(
+        buckets, 3,
+        "the hour three days ago, ten days ago, twenty days ago"
+    );
+
+    for (w, was) in windows.into_iter().zip(&before) {
+        let mut after = stats(&api, &token, id, Some(w)).await;
         let mut was = was.clone();
         // Only the clock moved.
-        for s in [&mut now, &mut was] {
+        for s in [&mut after, &mut was] {
             s["to"] = Value::Null;
             s["from"] = Value::Null;
         }
-        assert_eq!(now, was, "{w}");
+        assert_eq!(after, was, "{w}");
     }
+
+    // By hand, after: 24h holds the half-hour-old load only.
+    let s = stats(&api, &token, id, Some("24h")).await;
+    assert_eq!(counts(&s), [1, 1, 0, 0, 0, 0], "{s}");
+    // 7d: the hour three days ago (folded) and both live loads.
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(counts(&s), [6, 3, 1, 1, 1, 0], "{s}");
+    assert_eq!(s["files_loaded"], 6);
+    // 30d: everything but the maintenance run. Durations 500, 2000, 3000 (live and folded),
+    // 7000, 40000: p50 the 3rd, 3000, in [2560, 3072); p95 the 5th, 40000, in [32768, 40960),
+    // capped by the maximum.
+    let s = stats(&api, &token, id, Some("30d")).await;
+    assert_eq!(counts(&s), [8, 4, 1, 1, 1, 1], "{s}");
+    assert_eq!(
+        (&s["files_loaded"], &s["rows_loaded"], &s["bytes_loaded"]),
+        (&json!(8), &json!(71), &json!(701))
+    );
+    let dur = &s["duration_ms"];
+    assert_eq!(dur["count"], 5);
+    assert!(close(ms(&dur["mean"]), 52_500.0 / 5.0), "{dur}");
+    assert_eq!((ms(&dur["p50"]), ms(&dur["p95"])), (3_072.0, 40_000.0));
+    assert_eq!(s["last_success"]["run_id"], ids[6].to_string());
+    assert_eq!(
+        s["last_failure"]["run_id"],
+        ids[1].to_string(),
+        "a folded run"
+    );
+    assert!(s["success_rate"].as_f64().is_some_and(|r| close(r, 0.8)));
 }
 
 /// Every path that finishes a load counts it: the API's cancel, and status changes made at psql
@@ -486,8 +586,9 @@ async fn loads_finished_by_the_api_and_at_psql_are_counted(pool: PgPool) {
     .execute(&pool)
     .await
     .expect("claim at psql");
-    // Not finished yet: nothing more is counted.
-    assert_eq!(counts(&stats(&api, &token, id, Some("1h")).await)[0], 1);
+    // Not finished yet: active, not counted in the total.
+    let s = stats(&api, &token, id, Some("1h")).await;
+    assert_eq!((counts(&s)[0], &s["runs"]["active"]), (1, &json!(1)), "{s}");
     sqlx::query(
         "update runs set status = 'SUCCESS', finished_at = now(), lease_expires_at = null,
                          files_processed = 4, rows_ingested = 40, bytes_read = 400
@@ -562,39 +663,48 @@ async fn another_tenants_ingestion_is_404_and_a_bad_window_is_a_400_naming_it(po
     }
 }
 
-/// The table stays bounded without a sweep: opening a bucket deletes the ingestion's buckets of
-/// that level older than the level keeps (minutes 2 hours, hours and days 32 days).
+/// A catch-up backlog still owed when the schedule is disabled is recorded as one MISSED row for
+/// its oldest tick: counted in the window of that tick.
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn a_new_bucket_deletes_the_old_buckets_of_its_level(pool: PgPool) {
+async fn a_dropped_catch_up_backlog_counts_as_missed_in_its_ticks_window(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("acme").await;
     let id = ingestion(&api, &token, "events").await;
-    sqlx::query(
-        "insert into run_stats (ingestion_id, tenant_id, bucket_seconds, bucket_start, succeeded,
-                                duration_hist, lateness_hist)
-         select id, tenant_id, w, date_trunc('minute', now()) - age, 1, '{}', '{}'
-         from ingestions,
-              (values (60, interval '3 hours'), (60, interval '90 minutes'),
-                      (3600, interval '40 days'), (3600, interval '30 days'),
-                      (86400, interval '40 days'), (86400, interval '30 days')) v(w, age)
-         where id = $1",
+    let (status, _, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/schedule/enable"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let owed = sqlx::query(
+        "update schedule_ticks
+         set backlog_next = now() - interval '3 hours', backlog_start = now() - interval '4 hours',
+             backlog_last = now() - interval '1 hour', backlog_count = 3,
+             backlog_check_at = now() + interval '1 hour'
+         where ingestion_id = $1",
     )
     .bind(id)
     .execute(&pool)
     .await
-    .expect("old buckets");
-    Load::new("SUCCESS", db_now(&pool).await)
-        .ran(5, None)
-        .insert(&pool, id)
+    .expect("a backlog");
+    assert_eq!(owed.rows_affected(), 1);
+    let (status, _, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/ingestions/{id}/schedule/disable"),
+            &token,
+            None,
+        )
         .await;
-    let left: Vec<(i32, i64)> = sqlx::query_as(
-        "select bucket_seconds, count(*) from run_stats where ingestion_id = $1
-         group by 1 order by 1",
-    )
-    .bind(id)
-    .fetch_all(&pool)
-    .await
-    .expect("buckets");
-    // Each level: the kept old bucket and the new one.
-    assert_eq!(left, [(60, 2), (3600, 2), (86400, 2)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        counts(&stats(&api, &token, id, Some("1h")).await),
+        [0, 0, 0, 0, 0, 0]
+    );
+    let s = stats(&api, &token, id, Some("24h")).await;
+    assert_eq!(counts(&s), [1, 0, 0, 0, 0, 1], "{s}");
+    assert_eq!(s["success_rate"], Value::Null);
 }
