@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # What `GET /api/v1/ingestions/{id}/stats` costs with N runs in the table (default 1,000,000), in
-# a database of its own: 1,000 ingestions of one tenant, N/1,000 finished loads each, spread
-# evenly over the last 30 days (about every 43 minutes with the default N: every hour bucket of
-# every ingestion is filled, the worst case for the 30d window), mixed outcomes, durations and
-# lateness, written by one INSERT through the trigger that rolls them up. Then the release API on
-# that database and wrk (Debian's package, installed when missing) asking for a random
-# ingestion's statistics, each window in turn. Prints a markdown table; raw wrk output goes to
-# bench/results/.
+# a database of its own: 1,000 ingestions of one tenant, N/1,000 finished loads each, their ticks
+# spread evenly over the last 30 days (about every 43 minutes with the default N), mixed
+# outcomes, durations and lateness; and one pathological ingestion with a minutely schedule's
+# worth of runs (43,200 ticks in 30 days) in the same table. No retention: every run is live, the
+# most the read has to aggregate. Then the release API on that database and wrk (Debian's
+# package, installed when missing) asking for a random ingestion's statistics, each window in
+# turn, then for the minutely ingestion's. Prints a markdown table and the plan of the 30d read
+# of the minutely ingestion; raw wrk output goes to bench/results/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -71,11 +72,26 @@ from (select g, t,
       from (select g, now() - interval '30 days'
                       + make_interval(secs => (g::double precision / $runs) * 30 * 86400 - 660) as t
             from generate_series(1, $runs) g) s) r;
+insert into ingestions (id, tenant_id, name, source_type, source_path, format_type, destination_table)
+select '00000000-0000-7000-8000-0000000f4240', t.id, 'bench-minutely', 'local', 'file:///bench/',
+       'json', 'bench.events'
+from tenants t where t.name = 'stats-bench';
+insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status, attempt,
+                  worker_id, queued_at, started_at, finished_at, error,
+                  files_processed, rows_ingested, bytes_read)
+select (lpad(to_hex((extract(epoch from t) * 1000)::bigint), 12, '0') || '7'
+        || lpad(to_hex(g % 4096), 3, '0') || '9' || substr(md5(g::text), 1, 15))::uuid,
+       '00000000-0000-7000-8000-0000000f4240', (select id from tenants where name = 'stats-bench'),
+       'scheduler', t, case when g % 50 = 0 then 'FAILED' else 'SUCCESS' end, 1, 'bench', t,
+       t + make_interval(secs => (g % 7) * 0.1), t + make_interval(secs => (g % 7) * 0.1 + (g % 40)),
+       case when g % 50 = 0 then 'bench failure' end, 1, 100, 10000
+from (select g, date_trunc('minute', now()) - make_interval(mins => g) as t
+      from generate_series(1, 43200) g) s;
 vacuum analyze;
 SQL
 loaded=$(( $(date +%s) - start ))
-rows="$(psql -qtA "$url" -c "select count(*) from run_stats")"
-size="$(psql -qtA "$url" -c "select pg_size_pretty(pg_total_relation_size('run_stats'))")"
+total="$(psql -qtA "$url" -c "select count(*) from runs")"
+size="$(psql -qtA "$url" -c "select pg_size_pretty(pg_total_relation_size('runs'))")"
 
 # No per-token rate limit: the benchmark is one token asking as fast as it can.
 DATABASE_URL="$url" AUTOLOADER_API_ADDR="127.0.0.1:$port" AUTOLOADER_TOKEN_RATE_LIMIT=0 RUST_LOG=warn \
@@ -85,15 +101,18 @@ api=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
 
-echo "$runs runs written with their roll-up in ${loaded} s; run_stats: $rows rows, $size."
+echo "$total runs (runs: $size) written in ${loaded} s: $runs over 1,000 ingestions, 43,200 of one minutely ingestion."
 echo
-echo "| window | requests/s | p50 | p99 | max |"
-echo "|---|---:|---:|---:|---:|"
-for window in 1h 24h 7d 30d; do
+echo "| ingestion | window | requests/s | p50 | p99 | max |"
+echo "|---|---|---:|---:|---:|---:|"
+for case in 1h 24h 7d 30d minutely:1h minutely:24h minutely:7d minutely:30d; do
+    window="${case#minutely:}"
+    if [ "$case" = "$window" ]; then pick='math.random(1, 1000)'; label="random of 1,000"
+    else pick='1000000'; label="minutely (43,200)"; fi
     cat >"$lua" <<LUA
 math.randomseed(os.time())
 request = function()
-    local id = string.format("00000000-0000-7000-8000-%012x", math.random(1, 1000))
+    local id = string.format("00000000-0000-7000-8000-%012x", $pick)
     return wrk.format("GET", "/api/v1/ingestions/" .. id .. "/stats?window=$window")
 end
 LUA
@@ -102,8 +121,8 @@ LUA
         "$base/api/v1/ingestions/00000000-0000-7000-8000-000000000001/stats?window=$window" \
         | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["runs"]["total"] > 0, s'
     wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$lua" \
-        -H "Authorization: Bearer $token" "$base" >"$out/wrk-stats-$window.txt"
-    python3 - "$window" "$out/wrk-stats-$window.txt" <<'PY'
+        -H "Authorization: Bearer $token" "$base" >"$out/wrk-stats-${case/:/-}.txt"
+    python3 - "$label | $window" "$out/wrk-stats-${case/:/-}.txt" <<'PY'
 import re, sys
 label, path = sys.argv[1], sys.argv[2]
 text = open(path).read()
@@ -119,3 +138,23 @@ assert not errors, f"{label}: {errors.group(0)}"
 print(f"| {label} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {mx:.2f} ms |")
 PY
 done
+
+# The plan of the heaviest read: the minutely ingestion's 30 days, the statement as the API sends
+# it (taken from .sqlx/), with its parameters in place.
+query="$(python3 - "$root/.sqlx" <<'PY'
+import glob, json, sys
+for f in glob.glob(sys.argv[1] + "/query-*.json"):
+    q = json.load(open(f))["query"]
+    if "with live as" in q:
+        print(q.replace("$1", "(select id from tenants where name = 'stats-bench')")
+               .replace("$2", "'00000000-0000-7000-8000-0000000f4240'::uuid")
+               .replace("$3::bigint", "2592000::bigint"))
+PY
+)"
+echo
+echo "Plan of the minutely ingestion's 30d read (EXPLAIN ANALYZE):"
+echo
+echo '```'
+psql -qtA "$url" -c "explain (analyze, costs off, timing off, summary on) $query" \
+    | grep -E "Index|Scan|Execution|Rows Removed" | sed 's/^ *//' | sort | uniq -c | sed 's/^ *//'
+echo '```'

@@ -6,6 +6,8 @@
 //! it names the run that loaded each file but does not depend on it, so a pruned run never makes
 //! a file look new. An API process that had counted a pruned run for `/metrics` keeps counting
 //! it; one started later does not. Runs whose ids are not UUIDv7 (written by hand) are not pruned.
+//! Each batch folds the loads it deletes into `run_stats` in the same statement
+//! (`autoloader::runs::retention::runs_prune`), so an ingestion's statistics do not change.
 //!
 //! The retention must be longer than `SCHEDULER_MISFIRE_GRACE_TIME` (checked at start): the row of
 //! a pruned tick no longer stops a ticker from materialising that tick again, and only ticks
