@@ -186,13 +186,29 @@ start() {
     else
         init_cluster
     fi
-    local port=54329
-    while ! port_free "$port"; do port=$((port + 1)); done
-    echo "$port" >"$port_file"
     touch "$log"
     if [ "$(id -u)" -eq 0 ]; then chown "$os_user" "$log"; fi
-    run_as "$bindir/pg_ctl" -D "$data" -l "$log" -o "-p $port" -w -t 60 start >&2 \
-        || { tail -20 "$log" >&2; exit 1; }
+    # A port nobody listens on can still be taken: by another start in between, or as the local
+    # end of an outgoing connection (54329 and up lie in Linux's ephemeral range). So a start
+    # that cannot bind tries the next free port, a few times.
+    local port=54329 tries=0
+    while :; do
+        while ! port_free "$port"; do port=$((port + 1)); done
+        echo "$port" >"$port_file"
+        local mark
+        mark="$(wc -l <"$log")"
+        if run_as "$bindir/pg_ctl" -D "$data" -l "$log" -o "-p $port" -w -t 60 start >&2; then
+            break
+        fi
+        tries=$((tries + 1))
+        if [ "$tries" -lt 5 ] && tail -n "+$((mark + 1))" "$log" | grep -q "Address already in use"; then
+            say "port $port was taken meanwhile; trying the next one"
+            port=$((port + 1))
+            continue
+        fi
+        tail -20 "$log" >&2
+        exit 1
+    done
     run_as "$bindir/psql" -h "$sock" -p "$port" -U "$db_user" -d postgres -qAt \
         -c "select 1 from pg_database where datname = '$db_name'" | grep -q 1 \
         || run_as "$bindir/createdb" -h "$sock" -p "$port" -U "$db_user" "$db_name"

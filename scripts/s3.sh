@@ -66,7 +66,9 @@ start() {
     # A server left from before that no longer answers.
     if pid_alive; then stop_server; fi
 
-    local port=54340
+    # A port nobody listens on can still be taken meanwhile (by another start, or as the local
+    # end of an outgoing connection): a server that exits unable to bind tries the next one.
+    local port=54340 tries=0
     while ! port_free "$port"; do port=$((port + 1)); done
     echo "$port" >"$port_file"
     # Its own session and no inherited descriptors: it outlives this script and the caller's
@@ -75,6 +77,16 @@ start() {
     echo $! >"$pid_file"
     local deadline=$((SECONDS + 60))
     until answers "$port"; do
+        if ! pid_alive && [ "$tries" -lt 5 ] && grep -q "Address already in use" "$log"; then
+            tries=$((tries + 1))
+            say "port $port was taken meanwhile; trying the next one"
+            port=$((port + 1))
+            while ! port_free "$port"; do port=$((port + 1)); done
+            echo "$port" >"$port_file"
+            setsid "$server" -H 127.0.0.1 -p "$port" </dev/null >"$log" 2>&1 9>&- &
+            echo $! >"$pid_file"
+            continue
+        fi
         if ! pid_alive; then
             tail -20 "$log" >&2
             say "moto_server exited on start (log: $log)"
