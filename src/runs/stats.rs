@@ -244,7 +244,14 @@ pub async fn run_stats_read(
     // Each branch of `live` matches the predicate of the index it is meant to read (EXPLAIN in
     // BENCHMARKS.md): runs of a tick by runs_one_per_tick, finished manual runs by
     // runs_manual_history, a queued or running manual run by runs_one_active_per_ingestion.
-    // Histograms are grouped in SQL (at most 120 rows each), so only one live row comes back.
+    // The window's rows are aggregated once, in `g`, grouped by status and histogram buckets
+    // (a few hundred groups at most in practice); everything else reads those groups. Durations
+    // and lateness stay intervals per row (integer microseconds: exact sums, compared with the
+    // bounds as intervals, which puts a value in the bucket its milliseconds fall in) and become
+    // milliseconds once per window, as `extract(epoch ...)::float8 * 1000`: the maxima are the
+    // values the folded buckets store. The latest run is the maximum of (finished_at, id) as
+    // their binary forms: big-endian, so ordered as the timestamps for instants after 2000, and
+    // an instant's ties go to the greatest id.
     let rows = sqlx::query_as!(
         Bucket,
         r#"
@@ -271,48 +278,70 @@ pub async fn run_stats_read(
               and r.status in ('QUEUED', 'RUNNING') and r.scheduled_for is null
               and r.queued_at >= now() - make_interval(secs => $3::bigint)
               and r.queued_at <= now()
-        ), timed as (
-            select l.*,
-                   case when l.status in ('SUCCESS', 'FAILED') and l.started_at is not null
-                        then greatest(0, extract(epoch from l.finished_at - l.started_at)::float8 * 1000)
-                   end as duration_ms,
-                   case when l.status in ('SUCCESS', 'FAILED') and l.started_at is not null
-                             and l.scheduled_for is not null
-                        then greatest(0, extract(epoch from l.started_at - l.scheduled_for)::float8 * 1000)
-                   end as lateness_ms
-            from live l
-        ), dh as (
-            select width_bucket(duration_ms, run_stats_bounds()) as b, count(*) as n
-            from timed where duration_ms is not null group by 1
-        ), lh as (
-            select width_bucket(lateness_ms, run_stats_bounds()) as b, count(*) as n
-            from timed where lateness_ms is not null group by 1
+        ), bounds as (
+            select array_agg(make_interval(secs => b / 1000) order by b) as b
+            from unnest(run_stats_bounds()) b
+        ), g as (
+            select t.status, width_bucket(t.d, (select b from bounds)) as db,
+                   width_bucket(t.la, (select b from bounds)) as lb, count(*) as n,
+                   sum(t.files_processed) as files, sum(t.rows_ingested) as rows_in,
+                   sum(t.bytes_read) as bytes, count(t.d) as dn, sum(t.d) as ds, max(t.d) as dm,
+                   count(t.la) as ln, sum(t.la) as ls, max(t.la) as lm,
+                   max(t.finished_at) as last_at,
+                   max(array[timestamptz_send(t.finished_at), uuid_send(t.id)]) as last
+            from (
+                select l.id, l.status, l.finished_at, l.files_processed, l.rows_ingested, l.bytes_read,
+                       case when l.finished_at < l.started_at then interval '0'
+                            else l.finished_at - l.started_at end as d,
+                       case when l.started_at < l.scheduled_for then interval '0'
+                            else l.started_at - l.scheduled_for end as la
+                from live l
+                offset 0
+            ) t
+            group by 1, 2, 3
+        ), w as (
+            select sum(g.n) filter (where g.status in ('QUEUED', 'RUNNING')) as active,
+                   sum(g.n) filter (where g.status = 'SUCCESS') as succeeded,
+                   sum(g.n) filter (where g.status = 'FAILED') as failed,
+                   sum(g.n) filter (where g.status = 'CANCELLED') as cancelled,
+                   sum(g.n) filter (where g.status = 'SKIPPED') as skipped,
+                   sum(g.n) filter (where g.status = 'MISSED') as missed,
+                   sum(g.files) filter (where g.status = 'SUCCESS') as files_loaded,
+                   sum(g.rows_in) filter (where g.status = 'SUCCESS') as rows_loaded,
+                   sum(g.bytes) filter (where g.status = 'SUCCESS') as bytes_loaded,
+                   sum(g.dn) filter (where g.status in ('SUCCESS', 'FAILED')) as dn,
+                   sum(g.ds) filter (where g.status in ('SUCCESS', 'FAILED')) as ds,
+                   max(g.dm) filter (where g.status in ('SUCCESS', 'FAILED')) as dm,
+                   sum(g.ln) filter (where g.status in ('SUCCESS', 'FAILED')) as ln,
+                   sum(g.ls) filter (where g.status in ('SUCCESS', 'FAILED')) as ls,
+                   max(g.lm) filter (where g.status in ('SUCCESS', 'FAILED')) as lm,
+                   max(g.last_at) filter (where g.status = 'SUCCESS') as last_success_at,
+                   max(g.last_at) filter (where g.status = 'FAILED') as last_failure_at,
+                   max(g.last) filter (where g.status = 'SUCCESS') as last_success,
+                   max(g.last) filter (where g.status = 'FAILED') as last_failure
+            from g
         )
         select now() - make_interval(secs => $3::bigint) as "from_at!", now() as "to_at!",
-               count(*) filter (where t.status in ('QUEUED', 'RUNNING')) as "active?",
-               count(*) filter (where t.status = 'SUCCESS') as "succeeded?",
-               count(*) filter (where t.status = 'FAILED') as "failed?",
-               count(*) filter (where t.status = 'CANCELLED') as "cancelled?",
-               count(*) filter (where t.status = 'SKIPPED') as "skipped?",
-               count(*) filter (where t.status = 'MISSED') as "missed?",
-               sum(t.files_processed) filter (where t.status = 'SUCCESS')::bigint as "files_loaded?",
-               sum(t.rows_ingested) filter (where t.status = 'SUCCESS')::bigint as "rows_loaded?",
-               sum(t.bytes_read) filter (where t.status = 'SUCCESS')::bigint as "bytes_loaded?",
-               count(t.duration_ms) as "duration_count?", sum(t.duration_ms) as "duration_sum_ms?",
-               max(t.duration_ms) as "duration_max_ms?",
-               array(select coalesce(dh.n, 0)::integer from generate_series(0, 119) g
-                     left join dh on dh.b = g order by g) as "duration_hist?",
-               count(t.lateness_ms) as "lateness_count?", sum(t.lateness_ms) as "lateness_sum_ms?",
-               max(t.lateness_ms) as "lateness_max_ms?",
-               array(select coalesce(lh.n, 0)::integer from generate_series(0, 119) g
-                     left join lh on lh.b = g order by g) as "lateness_hist?",
-               max(t.finished_at) filter (where t.status = 'SUCCESS') as "last_success_at?",
-               (array_agg(t.id order by t.finished_at desc)
-                    filter (where t.status = 'SUCCESS'))[1] as "last_success_run?",
-               max(t.finished_at) filter (where t.status = 'FAILED') as "last_failure_at?",
-               (array_agg(t.id order by t.finished_at desc)
-                    filter (where t.status = 'FAILED'))[1] as "last_failure_run?"
-        from timed t
+               coalesce(w.active, 0)::bigint as "active?", coalesce(w.succeeded, 0)::bigint as "succeeded?",
+               coalesce(w.failed, 0)::bigint as "failed?", coalesce(w.cancelled, 0)::bigint as "cancelled?",
+               coalesce(w.skipped, 0)::bigint as "skipped?", coalesce(w.missed, 0)::bigint as "missed?",
+               w.files_loaded::bigint as "files_loaded?", w.rows_loaded::bigint as "rows_loaded?",
+               w.bytes_loaded::bigint as "bytes_loaded?",
+               coalesce(w.dn, 0)::bigint as "duration_count?", extract(epoch from w.ds)::float8 * 1000 as "duration_sum_ms?",
+               extract(epoch from w.dm)::float8 * 1000 as "duration_max_ms?",
+               array(select coalesce(sum(g.n), 0)::integer from generate_series(0, 119) k
+                     left join g on g.db = k and g.status in ('SUCCESS', 'FAILED')
+                     group by k order by k) as "duration_hist?",
+               coalesce(w.ln, 0)::bigint as "lateness_count?", extract(epoch from w.ls)::float8 * 1000 as "lateness_sum_ms?",
+               extract(epoch from w.lm)::float8 * 1000 as "lateness_max_ms?",
+               array(select coalesce(sum(g.n), 0)::integer from generate_series(0, 119) k
+                     left join g on g.lb = k and g.status in ('SUCCESS', 'FAILED')
+                     group by k order by k) as "lateness_hist?",
+               w.last_success_at as "last_success_at?",
+               encode(w.last_success[2], 'hex')::uuid as "last_success_run?",
+               w.last_failure_at as "last_failure_at?",
+               encode(w.last_failure[2], 'hex')::uuid as "last_failure_run?"
+        from w
         union all
         select now() - make_interval(secs => $3::bigint), now(), 0,
                s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
