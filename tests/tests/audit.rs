@@ -396,16 +396,7 @@ async fn a_change_made_at_psql_is_recorded_as_by_database_and_bookkeeping_is_not
 ) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("data-eng").await;
-    let (status, _, created) = api
-        .call(
-            "POST",
-            "/api/v1/ingestions",
-            &token,
-            Some(definition("events")),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    let id = api.create_ingestion(&token, definition("events")).await;
 
     // What the ticker writes (its own statement), and an update that changes nothing.
     let mut tx = pool.begin().await.expect("tx");

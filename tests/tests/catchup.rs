@@ -37,11 +37,7 @@ async fn ingestion(api: &TestApi, token: &str, name: &str, catchup: Value, sleep
     if let (Some(b), Some(c)) = (body.as_object_mut(), catchup.as_object()) {
         b.extend(c.clone());
     }
-    let (status, _, res) = api
-        .call("POST", "/api/v1/ingestions", token, Some(body))
-        .await;
-    assert_eq!(status, 201, "{res}");
-    res["id"].as_str().expect("id").parse().expect("uuid")
+    api.create_ingestion(token, body).await
 }
 
 /// The run history as the API pages it, oldest tick first.

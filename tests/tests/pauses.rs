@@ -9,21 +9,16 @@ use uuid::Uuid;
 const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
 
 async fn ingestion(api: &TestApi, token: &str, name: &str) -> Uuid {
-    let (status, _, body) = api
-        .call(
-            "POST",
-            "/api/v1/ingestions",
-            token,
-            Some(json!({
-                "name": name, "source_type": "s3", "source_path": "s3://bucket-one/in/",
-                "format_type": "json", "destination_table": "raw.events",
-                "schedule_frequency": "hourly", "schedule_timezone": "UTC",
-                "schedule_enabled": true
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").parse().expect("uuid")
+    api.create_ingestion(
+        token,
+        json!({
+            "name": name, "source_type": "s3", "source_path": "s3://bucket-one/in/",
+            "format_type": "json", "destination_table": "raw.events",
+            "schedule_frequency": "hourly", "schedule_timezone": "UTC",
+            "schedule_enabled": true
+        }),
+    )
+    .await
 }
 
 async fn disable(api: &TestApi, token: &str, id: Uuid, body: Option<Value>) -> (u16, Value) {

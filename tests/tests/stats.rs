@@ -20,21 +20,16 @@ use uuid::Uuid;
 const MIGRATOR: &sqlx::migrate::Migrator = &autoloader::db::MIGRATOR;
 
 async fn ingestion(api: &TestApi, token: &str, name: &str) -> Uuid {
-    let (status, _, body) = api
-        .call(
-            "POST",
-            "/api/v1/ingestions",
-            token,
-            Some(json!({
-                "name": name, "source_type": "s3", "source_path": "s3://bucket-one/in/",
-                "format_type": "json", "destination_table": "raw.events",
-                "schedule_frequency": "hourly", "schedule_timezone": "UTC",
-                "schedule_enabled": false
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").parse().expect("uuid")
+    api.create_ingestion(
+        token,
+        json!({
+            "name": name, "source_type": "s3", "source_path": "s3://bucket-one/in/",
+            "format_type": "json", "destination_table": "raw.events",
+            "schedule_frequency": "hourly", "schedule_timezone": "UTC",
+            "schedule_enabled": false
+        }),
+    )
+    .await
 }
 
 async fn stats(api: &TestApi, token: &str, id: Uuid, window: Option<&str>) -> Value {
@@ -544,15 +539,7 @@ async fn loads_finished_by_the_api_and_at_psql_are_counted(pool: PgPool) {
     let api = TestApi::spawn(pool.clone()).await;
     let (_, token) = api.tenant("acme").await;
     let id = ingestion(&api, &token, "events").await;
-    let (status, _, run) = api
-        .call(
-            "POST",
-            &format!("/api/v1/ingestions/{id}/run"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(status, 202, "{run}");
+    let run = api.trigger(&token, id).await;
     let run_id = run["id"].as_str().expect("run id").to_owned();
     let (status, _, body) = api
         .call(
@@ -566,15 +553,7 @@ async fn loads_finished_by_the_api_and_at_psql_are_counted(pool: PgPool) {
     let s = stats(&api, &token, id, Some("1h")).await;
     assert_eq!(counts(&s), [1, 0, 0, 1, 0, 0], "{s}");
 
-    let (status, _, run) = api
-        .call(
-            "POST",
-            &format!("/api/v1/ingestions/{id}/run"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(status, 202, "{run}");
+    let run = api.trigger(&token, id).await;
     let run_id: Uuid = run["id"].as_str().and_then(|r| r.parse().ok()).expect("id");
     sqlx::query(
         "update runs set status = 'RUNNING', attempt = 1, worker_id = 'psql',
