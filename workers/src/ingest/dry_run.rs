@@ -19,19 +19,17 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use autoloader::ingestions::definition::SourceType;
 use autoloader::ingestions::options::{IngestOptions, SchemaEvolution};
-use autoloader::ingestions::roots::FileRoots;
 use iceberg::spec::Schema;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::discover::{Candidate, Discovered, Source};
+use super::discover::{Candidate, Discovered};
 use super::evolve::{self, Changes};
 use super::fit::Unknown;
 use super::read::{self, BatchSink, ReadSpec};
-use super::{check_egress, http, load, path_columns, table, IngestError, IngestExecutor};
+use super::{load, path_columns, table, IngestError, IngestExecutor};
 use crate::dry_runs::{DryRunAnswer, DryRunFuture, DryRunRequest, DryRunner};
 
 /// Files left for later shown, at most.
@@ -117,29 +115,14 @@ impl IngestExecutor {
         let ledger_id = req.ingestion_id.unwrap_or(Uuid::nil());
 
         let (source, found) = stage(req, "discovery", async {
-            let how = match def.source_type {
-                SourceType::S3 => {
-                    check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?
-                }
-                SourceType::Local => autoloader::ingestions::egress::Allowed::Aws,
-            };
-            let roots = match def.source_type {
-                SourceType::Local => self
-                    .cfg
-                    .file_roots
-                    .within(&req.tenant_file_roots)
-                    .map_err(IngestError::Config)?,
-                SourceType::S3 => FileRoots::default(),
-            };
-            let source = Source::open(
-                def.source_type,
-                &def.source_path,
-                options,
-                &roots,
-                self.cfg.allow_worker_credentials,
-                http::SourceConnector::new(self.cfg.egress.clone(), how),
-            )?;
-            source.check_outside_warehouse(&self.cfg.warehouse)?;
+            let source = self
+                .open_source(
+                    def.source_type,
+                    &def.source_path,
+                    options,
+                    &req.tenant_file_roots,
+                )
+                .await?;
             let plan = source.plan(&self.pool, ledger_id, options).await?;
             let found = source
                 .new_files(

@@ -48,7 +48,7 @@ use std::collections::HashMap;
 
 use crate::executor::{ExecError, ExecFuture, Executor, RunContext, RunOutput};
 use autoloader::discovery::FullListing;
-use autoloader::ingestions::definition::SourceType;
+use autoloader::ingestions::definition::{SourcePath, SourceType};
 use autoloader::ingestions::egress::{Allowed, EgressPolicy, Endpoint};
 use autoloader::ingestions::options::{IngestOptions, Limits, OnError};
 use autoloader::ingestions::roots::FileRoots;
@@ -232,6 +232,42 @@ pub struct IngestExecutor {
 }
 
 impl IngestExecutor {
+    /// Opens the source a run, or a dry run, reads: an S3 endpoint only past the egress rules, a
+    /// local path only under the tenant's own roots (each inside the operator's), and never the
+    /// warehouse.
+    async fn open_source(
+        &self,
+        source_type: SourceType,
+        source_path: &SourcePath,
+        options: &IngestOptions,
+        tenant_file_roots: &[String],
+    ) -> Result<Source, IngestError> {
+        let how = match source_type {
+            SourceType::S3 => {
+                check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?
+            }
+            SourceType::Local => Allowed::Aws,
+        };
+        let roots = match source_type {
+            SourceType::Local => self
+                .cfg
+                .file_roots
+                .within(tenant_file_roots)
+                .map_err(IngestError::Config)?,
+            SourceType::S3 => FileRoots::default(),
+        };
+        let source = Source::open(
+            source_type,
+            source_path,
+            options,
+            &roots,
+            self.cfg.allow_worker_credentials,
+            http::SourceConnector::new(self.cfg.egress.clone(), how),
+        )?;
+        source.check_outside_warehouse(&self.cfg.warehouse)?;
+        Ok(source)
+    }
+
     pub fn new(pool: PgPool, cfg: IngestConfig) -> IngestExecutor {
         // Before iceberg decodes any Avro of its own, which would fix apache-avro's cap first.
         avro::bound_allocations(cfg.limits.max_record_bytes);
@@ -311,30 +347,14 @@ impl IngestExecutor {
             });
         }
 
-        let how = match source_type {
-            SourceType::S3 => {
-                check_egress(&self.cfg.egress, options.s3.endpoint.as_deref()).await?
-            }
-            SourceType::Local => Allowed::Aws,
-        };
-        // Local sources read only under the tenant's own roots, each inside the operator's.
-        let roots = match source_type {
-            SourceType::Local => self
-                .cfg
-                .file_roots
-                .within(&ing.tenant_file_roots)
-                .map_err(IngestError::Config)?,
-            SourceType::S3 => FileRoots::default(),
-        };
-        let source = Source::open(
-            source_type,
-            &def.source_path,
-            options,
-            &roots,
-            self.cfg.allow_worker_credentials,
-            http::SourceConnector::new(self.cfg.egress.clone(), how),
-        )?;
-        source.check_outside_warehouse(&self.cfg.warehouse)?;
+        let source = self
+            .open_source(
+                source_type,
+                &def.source_path,
+                options,
+                &ing.tenant_file_roots,
+            )
+            .await?;
         let plan = source.plan(&self.pool, ing.id, options).await?;
         let found = source
             .new_files(&self.pool, ing.id, options, self.cfg.limits, &plan, 0)
