@@ -313,14 +313,7 @@ impl Evolving {
     }
 
     fn rescue_column(&self) -> Vec<arrow_schema::Field> {
-        match self.target.field_with_name(evolve::RESCUED) {
-            Ok(_) => Vec::new(),
-            Err(_) => vec![arrow_schema::Field::new(
-                evolve::RESCUED,
-                arrow_schema::DataType::Utf8,
-                true,
-            )],
-        }
+        evolve::rescue_column(&self.target)
     }
 
     /// What one file asks of the table, as a run's reading of it decides (`load::Run`).
@@ -347,23 +340,14 @@ impl Evolving {
         let in_path = |n: &str| values.iter().any(|(k, _)| k == n);
         match run.typed_columns(&file).await? {
             Some(columns) => {
-                let columns = arrow_schema::Schema::new(
-                    columns
-                        .fields()
-                        .iter()
-                        .filter(|f| !in_path(f.name()))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-                let mut changes =
-                    evolve::changes(&self.target, &columns, mode, &options.schema_hints, name)?;
-                let lacks_some = columns
-                    .fields()
-                    .iter()
-                    .any(|f| self.target.field_with_name(f.name()).is_err());
-                if mode == SchemaEvolution::Rescue && lacks_some {
-                    changes.added.extend(self.rescue_column());
-                }
+                let changes = evolve::file_changes(
+                    &self.target,
+                    &columns,
+                    in_path,
+                    mode,
+                    &options.schema_hints,
+                    name,
+                )?;
                 if !changes.is_empty() {
                     self.apply(&changes, name)?;
                 }

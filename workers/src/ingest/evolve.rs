@@ -107,6 +107,45 @@ pub fn required_columns(options: &IngestOptions, rescue_needed: bool) -> Vec<Fie
     out
 }
 
+/// The rescue column, when `table` lacks it (nothing when it has one).
+pub fn rescue_column(table: &ArrowSchema) -> Vec<Field> {
+    match table.field_with_name(RESCUED) {
+        Ok(_) => Vec::new(),
+        Err(_) => vec![Field::new(RESCUED, DataType::Utf8, true)],
+    }
+}
+
+/// What a file's typed `columns` ask of `table`, as a run and a dry run both decide it:
+/// [`changes`] over the columns the file's path does not supply (`in_path`: those take their
+/// values from the path), and under `rescue` the rescue column when the file has a column the
+/// table lacks.
+pub fn file_changes(
+    table: &ArrowSchema,
+    columns: &ArrowSchema,
+    in_path: impl Fn(&str) -> bool,
+    mode: SchemaEvolution,
+    hints: &[SchemaHint],
+    name: &str,
+) -> Result<Changes, IngestError> {
+    let columns = ArrowSchema::new(
+        columns
+            .fields()
+            .iter()
+            .filter(|f| !in_path(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let mut out = changes(table, &columns, mode, hints, name)?;
+    let lacks_some = columns
+        .fields()
+        .iter()
+        .any(|f| table.field_with_name(f.name()).is_err());
+    if mode == SchemaEvolution::Rescue && lacks_some {
+        out.added.extend(rescue_column(table));
+    }
+    Ok(out)
+}
+
 /// What `file` (its columns with normalised types) asks of a table whose columns are `table`,
 /// under `mode`. `fail_on_new_columns` fails on the first new column; `rescue` and `none` change
 /// nothing (their unknown columns are rescued or dropped while reading).

@@ -252,23 +252,14 @@ impl Run<'_> {
 
         match self.typed_columns(file).await {
             Ok(Some(columns)) => {
-                let columns = ArrowSchema::new(
-                    columns
-                        .fields()
-                        .iter()
-                        .filter(|f| !in_path(f.name()))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-                let mut changes =
-                    evolve::changes(&w.target, &columns, mode, &self.options.schema_hints, name)?;
-                let lacks_some = columns
-                    .fields()
-                    .iter()
-                    .any(|f| w.target.field_with_name(f.name()).is_err());
-                if mode == SchemaEvolution::Rescue && lacks_some {
-                    changes.added.extend(w.rescue_column());
-                }
+                let changes = evolve::file_changes(
+                    &w.target,
+                    &columns,
+                    in_path,
+                    mode,
+                    &self.options.schema_hints,
+                    name,
+                )?;
                 if !changes.is_empty() {
                     w.evolve(&changes, name).await?;
                 }

@@ -222,14 +222,7 @@ impl Writers {
 
     /// `_rescued_data`, unless the table has it.
     pub fn rescue_column(&self) -> Vec<arrow_schema::Field> {
-        if self.target.field_with_name(evolve::RESCUED).is_ok() {
-            return Vec::new();
-        }
-        vec![arrow_schema::Field::new(
-            evolve::RESCUED,
-            DataType::Utf8,
-            true,
-        )]
+        evolve::rescue_column(&self.target)
     }
 
     /// Evolves the run's schema; the data files written so far keep theirs (columns they lack
