@@ -14,7 +14,10 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use autoloader::dry_runs::{self, DryRunDefinition};
@@ -24,7 +27,7 @@ use autoloader::ingestions::store;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
-use crate::model::{DryRunResponse, IngestionCreate};
+use crate::model::IngestionCreate;
 use crate::AppState;
 
 /// The time a worker has to answer (the request's deadline, from its insert).
@@ -151,4 +154,72 @@ pub async fn dry_run_unsaved(
     Ok(Json(
         request(&state, tenant, Target::Unsaved(Box::new(body))).await?,
     ))
+}
+
+/// A file a dry run lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunFile {
+    /// The file's full URL (`s3://bucket/key`, `file:///dir/name`): its name in the ledger.
+    pub path: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A column a dry run shows, with its Iceberg type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The table a dry run's files would go to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunTable {
+    /// `<tenant namespace>.<destination_table>`.
+    pub name: String,
+    pub exists: bool,
+    /// The columns the run would create the table with (the table is absent), else null.
+    pub create_columns: Option<Vec<DryRunColumn>>,
+    /// The file those columns come from.
+    pub created_from: Option<String>,
+    /// Columns the files would add (schema evolution), in order.
+    pub add_columns: Vec<DryRunColumn>,
+    /// Columns whose type the files would widen (int to long, float to double, decimal precision).
+    pub widen_columns: Vec<DryRunColumn>,
+    /// Files whose columns the run would reject or fail on (`{path, message}`).
+    pub file_problems: Vec<serde_json::Value>,
+}
+
+/// What an ingestion's next run would load, worked out by a worker that wrote nothing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResponse {
+    pub id: Uuid,
+    /// The saved ingestion tried; null for an unsaved definition.
+    pub ingestion_id: Option<Uuid>,
+    /// `done`, or `failed` (`error` says why).
+    pub status: String,
+    /// Whether every stage finished in time.
+    pub complete: bool,
+    /// The stage that did not finish (`definition`, `discovery`, `schema`, `rows`), if any.
+    pub unfinished: Option<String>,
+    /// What the run would fail on, and in which stage (`{stage, message}`).
+    pub error: Option<serde_json::Value>,
+    /// `full` or `incremental`.
+    pub listing: Option<String>,
+    pub keys_listed: Option<u64>,
+    /// The files the next run would load, in the order it would read them.
+    pub files: Option<Vec<DryRunFile>>,
+    pub files_bytes: Option<u64>,
+    /// The first (up to 100) new files the caps (`max_files_per_run`, `max_bytes_per_run`) leave
+    /// for later runs.
+    pub left_for_later: Option<Vec<DryRunFile>>,
+    /// More new files wait than `left_for_later` shows.
+    pub more_left_for_later: Option<bool>,
+    pub table: Option<DryRunTable>,
+    /// The first (up to 10) rows decoded, as the table would get them; text values cut to 200
+    /// characters.
+    pub rows: Option<Vec<serde_json::Value>>,
+    pub rows_read_from: Option<Vec<String>>,
+    pub elapsed_ms: Option<u64>,
 }
