@@ -57,3 +57,46 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
             })?;
     Ok(applied.unwrap_or(0) >= latest)
 }
+
+/// Whether `e` says the database is away rather than that a statement is wrong: no connection to
+/// be had, one that broke (its statement's fate unknown), or a server shutting down, starting, or
+/// still a standby (read-only) while a failover completes. Work that failed so is worth trying
+/// again once the database is back; a statement PostgreSQL refused is not.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => unavailable_code(d.code().as_deref()),
+        _ => false,
+    }
+}
+
+/// Whether a SQLSTATE says the database is away (see [`unavailable`]): 08, a connection
+/// exception; 57P01–57P03, an admin or crash shutdown, or a server not accepting connections yet;
+/// 25006, a read-only transaction (a standby not yet promoted).
+pub fn unavailable_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "25006"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unavailable;
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_a_refused_statement_is_not() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(unavailable(&io));
+        assert!(unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(!unavailable(&sqlx::Error::RowNotFound));
+        assert!(!unavailable(&sqlx::Error::Protocol("bad message".into())));
+        for code in ["08006", "57P01", "25006"] {
+            assert!(super::unavailable_code(Some(code)), "{code}");
+        }
+        for code in ["23505", "40001", "57014"] {
+            assert!(!super::unavailable_code(Some(code)), "{code}");
+        }
+    }
+}

@@ -134,8 +134,11 @@ impl IngestError {
         }
     }
 
+    /// An error of the Iceberg catalog: transient when iceberg says so, or when the SQL catalog's
+    /// own connection met the database away (a failover, a network cut), which iceberg reports
+    /// as an unexpected, final error.
     pub fn catalog(e: &iceberg::Error) -> IngestError {
-        if e.retryable() {
+        if e.retryable() || database_away(e) {
             IngestError::CatalogTransient(e.to_string())
         } else {
             IngestError::Catalog(e.to_string())
@@ -152,6 +155,21 @@ impl IngestError {
             _ => ExecError::Permanent(self.to_string()),
         }
     }
+}
+
+/// Whether a cause under `e` is a database error that says the database is away
+/// ([`autoloader::db::unavailable`]).
+fn database_away(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.downcast_ref::<sqlx::Error>()
+            .is_some_and(autoloader::db::unavailable)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// `e` and the causes under it that its own text does not already say (a refused address, say,
@@ -714,4 +732,34 @@ pub fn warehouse_url(value: &str) -> std::result::Result<String, String> {
         .canonicalize()
         .map_err(|e| format!("resolving the warehouse {}: {e}", dir.display()))?;
     Ok(format!("file://{}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catalog_error_from_a_lost_database_connection_is_transient() {
+        // What iceberg-catalog-sql makes of a connection cut by a failover.
+        let cut = iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            "operation failed for hitting sqlx error",
+        )
+        .with_source(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof,
+        )));
+        assert!(matches!(
+            IngestError::catalog(&cut).into_exec(),
+            ExecError::Transient(_)
+        ));
+        let refused = iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            "operation failed for hitting sqlx error",
+        )
+        .with_source(sqlx::Error::RowNotFound);
+        assert!(matches!(
+            IngestError::catalog(&refused).into_exec(),
+            ExecError::Permanent(_)
+        ));
+    }
 }

@@ -366,8 +366,11 @@ impl std::fmt::Debug for FencedCommit<'_> {
     }
 }
 
+/// A failed statement of the fenced commit; retryable when the database was away (a failover, a
+/// cut), which the run's retry (`SCHEDULER_RETRIES`) then survives.
 fn db_error(e: sqlx::Error) -> Error {
-    Error::new(ErrorKind::Unexpected, format!("database: {e}")).with_retryable(false)
+    let away = autoloader::db::unavailable(&e);
+    Error::new(ErrorKind::Unexpected, format!("database: {e}")).with_retryable(away)
 }
 
 #[async_trait]

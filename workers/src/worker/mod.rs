@@ -248,8 +248,9 @@ impl Worker {
 
     /// Writes the waiting outcomes and claims up to `claim` runs in one statement
     /// ([`lease::run_exchange`]), reports each outcome and empties `finished`. Returns the runs
-    /// claimed; `None`: the statement failed (logged; its outcomes are lost, their runs' leases
-    /// run out and the runs are retried elsewhere).
+    /// claimed; `None`: the statement failed (logged). Outcomes the database never answered
+    /// for (it is unavailable) stay in `finished` for the next statement; those it refused are
+    /// dropped, and their runs' leases run out and the runs are retried elsewhere.
     async fn exchange(&self, finished: &mut Vec<Finished>, claim: usize) -> Option<Vec<Claimed>> {
         let cfg = &self.config;
         let outcomes: Vec<(Lease, Outcome)> = finished
@@ -278,7 +279,9 @@ impl Worker {
                     .increment(done.claimed.len() as u64);
                 Some(done.claimed)
             }
-            Err(sqlx::Error::Database(e)) if finished.len() > 1 => {
+            Err(sqlx::Error::Database(e))
+                if finished.len() > 1 && !autoloader::db::unavailable_code(e.code().as_deref()) =>
+            {
                 // PostgreSQL refused the statement (not the connection): one outcome it cannot
                 // store must not sink the others. Write them one by one; the claim waits.
                 tracing::warn!(error = %e, outcomes = finished.len(),
@@ -309,8 +312,19 @@ impl Worker {
                 if claim > 0 {
                     tracing::warn!(error = %msg, "claiming runs failed; trying again shortly");
                 }
-                for f in finished.drain(..) {
-                    outcomes::report(&f, Err(&msg));
+                if autoloader::db::unavailable(&e) {
+                    // The database is away (a failover, a restart, a network cut): the outcomes
+                    // are kept and go with the next statement, a second from now, instead of
+                    // waiting for their leases to run out and their runs to execute again.
+                    // Fenced by their leases, they change nothing if a run was rescued meanwhile.
+                    if !finished.is_empty() {
+                        tracing::warn!(error = %msg, outcomes = finished.len(),
+                                       "cannot record outcomes yet; trying again shortly");
+                    }
+                } else {
+                    for f in finished.drain(..) {
+                        outcomes::report(&f, Err(&msg));
+                    }
                 }
                 None
             }
@@ -497,7 +511,10 @@ async fn execute(
     }
 }
 
-/// Requeues a run after a transient error, claimable after the back-off.
+/// Requeues a run after a transient error, claimable after the back-off. The error that failed
+/// the run (a database failover, a network cut) may fail this write too: it is tried again every
+/// second while the lease lasts, since past it the run is rescued anyway (and the write, fenced by
+/// the lease, would change nothing).
 async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str, secs: f64) {
     let delay = cfg
         .retry_backoff
@@ -508,27 +525,40 @@ async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str, se
         cfg.retries,
         delay.as_secs()
     );
-    match lease::run_requeue(
-        pool,
-        &cfg.worker_id,
-        run.lease(),
-        delay,
-        &reason,
-        Some(error),
-    )
-    .await
-    {
-        Ok(true) => {
-            tracing::warn!(duration_s = secs, error, outcome = "retrying", "run failed");
-            metrics::counter!("autoloader_scheduled_executions_total", "status" => "retrying")
-                .increment(1);
-        }
-        Ok(false) => lease_lost("recording the outcome"),
-        Err(e) => {
-            tracing::error!(error = %e, outcome = "retrying", "cannot record the run's outcome")
+    let give_up = Instant::now() + cfg.lease_ttl;
+    loop {
+        let written = lease::run_requeue(
+            pool,
+            &cfg.worker_id,
+            run.lease(),
+            delay,
+            &reason,
+            Some(error),
+        )
+        .await;
+        match written {
+            Ok(true) => {
+                tracing::warn!(duration_s = secs, error, outcome = "retrying", "run failed");
+                metrics::counter!("autoloader_scheduled_executions_total", "status" => "retrying")
+                    .increment(1);
+                return;
+            }
+            Ok(false) => return lease_lost("recording the outcome"),
+            Err(e) if Instant::now() + RETRY_WRITE_EVERY < give_up => {
+                metrics::counter!("autoloader_database_errors_total", "statement" => "run_requeue")
+                    .increment(1);
+                tracing::warn!(error = %e, "cannot requeue the run for its retry yet; trying again");
+                tokio::time::sleep(RETRY_WRITE_EVERY).await;
+            }
+            Err(e) => {
+                return tracing::error!(error = %e, outcome = "retrying", "cannot record the run's outcome; it is requeued when its lease expires")
+            }
         }
     }
 }
+
+/// How often a retry's requeue is tried again while the database does not answer.
+const RETRY_WRITE_EVERY: Duration = Duration::from_secs(1);
 
 fn lease_lost(during: &str) {
     metrics::counter!("autoloader_leases_lost_total").increment(1);
