@@ -83,6 +83,10 @@ pub enum ApiError {
     /// Work handed to the workers was not answered in time (a dry run): 504.
     #[error("{0}")]
     Timeout(String),
+    /// The database cannot be reached (a failover, a restart, a network cut): 503 with
+    /// Retry-After, so clients and load balancers try again instead of paging anyone.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -104,9 +108,16 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.into())
+        if autoloader::db::unavailable(&e) {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
+
+/// Seconds a client is told to wait before trying again while the database is away.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 impl From<Vec<FieldProblem>> for ApiError {
     fn from(problems: Vec<FieldProblem>) -> Self {
@@ -229,6 +240,11 @@ impl IntoResponse for ApiError {
                 "/problems/no-worker-answered",
                 "No worker answered",
             ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/database-unavailable",
+                "Database unavailable",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "/problems/internal",
@@ -284,6 +300,12 @@ impl IntoResponse for ApiError {
                 }
                 retry_after = retry_after_secs;
                 detail
+            }
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = %e, "answering 503: the database is unavailable");
+                retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+                "the database cannot be reached just now (a failover or a restart); try again shortly"
+                    .to_owned()
             }
             ApiError::Internal(e) => {
                 // The request id is on the current span (see `app`), so this line carries it.

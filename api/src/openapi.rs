@@ -224,6 +224,11 @@ fn document_problems(openapi: &mut utoipa::openapi::OpenApi) {
             }
             add("422", "Invalid request: `errors` names each field at fault");
             add("500", "The server failed; the body carries no internals");
+            add(
+                "503",
+                "The database cannot be reached just now (a failover, a restart); Retry-After \
+                 gives the seconds to wait",
+            );
         }
     }
 }
