@@ -13,7 +13,9 @@ use clap::Args;
 pub struct DatabaseConfig {
     /// PostgreSQL connection URL, e.g. postgres://user:password@127.0.0.1:5432/autoloader.
     /// `make run` and `make test` start a local cluster and set it when it is unset.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// One host, which must always lead to the primary (a managed endpoint, a VIP, a DNS name):
+    /// several hosts and target_session_attrs are refused, as the driver cannot honour them.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = DatabaseUrlParser)]
     pub database_url: String,
 
     /// Largest number of pooled database connections this process opens.
@@ -426,6 +428,65 @@ pub fn load_dotenv() {
     }
 }
 
+/// Checks `DATABASE_URL` with [`parse_database_url`]; a refusal names the problem and never the
+/// value (clap's own errors would print the URL, password and all).
+#[derive(Clone)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let refuse =
+            |m: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, m + "\n");
+        let url = value
+            .to_str()
+            .ok_or_else(|| refuse("DATABASE_URL is not valid UTF-8".to_owned()))?;
+        parse_database_url(url).map_err(refuse)
+    }
+}
+
+/// A `DATABASE_URL` the driver can honour: one host, and no `target_session_attrs` but `any`.
+/// sqlx 0.8 connects to a single host and ignores `target_session_attrs` (with a warning in the
+/// log), so a libpq-style URL naming a primary and its standbys would either fail to parse or
+/// connect to whichever host it names first, standby or not. Such a URL is refused at start,
+/// saying what to give instead; the URL itself (and its password) is never repeated.
+fn parse_database_url(url: &str) -> Result<String, String> {
+    const INSTEAD: &str = "give one address that always leads to the primary: the managed \
+        service's endpoint, a VIP, a DNS name your failover moves, or pgbouncer \
+        (docs/DEPLOYMENT.md, \"Failover\")";
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or("");
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let query_hosts = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, v)| {
+            matches!(k, "host" | "hostaddr" | "port")
+                && (v.contains(',') || v.to_ascii_lowercase().contains("%2c"))
+        });
+    if hosts.contains(',') || query_hosts {
+        return Err(format!(
+            "DATABASE_URL names several hosts; the PostgreSQL driver connects to one: {INSTEAD}"
+        ));
+    }
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        if key == "target_session_attrs" && value != "any" {
+            return Err(format!(
+                "DATABASE_URL asks for target_session_attrs={value}, which the PostgreSQL driver \
+                 does not honour: {INSTEAD}"
+            ));
+        }
+    }
+    Ok(url.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,5 +625,38 @@ mod tests {
             .expect_err("grace as long as retention");
         assert!(err.contains("SCHEDULER_RUN_RETENTION_DAYS"), "{err}");
         assert!(Cli::try_parse_from(["x", "--run-retention-days", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_database_url_with_several_hosts_or_session_attributes_is_refused_saying_what_to_do() {
+        for ok in [
+            "postgres://u:p@db.internal:5432/autoloader",
+            "postgres://u:p@db.internal/autoloader?sslmode=require&target_session_attrs=any",
+            "postgres:///autoloader?host=/run/postgresql",
+        ] {
+            assert_eq!(parse_database_url(ok).as_deref(), Ok(ok));
+        }
+        for (bad, says) in [
+            (
+                "postgres://u:secret@h1:5432,h2:5432/autoloader",
+                "several hosts",
+            ),
+            (
+                "postgres://u:secret@db/autoloader?host=h1,h2",
+                "several hosts",
+            ),
+            (
+                "postgres://u:secret@db/autoloader?target_session_attrs=read-write",
+                "target_session_attrs=read-write",
+            ),
+        ] {
+            let err = parse_database_url(bad).expect_err(bad);
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains("docs/DEPLOYMENT.md"), "{err}");
+            assert!(
+                !err.contains("secret"),
+                "the password is never repeated: {err}"
+            );
+        }
     }
 }
