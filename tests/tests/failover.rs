@@ -453,7 +453,7 @@ async fn a_switchover_is_survived_without_a_restart_and_loses_nothing() {
     let warehouse = temp_dir("failover-warehouse");
     let roots = root.display().to_string();
     let api_addr = format!("127.0.0.1:{}", free_port());
-    let api = WorkerProcess::spawn(
+    let mut api = WorkerProcess::spawn(
         api_bin().to_str().expect("path"),
         &ha.endpoint.url(),
         "failover-api",
@@ -521,7 +521,7 @@ async fn a_switchover_is_survived_without_a_restart_and_loses_nothing() {
     // setting docs/DEPLOYMENT.md asks of HA deployments), and a 3 s pause before each commit,
     // so a run is waiting to commit when the primary stops.
     let warehouse_url = format!("file://{}", warehouse.display());
-    let worker = WorkerProcess::spawn(
+    let mut worker = WorkerProcess::spawn(
         worker_bin().to_str().expect("path"),
         &ha.endpoint.url(),
         "failover-worker",
@@ -698,6 +698,9 @@ async fn a_switchover_is_survived_without_a_restart_and_loses_nothing() {
     );
     assert_eq!(scanned.snapshots, 3, "one commit per run");
 
+    // The same two processes from start to end.
+    assert_eq!(worker.try_exit_code(), None, "the worker kept running");
+    assert_eq!(api.try_exit_code(), None, "the API kept running");
     drop(worker);
     drop(api);
     let _ = std::fs::remove_dir_all(&root);
