@@ -36,7 +36,7 @@ use autoloader::runs::dashboard::{runs_active, runs_recent, runs_status, RunStat
 use super::session::UiSession;
 use crate::AppState;
 
-/// Event streams one API process serves at once; more get 503 (the browser retries).
+/// Event streams one API process serves at once; more get 429 with `Retry-After` (the browser retries).
 pub const MAX_STREAMS: usize = 256;
 /// How long one stream lasts before the browser reconnects (and its session is checked again).
 pub const STREAM_SECS: u64 = 300;
