@@ -496,6 +496,20 @@ async fn the_form_shows_the_apis_message_beside_the_refused_field(pool: PgPool) 
     );
     assert!(refused.body.contains(r#"value="clicks""#));
 
+    // Options the form cannot read as JSON are refused beside their field, before the API.
+    let mut bad_options = fields.clone();
+    bad_options.retain(|(k, _)| *k != "options" && *k != "schedule_time");
+    bad_options.extend([("options", "{\"delimiter\": "), ("schedule_time", "09:30")]);
+    let refused_options = b.post("/ui/ingestions", &bad_options).await;
+    assert_eq!(refused_options.status, 422);
+    assert!(
+        refused_options
+            .text_of("options-error")
+            .starts_with("options is not valid JSON"),
+        "{}",
+        refused_options.body
+    );
+
     let (_, _, list) = api.call("GET", "/api/v1/ingestions", &token, None).await;
     assert_eq!(list["total"], 0, "nothing was created");
 

@@ -126,6 +126,8 @@ async fn render(
             Window::default(),
         )
         .await
+        // The row is still worth showing without its statistics.
+        .inspect_err(|e| tracing::warn!(ingestion_id = %ingestion.id, error = %e, "dashboard: cannot read statistics"))
         .ok();
         table.push(Row {
             tenant_name: tenant_names.get(&ingestion.tenant_id).cloned(),
@@ -182,7 +184,7 @@ async fn render(
             @if table.is_empty() {
                 p #no-ingestions { "No ingestions" @if name.is_some() || !status.is_empty() { " match these filters" } "." }
             } @else {
-                div.scroll {
+                div.scroll tabindex="0" role="region" aria-label="Ingestions, scrollable" {
                     table #ingestions {
                         caption { (total) " ingestion" @if total != 1 { "s" } ", page " (page_no) " of " (pages) }
                         thead { tr {
