@@ -55,6 +55,7 @@ async fn render(state: &AppState, session: &UiSession) -> Result<Markup, ApiErro
         &state.pool,
         session.tenant(),
         &ListFilter::default(),
+        false,
         ListOrder::Created,
         PageRequest { page: 1, size: 200 },
     )
