@@ -37,3 +37,4 @@ pub mod tables;
 pub mod telemetry;
 pub mod tenants;
 pub mod ticks;
+pub mod ui_sessions;
