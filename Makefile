@@ -97,7 +97,7 @@ bench: ## Run the benchmarks (see BENCHMARKS.md)
 
 .PHONY: bench-stats
 bench-stats: ## GET /api/v1/ingestions/{id}/stats with 1M runs in the table, each window (see BENCHMARKS.md)
-	$(CARGO) build --release -p autoloader-api
+	$(CARGO) build --release -p autoloader-api -p autoloader-worker
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-stats.sh | tee bench/results/stats.md
 
 .PHONY: bench-discovery

@@ -4,7 +4,10 @@
 # spread evenly over the last 30 days (about every 43 minutes with the default N), mixed
 # outcomes, durations and lateness; and one pathological ingestion with a minutely schedule's
 # worth of runs (43,200 ticks in 30 days) in the same table. No retention: every run is live, the
-# most the read has to aggregate. Then the release API on that database and wrk (Debian's
+# most the read has to aggregate; then (unless BENCH_STATS_FOLD=0) the release worker's sweep
+# folds the loads older than a day into the hour buckets, as every worker does at start and
+# hourly, and is stopped once every ingestion's watermark is caught up. Then the release API on
+# that database and wrk (Debian's
 # package, installed when missing) asking for a random ingestion's statistics, each window in
 # turn, then for the minutely ingestion's. Prints a markdown table and the plan of the 30d read
 # of the minutely ingestion; raw wrk output goes to bench/results/.
@@ -18,6 +21,8 @@ connections="${BENCH_STATS_CONNECTIONS:-4}"
 db="autoloader_bench_stats"
 url="${DATABASE_URL%/*}/$db"
 bin="${AUTOLOADER_API_BIN:-$root/target/release/autoloader-api}"
+worker_bin="${AUTOLOADER_WORKER_BIN:-$root/target/release/autoloader-worker}"
+fold="${BENCH_STATS_FOLD:-1}"
 out="$root/bench/results"
 mkdir -p "$out"
 
@@ -31,9 +36,11 @@ psql -q "$DATABASE_URL" -c "drop database if exists $db" -c "create database $db
 port=18481
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 api=""
+worker=""
 lua="$(mktemp)"
 cleanup() {
     if [ -n "$api" ]; then kill "$api" 2>/dev/null || true; wait "$api" 2>/dev/null || true; fi
+    if [ -n "$worker" ]; then kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true; fi
     rm -f "$lua"
     psql -q "$DATABASE_URL" -c "drop database if exists $db" >/dev/null 2>&1 || true
 }
@@ -93,6 +100,27 @@ loaded=$(( $(date +%s) - start ))
 total="$(psql -qtA "$url" -c "select count(*) from runs")"
 size="$(psql -qtA "$url" -c "select pg_size_pretty(pg_total_relation_size('runs'))")"
 
+folded="not folded (BENCH_STATS_FOLD=0)"
+if [ "$fold" != 0 ]; then
+    start=$(date +%s)
+    DATABASE_URL="$url" RUST_LOG=warn "$worker_bin" 2>>"$out/stats-bench-worker.log" &
+    worker=$!
+    behind="select count(*) from ingestions i left join run_stats_folds f on f.ingestion_id = i.id
+            where coalesce(f.folded_before, '-infinity')
+                  < to_timestamp(floor(extract(epoch from now() - interval '25 hours') / 3600) * 3600)"
+    for _ in $(seq 1 1200); do
+        [ "$(psql -qtA "$url" -c "$behind")" = 0 ] && break
+        kill -0 "$worker" 2>/dev/null || { echo "the worker stopped: $out/stats-bench-worker.log" >&2; exit 1; }
+        sleep 1
+    done
+    kill "$worker"; wait "$worker" 2>/dev/null || true; worker=""
+    psql -q "$url" -c "vacuum analyze" >/dev/null
+    folded="folded by the worker's sweep in $(( $(date +%s) - start )) s: $(psql -qtA "$url" -c \
+        "select count(*) from run_stats") hour buckets, $(psql -qtA "$url" -c \
+        "select count(*) from runs r join run_stats_folds f on f.ingestion_id = r.ingestion_id
+         where r.scheduled_for >= f.folded_before") runs live"
+fi
+
 # No per-token rate limit: the benchmark is one token asking as fast as it can.
 DATABASE_URL="$url" AUTOLOADER_API_ADDR="127.0.0.1:$port" AUTOLOADER_TOKEN_RATE_LIMIT=0 RUST_LOG=warn \
     "$bin" --skip-migrations \
@@ -101,7 +129,8 @@ api=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
 
-echo "$total runs (runs: $size) written in ${loaded} s: $runs over 1,000 ingestions, 43,200 of one minutely ingestion."
+echo "$total runs (runs: $size) written in ${loaded} s: $runs over 1,000 ingestions, 43,200 of one minutely ingestion;"
+echo "$folded."
 echo
 echo "| ingestion | window | requests/s | p50 | p99 | max |"
 echo "|---|---|---:|---:|---:|---:|"
@@ -145,7 +174,7 @@ query="$(python3 - "$root/.sqlx" <<'PY'
 import glob, json, sys
 for f in glob.glob(sys.argv[1] + "/query-*.json"):
     q = json.load(open(f))["query"]
-    if "with live as" in q:
+    if "), live as (" in q and "run_stats_folds" in q:
         print(q.replace("$1", "(select id from tenants where name = 'stats-bench')")
                .replace("$2", "'00000000-0000-7000-8000-0000000f4240'::uuid")
                .replace("$3::bigint", "2592000::bigint"))

@@ -1,8 +1,9 @@
 //! An ingestion's statistics over a window: its loads by status, success rate, duration and
 //! lateness percentiles, what they loaded, and the latest success and failure. Read at request
-//! time from the ingestion's live runs (through the run history's indexes) and the hour buckets
-//! the run retention folded the runs it deleted into (`autoloader::runs::stats`), so the
-//! retention changes nothing and finishing a run writes nothing more.
+//! time from the ingestion's live runs of about the last day (through the run history's indexes)
+//! and the hour buckets the workers' sweep folds older loads into (`autoloader::runs::stats`,
+//! `autoloader::runs::fold`), so neither the fold nor the retention changes a number and
+//! finishing a run writes nothing more.
 //! Scoped to the caller's tenant like every per-ingestion endpoint: another tenant's ingestion
 //! is 404.
 
@@ -111,15 +112,18 @@ impl From<LastRun> for LastRunRef {
 /// An ingestion's loads for the ticks in the window: a load counts when its tick
 /// (`scheduled_for`), or for a manual run the instant it was asked for, is in `[from, to]`,
 /// whatever instant it finished (a catch-up run for an old tick counts in its tick's window).
-/// Runs deleted by the run retention are kept as hour buckets by tick and count when their hour
-/// starts in the window: when the retention is shorter than the window, deleted runs of the
-/// window's first, partial hour are left out.
+/// Loads more than a day old are kept as hour buckets by tick (folded by the workers' sweep, or
+/// by the run retention as it deletes them) and count when their hour starts in the window;
+/// a window reaching folded hours (`7d`, `30d`) starts on the hour, so they are whole. When the
+/// retention is shorter than a window starting at an instant, the deleted runs of the window's
+/// first, partial hour are left out.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatsResponse {
     pub ingestion_id: Uuid,
     /// `1h`, `24h`, `7d` or `30d`.
     pub window: String,
-    /// `to` less the window.
+    /// `to` less the window; for a window reaching folded hours (`7d`, `30d`), the start of the
+    /// UTC hour of that instant.
     pub from: DateTime<Utc>,
     /// Now, by the database's clock.
     pub to: DateTime<Utc>,
@@ -172,8 +176,8 @@ impl StatsResponse {
 }
 
 /// Statistics of the ingestion's loads for the ticks (or manual triggers) in a window (default
-/// `24h`). Runs deleted by the run retention are folded into hour buckets as they go, so the
-/// retention does not change the statistics.
+/// `24h`). Loads more than a day old are folded into hour buckets, and runs deleted by the run
+/// retention as they go, so neither changes the statistics.
 #[utoipa::path(get, path = "/api/v1/ingestions/{id}/stats", tag = "runs",
     params(("id" = Uuid, Path), StatsQuery),
     responses((status = 200, body = StatsResponse),

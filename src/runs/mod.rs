@@ -26,7 +26,7 @@
 //! | QUEUED → CANCELLED | [`history::run_cancel`] |
 //! | QUEUED → RUNNING, RUNNING → SUCCESS / FAILED / QUEUED | [`lease`] |
 //! | (finished) → deleted | [`retention::runs_prune`] |
-//! | (finished) → counted in `run_stats` | the trigger `runs_stats_count`; read by [`stats::run_stats_read`] |
+//! | (finished) → counted in `run_stats` | [`fold::run_stats_fold`] (a day after its tick) or [`retention::runs_prune`] (as it is deleted); read by [`stats::run_stats_read`] |
 //!
 //! [`RunStatus::can_become`] names the legal moves; PostgreSQL enforces the same list (the
 //! trigger `runs_status_transition`, migration 0010), so neither a code path nor a person at a
@@ -34,6 +34,7 @@
 //! `runs_one_per_tick` keep the invariants several processes race on.
 
 pub mod dashboard;
+pub mod fold;
 pub mod history;
 pub mod lease;
 pub mod maintenance;

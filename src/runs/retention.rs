@@ -5,20 +5,28 @@
 //! queued or running one, however old. Runs whose ids are not UUIDv7 (written by hand) are not
 //! pruned: the statement reads the primary key's old end only.
 //!
-//! The loads deleted are folded, in the same statement, into their ingestion's `run_stats` hour
-//! bucket (the hour of the tick, or of `queued_at` for a manual run): a load is either in `runs`
-//! or in `run_stats`, never both and never neither, so the statistics
-//! ([`crate::runs::stats`]) do not change when runs are pruned.
+//! The loads deleted that the fold ([`crate::runs::fold`]) has not folded already are folded, in
+//! the same statement, into their ingestion's `run_stats` hour bucket (the hour of the tick, or
+//! of `queued_at` for a manual run): a load is either unfolded in `runs` or in `run_stats`,
+//! never both and never neither, so the statistics ([`crate::runs::stats`]) do not change when
+//! runs are pruned. The statement runs under the fold's advisory lock (`run_stats_lock()`) and
+//! reads the fold watermarks after taking it, so a fold committing meanwhile is seen whole.
 
 use sqlx::PgPool;
 
 /// Deletes up to `limit` runs that finished more than `days` days ago, folding the loads among
 /// them into `run_stats`; returns how many runs were deleted.
 pub async fn runs_prune(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!("select pg_advisory_xact_lock(run_stats_lock())")
+        .execute(&mut *tx)
+        .await?;
     // The id bound only narrows the scan to the primary key's old end: a run finished before the
     // cutoff was made before it (`uuid_v7_floor`, migration 0009). `finished_at` decides (null
     // while a run is queued or running). A data-modifying CTE runs once whether or not the outer
     // select reads it; the fold groups by bucket first, as one upsert may not touch a row twice.
+    // A load the fold folded (below its ingestion's watermark and not late: migration
+    // 20261130000023) is deleted and not added again.
     let done = sqlx::query_scalar!(
         r#"
         with cutoff as (select now() - make_interval(days => $1) as at),
@@ -48,7 +56,10 @@ pub async fn runs_prune(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sql
                         then greatest(0, extract(epoch from g.started_at - g.scheduled_for)::float8 * 1000)
                    end as lateness_ms
             from gone g
+            left join run_stats_folds w on w.ingestion_id = g.ingestion_id
             where g.kind = 'load'
+              and not (coalesce(g.scheduled_for, g.queued_at) < coalesce(w.folded_before, '-infinity')
+                       and not coalesce(g.queued_at - g.scheduled_for > interval '1 day', false))
         ),
         folded as (
             insert into run_stats as s (
@@ -109,7 +120,8 @@ pub async fn runs_prune(pool: &PgPool, days: i32, limit: i64) -> Result<u64, sql
         days,
         limit
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(u64::try_from(done).unwrap_or(0))
 }

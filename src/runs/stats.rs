@@ -2,21 +2,30 @@
 //! the `run_stats` table's reads (the run retention, [`crate::runs::retention`], writes it).
 //!
 //! Nothing is written when a run finishes: the engine's statements and the `runs` table carry no
-//! trigger and no index for the statistics. A read sums
-//! - the live loads of the window, found through the indexes the run history already has:
-//!   `runs_one_per_tick (ingestion_id, scheduled_for)` for runs of a tick (and SKIPPED and
-//!   MISSED rows), `runs_manual_history` for finished manual runs, and
-//!   `runs_one_active_per_ingestion` for the one load queued or running;
-//! - the `run_stats` hour buckets of the loads the retention deleted, folded in the statement
-//!   that deleted them (a load is in one or the other, never both, never neither).
+//! trigger and no index for the statistics but the partial index `runs_late_ticks`, which holds
+//! only the rows written over a day after their tick. A read sums
+//! - the live loads of the window, unfolded: those whose tick or trigger time is at or after the
+//!   ingestion's fold watermark (`run_stats_folds.folded_before`, about a day before now), found
+//!   through the indexes the run history already has: `runs_one_per_tick (ingestion_id,
+//!   scheduled_for)` for runs of a tick (and SKIPPED and MISSED rows), `runs_manual_history`
+//!   for finished manual runs, and `runs_one_active_per_ingestion` for the one load queued or
+//!   running; and below the watermark the late rows (written over a day after their tick: a
+//!   catch-up run, a dropped backlog's MISSED row, a psql INSERT), through `runs_late_ticks`;
+//! - the `run_stats` hour buckets starting in the window: the loads below the watermark that
+//!   are not late, folded by [`crate::runs::fold`], and those the retention deleted unfolded,
+//!   folded in the statement that deleted them. A load is unfolded in `runs` or in a bucket,
+//!   never both, never neither (migration 20261130000023 states the rule the fold, the
+//!   retention and this read share).
 //!
 //! Invariants of what is read here:
 //! - a load counts in a window when its tick (`scheduled_for`), or the instant a manual run was
 //!   asked for (`queued_at`), is in it, whatever instant it finished: "runs for the ticks in the
 //!   window". A catch-up run for an old tick counts in its tick's window;
-//! - the window is `[now - window, now]`; folded buckets count when their hour starts in it, so
-//!   the first, partial hour of loads already folded is left out (only possible when the run
-//!   retention is shorter than the window);
+//! - the window is `[now - window, now]`; when its start lies before the ingestion's fold
+//!   watermark (7d and 30d, once the fold has run) it starts at the UTC hour of that instant
+//!   instead, so that every folded hour in it is whole, and `from` says so. Otherwise folded
+//!   buckets count when their hour starts in the window, so the first, partial hour of loads the
+//!   retention folded is left out (only possible when the retention is shorter than the window);
 //! - percentiles come from fixed log-scale histograms ([`BOUNDS_MS`]), live loads put in the
 //!   same buckets as folded ones: the value reported is the upper bound of the bucket holding
 //!   the percentile (nearest rank), never above the window's exact maximum; so it is never below
@@ -182,7 +191,7 @@ pub struct LastRun {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStats {
     pub window: Window,
-    /// `to - window`.
+    /// `to - window`, or the UTC hour of that instant when the window reaches folded hours.
     pub from: DateTime<Utc>,
     /// The database's `now()`.
     pub to: DateTime<Utc>,
@@ -232,18 +241,21 @@ struct Bucket {
     last_failure_run: Option<Uuid>,
 }
 
-/// The statistics of `ingestion_id` (of `tenant_id`) over `window`: its live loads whose tick
-/// (or manual trigger) is in `[now - window, now]` and its folded hour buckets starting in it,
-/// summed. An ingestion with no load in the window has zero counts and no summaries.
+/// The statistics of `ingestion_id` (of `tenant_id`) over `window`: its unfolded loads whose
+/// tick (or manual trigger) is in `[from, now]` and its folded hour buckets starting in it,
+/// summed (`from` as [`RunStats::from`] says). An ingestion with no load in the window has zero counts and no summaries.
 pub async fn run_stats_read(
     pool: &PgPool,
     tenant_id: Uuid,
     ingestion_id: Uuid,
     window: Window,
 ) -> Result<RunStats, sqlx::Error> {
+    // `fw` is the fold watermark (-infinity before the first fold), `win` the window's start.
     // Each branch of `live` matches the predicate of the index it is meant to read (EXPLAIN in
-    // BENCHMARKS.md): runs of a tick by runs_one_per_tick, finished manual runs by
-    // runs_manual_history, a queued or running manual run by runs_one_active_per_ingestion.
+    // BENCHMARKS.md): runs of a tick at or after the watermark by runs_one_per_tick, the late
+    // ones below it by runs_late_ticks, finished manual runs at or after it by
+    // runs_manual_history, a queued or running manual run (never folded) by
+    // runs_one_active_per_ingestion.
     // The window's rows are aggregated once, in `g`, grouped by status and histogram buckets
     // (a few hundred groups at most in practice); everything else reads those groups. Durations
     // and lateness stay intervals per row (integer microseconds: exact sums, compared with the
@@ -255,20 +267,38 @@ pub async fn run_stats_read(
     let rows = sqlx::query_as!(
         Bucket,
         r#"
-        with live as (
+        with fw as (
+            select coalesce((select f.folded_before from run_stats_folds f
+                             where f.ingestion_id = $2), '-infinity') as fb
+        ), win as (
+            select fw.fb,
+                   case when fw.fb > now() - make_interval(secs => $3::bigint)
+                        then to_timestamp(floor(extract(epoch from now() - make_interval(secs => $3::bigint))
+                                                / 3600) * 3600)
+                        else now() - make_interval(secs => $3::bigint) end as from_at
+            from fw
+        ), live as (
             select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
                    r.bytes_read, r.started_at, r.scheduled_for
             from runs r
             where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
-              and r.scheduled_for >= now() - make_interval(secs => $3::bigint)
+              and r.scheduled_for >= (select greatest(win.from_at, win.fb) from win)
               and r.scheduled_for <= now()
             union all
             select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
                    r.bytes_read, r.started_at, r.scheduled_for
             from runs r
             where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
+              and r.scheduled_for >= (select win.from_at from win)
+              and r.scheduled_for < (select win.fb from win)
+              and r.queued_at - r.scheduled_for > interval '1 day'
+            union all
+            select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
+                   r.bytes_read, r.started_at, r.scheduled_for
+            from runs r
+            where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
               and r.scheduled_for is null and r.status not in ('QUEUED', 'RUNNING')
-              and r.queued_at >= now() - make_interval(secs => $3::bigint)
+              and r.queued_at >= (select greatest(win.from_at, win.fb) from win)
               and r.queued_at <= now()
             union all
             select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
@@ -276,7 +306,7 @@ pub async fn run_stats_read(
             from runs r
             where r.ingestion_id = $2 and r.kind = 'load' and r.tenant_id = $1
               and r.status in ('QUEUED', 'RUNNING') and r.scheduled_for is null
-              and r.queued_at >= now() - make_interval(secs => $3::bigint)
+              and r.queued_at >= (select win.from_at from win)
               and r.queued_at <= now()
         ), bounds as (
             select array_agg(make_interval(secs => b / 1000) order by b) as b
@@ -321,7 +351,7 @@ pub async fn run_stats_read(
                    max(g.last) filter (where g.status = 'FAILED') as last_failure
             from g
         )
-        select now() - make_interval(secs => $3::bigint) as "from_at!", now() as "to_at!",
+        select (select win.from_at from win) as "from_at!", now() as "to_at!",
                coalesce(w.active, 0)::bigint as "active?", coalesce(w.succeeded, 0)::bigint as "succeeded?",
                coalesce(w.failed, 0)::bigint as "failed?", coalesce(w.cancelled, 0)::bigint as "cancelled?",
                coalesce(w.skipped, 0)::bigint as "skipped?", coalesce(w.missed, 0)::bigint as "missed?",
@@ -343,7 +373,7 @@ pub async fn run_stats_read(
                encode(w.last_failure[2], 'hex')::uuid as "last_failure_run?"
         from w
         union all
-        select now() - make_interval(secs => $3::bigint), now(), 0,
+        select (select win.from_at from win), now(), 0,
                s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
                s.files_loaded, s.rows_loaded, s.bytes_loaded,
                s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
@@ -351,7 +381,7 @@ pub async fn run_stats_read(
                s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
         from run_stats s
         where s.ingestion_id = $2 and s.tenant_id = $1
-          and s.hour_start >= now() - make_interval(secs => $3::bigint)
+          and s.hour_start >= (select win.from_at from win)
           and s.hour_start <= now()
         "#,
         tenant_id,

@@ -687,3 +687,321 @@ async fn a_dropped_catch_up_backlog_counts_as_missed_in_its_ticks_window(pool: P
     assert_eq!(counts(&s), [1, 0, 0, 0, 0, 1], "{s}");
     assert_eq!(s["success_rate"], Value::Null);
 }
+
+/// Every window of `id`, with the clock fields (`from`, `to`) left out.
+async fn every_window(api: &TestApi, token: &str, id: Uuid) -> Vec<Value> {
+    let mut out = Vec::new();
+    for w in ["1h", "24h", "7d", "30d"] {
+        let mut s = stats(api, token, id, Some(w)).await;
+        s["from"] = Value::Null;
+        s["to"] = Value::Null;
+        out.push(s);
+    }
+    out
+}
+
+/// The hour `at` falls in (UTC).
+fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(Duration::hours(1)).expect("hour")
+}
+
+async fn watermark(pool: &PgPool, id: Uuid) -> Option<DateTime<Utc>> {
+    sqlx::query_scalar("select folded_before from run_stats_folds where ingestion_id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .expect("watermark")
+}
+
+/// The loads counted in `id`'s hour buckets.
+async fn bucketed(pool: &PgPool, id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "select coalesce(sum(succeeded + failed + cancelled + skipped + missed), 0)::bigint
+         from run_stats where ingestion_id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("bucketed")
+}
+
+/// The fold moves every finished load more than a day (and an hour) old into its hour bucket:
+/// no window changes, the loads of the last day stay in `runs` as they are read live, and the
+/// retention then deletes the folded runs without counting them again. A hand count of the
+/// result.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_fold_moves_loads_older_than_a_day_into_buckets_and_no_window_changes(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let now = db_now(&pool).await;
+    let ago = |m: i64| now - Duration::minutes(m);
+    let (h, d) = (60, 24 * 60);
+    let history = [
+        // a, b: the last day, live.
+        Load::new("SUCCESS", ago(10))
+            .ran(1_500, Some(2_000))
+            .loaded(2, 100, 1_000),
+        Load::new("FAILED", ago(5 * h)).ran(40_000, Some(500)),
+        // c..i: folded. j: older than any window, folded too.
+        Load::new("SUCCESS", ago(30 * h))
+            .ran(3_000, Some(100))
+            .loaded(1, 10, 100),
+        Load::new("SKIPPED", ago(2 * d)),
+        Load::new("CANCELLED", ago(3 * d)).asked_at(ago(3 * d + 1)),
+        Load::new("MISSED", ago(6 * d)),
+        Load::new("SUCCESS", ago(10 * d))
+            .ran(7_000, Some(1))
+            .loaded(10, 1_000, 10_000),
+        Load::new("FAILED", ago(20 * d)).ran(200, Some(60_000)),
+        Load::new("SUCCESS", ago(29 * d))
+            .ran(100, None)
+            .asked_at(ago(29 * d) - Duration::milliseconds(100))
+            .loaded(1, 1, 1),
+        Load::new("SUCCESS", ago(40 * d)).ran(1, Some(1)),
+    ];
+    let mut ids = Vec::new();
+    for load in &history {
+        ids.push(load.insert(&pool, id).await);
+    }
+    let before = every_window(&api, &token, id).await;
+
+    let folded = retention::fold_stats(&pool, &CancellationToken::new())
+        .await
+        .expect("fold");
+    assert_eq!(folded, 8, "c..j");
+    assert_eq!(bucketed(&pool, id).await, 8);
+    let target = hour_of(db_now(&pool).await - Duration::hours(25));
+    assert!(
+        watermark(&pool, id)
+            .await
+            .is_some_and(|w| w == target || w == target - Duration::hours(1)),
+        "the hour a day and an hour ago"
+    );
+    assert_eq!(
+        every_window(&api, &token, id).await,
+        before,
+        "after the fold"
+    );
+    // A 30d window reaching folded hours starts on the hour.
+    let s = stats(&api, &token, id, Some("30d")).await;
+    let at = |k: &str| -> DateTime<Utc> { s[k].as_str().and_then(|t| t.parse().ok()).expect(k) };
+    assert_eq!(at("from"), hour_of(at("to") - Duration::days(30)), "{s}");
+    // A second fold finds nothing more.
+    let again = retention::fold_stats(&pool, &CancellationToken::new())
+        .await
+        .expect("fold again");
+    assert_eq!(again, 0);
+
+    // The retention (one day) deletes the folded runs and adds nothing.
+    let pruned = retention::prune(&pool, 1, 3, &CancellationToken::new())
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 8);
+    assert_eq!(bucketed(&pool, id).await, 8);
+    let left: Vec<Uuid> =
+        sqlx::query_scalar("select id from runs where ingestion_id = $1 order by id")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("runs");
+    let mut live = vec![ids[0], ids[1]];
+    live.sort();
+    assert_eq!(left, live);
+    assert_eq!(
+        every_window(&api, &token, id).await,
+        before,
+        "after the retention"
+    );
+
+    // By hand. 24h: a, b.
+    let s = stats(&api, &token, id, Some("24h")).await;
+    assert_eq!(counts(&s), [2, 1, 1, 0, 0, 0], "{s}");
+    // 7d: a..f.
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(counts(&s), [6, 2, 1, 1, 1, 1], "{s}");
+    // 30d: a..i. Durations 100, 200, 1500, 3000, 7000, 40000: p50 the 3rd, 1500, in
+    // [1280, 1536); p95 the 6th, the maximum. Lateness 1, 100, 500, 2000, 60000: p50 the 3rd,
+    // 500, in [448, 512).
+    let s = stats(&api, &token, id, Some("30d")).await;
+    assert_eq!(counts(&s), [9, 4, 2, 1, 1, 1], "{s}");
+    assert_eq!(
+        (&s["files_loaded"], &s["rows_loaded"], &s["bytes_loaded"]),
+        (&json!(14), &json!(1_111), &json!(11_101))
+    );
+    let dur = &s["duration_ms"];
+    assert_eq!(dur["count"], 6);
+    assert!(close(ms(&dur["mean"]), 51_800.0 / 6.0), "{dur}");
+    assert_eq!((ms(&dur["p50"]), ms(&dur["p95"])), (1_536.0, 40_000.0));
+    let late = &s["lateness_ms"];
+    assert_eq!(late["count"], 5);
+    assert_eq!((ms(&late["p50"]), ms(&late["max"])), (512.0, 60_000.0));
+    assert_eq!(s["last_success"]["run_id"], ids[0].to_string());
+    assert_eq!(s["last_failure"]["run_id"], ids[1].to_string());
+}
+
+/// A load still running three days after its tick holds the fold back at its hour and is
+/// counted once, active and then finished; a catch-up run written now for a tick four days
+/// ago, and a MISSED row inserted at psql now for a tick six days ago, are late: counted once,
+/// live, through every fold, and the MISSED row once more when the retention deletes it (folded
+/// then). A finished run's tick cannot be moved under the fold.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn late_finished_and_late_written_loads_are_each_counted_once(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let now = db_now(&pool).await;
+    let fold = || async {
+        retention::fold_stats(&pool, &CancellationToken::new())
+            .await
+            .expect("fold")
+    };
+    let week = |s: &Value| (counts(s), s["runs"]["active"].as_i64().expect("active"));
+    Load::new("SUCCESS", now - Duration::days(5))
+        .ran(1_000, Some(10))
+        .insert(&pool, id)
+        .await;
+    let tick = now - Duration::days(3);
+    let long: Uuid = uuid_v7_at(tick);
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, queued_at,
+                           status, attempt, worker_id, started_at, lease_expires_at)
+         select $1, id, tenant_id, 'scheduler', $3, $3, 'RUNNING', 1, 'w',
+                $3 + interval '1 second', now() + interval '1 hour'
+         from ingestions where id = $2",
+    )
+    .bind(long)
+    .bind(id)
+    .bind(tick)
+    .execute(&pool)
+    .await
+    .expect("a long load");
+    assert_eq!(fold().await, 1, "the load five days ago");
+    assert_eq!(watermark(&pool, id).await, Some(hour_of(tick)), "held back");
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(week(&s), ([1, 1, 0, 0, 0, 0], 1), "{s}");
+
+    sqlx::query(
+        "update runs set status = 'SUCCESS', finished_at = now(), lease_expires_at = null,
+                         files_processed = 3
+         where id = $1",
+    )
+    .bind(long)
+    .execute(&pool)
+    .await
+    .expect("finished three days late");
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(week(&s), ([2, 2, 0, 0, 0, 0], 0), "{s}");
+    assert_eq!(fold().await, 1, "the long load");
+    assert_eq!(bucketed(&pool, id).await, 2);
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(week(&s), ([2, 2, 0, 0, 0, 0], 0), "{s}");
+    assert_eq!(s["files_loaded"], 3);
+    assert_eq!(s["last_success"]["run_id"], long.to_string());
+
+    // Written now, below the watermark (queued_at now): a catch-up run, and a MISSED row whose
+    // id says six days ago, so that a one-day retention deletes it.
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, scheduled_for, status,
+                           attempt, worker_id, started_at, finished_at, reason, rows_ingested)
+         select uuid_v7_now(), id, tenant_id, 'scheduler', now() - interval '4 days', 'SUCCESS',
+                1, 'w', now() - interval '2 seconds', now(), null, 7
+         from ingestions where id = $1
+         union all
+         select $2, id, tenant_id, 'scheduler', now() - interval '6 days', 'MISSED',
+                0, null, null, now() - interval '6 days', 'by hand', 0
+         from ingestions where id = $1",
+    )
+    .bind(id)
+    .bind(uuid_v7_at(now - Duration::days(6)))
+    .execute(&pool)
+    .await
+    .expect("late rows");
+    let expect = ([4, 3, 0, 0, 0, 1], 0);
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(week(&s), expect, "{s}");
+    assert_eq!(s["rows_loaded"], 7);
+    assert_eq!(fold().await, 0, "late rows are not folded");
+    let s = stats(&api, &token, id, Some("7d")).await;
+    assert_eq!(week(&s), expect, "{s}");
+    // The retention deletes what finished over a day ago: the load five days ago, folded, and
+    // the MISSED row, which it folds as it goes.
+    let pruned = retention::prune(&pool, 1, 10, &CancellationToken::new())
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 2);
+    assert_eq!(bucketed(&pool, id).await, 3);
+    for w in ["7d", "30d"] {
+        let s = stats(&api, &token, id, Some(w)).await;
+        assert_eq!(week(&s), expect, "{w}: {s}");
+    }
+
+    // The fields that place a finished run are history.
+    let err = sqlx::query(
+        "update runs set scheduled_for = scheduled_for + interval '2 days'
+         where ingestion_id = $1 and status = 'SUCCESS'",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect_err("a finished run's tick moved");
+    let constraint = err
+        .as_database_error()
+        .and_then(|e| e.constraint().map(str::to_owned));
+    assert_eq!(constraint.as_deref(), Some("runs_history_fixed"), "{err}");
+}
+
+/// Two sweeps folding at once (as two worker processes would) take turns: every load is in a
+/// bucket once, and no ingestion's window changes.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn two_folds_at_once_count_nothing_twice(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let now = db_now(&pool).await;
+    let statuses = [
+        "SUCCESS", "FAILED", "SUCCESS", "SKIPPED", "MISSED", "SUCCESS",
+    ];
+    let mut ingestions = Vec::new();
+    for n in 0..25 {
+        let id = ingestion(&api, &token, &format!("events-{n}")).await;
+        // Every 13 hours over 30 days, the newest 5 minutes ago.
+        for k in 0..55 {
+            let at = now - Duration::minutes(5 + 13 * 60 * k);
+            let status = statuses[usize::try_from(k + n).expect("index") % statuses.len()];
+            let load = Load::new(status, at);
+            let load = if matches!(status, "SUCCESS" | "FAILED") {
+                load.ran(100 * (k + 1), Some(k)).loaded(1, k, 10 * k)
+            } else {
+                load
+            };
+            load.insert(&pool, id).await;
+        }
+        ingestions.push(id);
+    }
+    let mut before = Vec::new();
+    for id in &ingestions {
+        before.push(every_window(&api, &token, *id).await);
+    }
+    let stop = CancellationToken::new();
+    let (a, b) = tokio::join!(
+        retention::fold_stats(&pool, &stop),
+        retention::fold_stats(&pool, &stop)
+    );
+    let folded = a.expect("fold a") + b.expect("fold b");
+    // Of each ingestion's 55 loads, those whose tick is before its watermark.
+    let below: i64 = sqlx::query_scalar(
+        "select count(*) from runs r join run_stats_folds f on f.ingestion_id = r.ingestion_id
+         where r.scheduled_for < f.folded_before",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("below");
+    assert!(below > 25 * 50, "{below}");
+    assert_eq!(i64::try_from(folded).expect("count"), below);
+    let mut bucketed_all = 0;
+    for (id, was) in ingestions.iter().zip(&before) {
+        assert_eq!(&every_window(&api, &token, *id).await, was, "{id}");
+        bucketed_all += bucketed(&pool, *id).await;
+    }
+    assert_eq!(bucketed_all, below);
+}

@@ -17,16 +17,21 @@
 //! other's rows (`for update skip locked`). A sweep deletes in batches, one commit each, oldest run ids
 //! (UUIDv7: creation time) first, reading the primary key from its left edge.
 //!
-//! The same sweep, whether or not runs are kept for ever, deletes dry runs an hour past their
+//! The same sweep, whether or not runs are kept for ever, first folds the finished loads more than
+//! a day old into the `run_stats` hour buckets ([`fold_stats`], `autoloader::runs::fold`), so a
+//! statistics read aggregates about a day of live runs whatever its window; the retention then
+//! deletes folded runs without adding them again. It also deletes dry runs an hour past their
 //! deadline ([`DRY_RUN_RETENTION`]): their answers hold sample rows of tenants' files, read once
 //! by whoever asked.
 
 use std::time::Duration;
 
 use autoloader::dry_runs::dry_runs_prune;
+use autoloader::runs::fold::run_stats_fold;
 use autoloader::runs::retention::runs_prune;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Runs one statement deletes at most.
 const BATCH: i64 = 5_000;
@@ -59,6 +64,43 @@ pub async fn prune(
             () = tokio::time::sleep(PAUSE) => {}
         }
     }
+    Ok(total)
+}
+
+/// Ingestions one fold statement moves forward (each by at most a day of its loads).
+pub const FOLD_BATCH: i64 = 20;
+/// Fold statements one sweep runs at most: a first sweep over 30 days of 10,000 ingestions
+/// takes several sweeps; the read is correct whatever the watermarks are.
+pub const FOLD_STATEMENTS: u32 = 20_000;
+
+/// Folds the finished loads more than a day old of every ingestion into `run_stats`,
+/// [`FOLD_BATCH`] ingestions a statement and commit, in id order, pausing between statements;
+/// at most [`FOLD_STATEMENTS`] statements. Stops early when `stop` fires. Returns how many loads
+/// were folded. Another process folding at the same time takes turns with this one
+/// (`run_stats_lock()`) and finds nothing folded twice.
+pub async fn fold_stats(pool: &PgPool, stop: &CancellationToken) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    let mut after = Uuid::nil();
+    for _ in 0..FOLD_STATEMENTS {
+        if stop.is_cancelled() {
+            break;
+        }
+        let batch = run_stats_fold(pool, after, FOLD_BATCH).await?;
+        total += u64::try_from(batch.runs).unwrap_or(0);
+        if batch.behind == 0 {
+            match batch.last {
+                Some(last) if batch.picked >= FOLD_BATCH => after = last,
+                _ => break,
+            }
+        }
+        if batch.runs > 0 {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(PAUSE) => {}
+            }
+        }
+    }
+    metrics::counter!("autoloader_runs_folded_total").increment(total);
     Ok(total)
 }
 
@@ -96,6 +138,11 @@ pub async fn run(pool: PgPool, days: Option<u32>, shutdown: CancellationToken) {
             Ok(0) => {}
             Ok(n) => tracing::info!(dry_runs = n, "pruned old dry runs"),
             Err(e) => tracing::warn!(error = %e, "pruning dry runs failed"),
+        }
+        match fold_stats(&pool, &shutdown).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "folded finished loads into the run statistics"),
+            Err(e) => tracing::warn!(error = %e, "folding the run statistics failed"),
         }
         let Some(days) = days else {
             wait = EVERY;
