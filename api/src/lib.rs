@@ -26,6 +26,7 @@ pub mod schedules;
 pub mod state;
 pub mod stats;
 pub mod tables;
+pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Request};
@@ -52,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(metrics::router())
         .merge(openapi::router())
+        .merge(ui::router())
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::NotFound(if uri.path().starts_with("/api/") { "resource" } else { "page" })
         })

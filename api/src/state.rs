@@ -39,6 +39,8 @@ pub struct AppState {
     /// The keys secret options are sealed with (`AUTOLOADER_SECRET_KEY`); `None`: secrets are
     /// refused.
     pub secrets: Option<Arc<autoloader::secrets::SecretKeys>>,
+    /// The dashboard's sign-in limit and its live updates.
+    pub ui: Arc<crate::ui::UiState>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             quotas: QuotaConfig::default(),
             rate: Arc::new(RateLimiter::new(QuotaConfig::default().token_rate_limit)),
             secrets: None,
+            ui: Default::default(),
         }
     }
 
@@ -84,7 +87,11 @@ impl AppState {
     /// Starts the task that keeps the schedule cache true (see [`crate::schedule_cache`]);
     /// without it the cache is never used.
     pub fn listen(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.schedules.clone().listen(self.pool.clone()))
+        let schedules = self.schedules.clone().listen(self.pool.clone());
+        let live = self.ui.live.clone().run(self.pool.clone());
+        tokio::spawn(async move {
+            tokio::join!(schedules, live);
+        })
     }
 
     /// Asks scrapers of `/metrics` for this bearer token (unset or empty: no token asked).

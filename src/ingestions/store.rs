@@ -602,3 +602,79 @@ pub async fn ingestion_options_get(
     .fetch_optional(pool)
     .await
 }
+
+/// The orders the dashboard's list offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Oldest first, as the API lists them.
+    #[default]
+    Created,
+    /// By name, any case.
+    Name,
+    /// The soonest next run first; schedules that are off last.
+    NextRun,
+}
+
+impl ListOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListOrder::Created => "created",
+            ListOrder::Name => "name",
+            ListOrder::NextRun => "next_run",
+        }
+    }
+}
+
+/// One page of the ingestions of `tenant_id` (`None`: of every tenant, for the admin's
+/// dashboard) in `order`, and how many match in all.
+pub async fn ingestion_list_ordered(
+    pool: &PgPool,
+    tenant_id: Option<Uuid>,
+    filter: &ListFilter,
+    order: ListOrder,
+    page: PageRequest,
+) -> Result<(Vec<IngestionRow>, i64), sqlx::Error> {
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from ingestions
+           where ($1::uuid is null or tenant_id = $1) and ($2::text is null or status = $2)
+             and ($3::bool is null or schedule_enabled = $3)
+             and ($4::text is null or strpos(lower(name), lower($4)) > 0)"#,
+        tenant_id,
+        filter.status,
+        filter.schedule_enabled,
+        filter.name,
+    )
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query!(
+        r#"select i.id, i.tenant_id, i.name, i.description, i.status, i.source_type, i.source_path,
+                  i.format_type, i.destination_table, i.options, i.schedule_frequency,
+                  i.schedule_time, i.schedule_timezone, i.schedule_cron, i.schedule_enabled,
+                  i.last_scheduled_run, i.paused_reason, i.paused_at, i.paused_by,
+                  i.catchup, i.max_catchup_runs, i.created_at, i.updated_at,
+                  t.backlog_count as "tick_backlog_count?",
+                  t.next_fire_at as "tick_next_fire_at?", t.recompute as "tick_recompute?",
+                  t.updated_at as "tick_edited_at?", n.namespace as tenant_namespace
+           from ingestions i join tenants n on n.id = i.tenant_id
+           left join schedule_ticks t on t.ingestion_id = i.id
+           where ($1::uuid is null or i.tenant_id = $1)
+             and ($2::text is null or i.status = $2)
+             and ($3::bool is null or i.schedule_enabled = $3)
+             and ($4::text is null or strpos(lower(i.name), lower($4)) > 0)
+           order by case when $7 = 'name' then lower(i.name) end,
+                    case when $7 = 'next_run' then
+                        case when i.schedule_enabled then t.next_fire_at end end nulls last,
+                    i.created_at, i.id
+           limit $5 offset $6"#,
+        tenant_id,
+        filter.status,
+        filter.schedule_enabled,
+        filter.name,
+        page.size,
+        page.offset(),
+        order.as_str(),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((rows.into_iter().map(|r| ingestion_row!(r)).collect(), total))
+}

@@ -33,6 +33,7 @@
 //! psql prompt can make another. The partial unique index `runs_one_active_per_ingestion` and
 //! `runs_one_per_tick` keep the invariants several processes race on.
 
+pub mod dashboard;
 pub mod history;
 pub mod lease;
 pub mod maintenance;
