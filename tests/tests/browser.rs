@@ -568,11 +568,15 @@ async fn every_page_passes_axe_at_desktop_and_phone_width(pool: PgPool) {
     );
 }
 
-/// The shipped API binary on `port`, killed when dropped.
-struct ApiProcess(Child);
+/// The shipped API binary on `port`, killed when dropped (its log printed when the test fails).
+struct ApiProcess {
+    child: Child,
+    log: PathBuf,
+}
 
 impl ApiProcess {
     fn start(database_url: &str, port: u16) -> ApiProcess {
+        let log = std::env::temp_dir().join(format!("autoloader-ui-api-{}.log", Uuid::now_v7()));
         let child = Command::new(api_bin())
             .env_clear()
             .env("DATABASE_URL", database_url)
@@ -582,17 +586,22 @@ impl ApiProcess {
             .env("AUTOLOADER_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("api log")))
             .spawn()
             .expect("start autoloader-api");
-        ApiProcess(child)
+        ApiProcess { child, log }
     }
 }
 
 impl Drop for ApiProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("---- log of autoloader-api ----\n{log}");
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
