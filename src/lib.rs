@@ -36,5 +36,5 @@ pub mod signals;
 pub mod tables;
 pub mod telemetry;
 pub mod tenants;
-pub mod ui_sessions;
 pub mod ticks;
+pub mod ui_sessions;

@@ -223,8 +223,14 @@ mod tests {
 
     #[test]
     fn a_run_after_the_clocks_change_is_flagged() {
-        let before = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).single().expect("an instant");
-        let after = Utc.with_ymd_and_hms(2026, 3, 30, 8, 0, 0).single().expect("an instant");
+        let before = Utc
+            .with_ymd_and_hms(2026, 3, 28, 12, 0, 0)
+            .single()
+            .expect("an instant");
+        let after = Utc
+            .with_ymd_and_hms(2026, 3, 30, 8, 0, 0)
+            .single()
+            .expect("an instant");
         assert!(crosses_dst(before, after, "Europe/London"));
         assert!(!crosses_dst(before, after, "UTC"));
         assert_eq!(

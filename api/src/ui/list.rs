@@ -66,7 +66,13 @@ async fn render(
 ) -> Result<Markup, crate::error::ApiError> {
     let name = params
         .name
-        .map(|n| n.trim().chars().filter(|c| *c != '\0').take(MAX_NAME_FILTER).collect::<String>())
+        .map(|n| {
+            n.trim()
+                .chars()
+                .filter(|c| *c != '\0')
+                .take(MAX_NAME_FILTER)
+                .collect::<String>()
+        })
         .filter(|n| !n.is_empty());
     let status = params.status.unwrap_or_default();
     let schedule_enabled = match status.as_str() {
@@ -207,15 +213,19 @@ async fn render(
             }
         }
     };
-    Ok(layout::page("Ingestions", Some(session), Nav::Ingestions, main))
+    Ok(layout::page(
+        "Ingestions",
+        Some(session),
+        Nav::Ingestions,
+        main,
+    ))
 }
 
 fn row(r: &Row, now: DateTime<Utc>, admin: bool) -> Markup {
     let i = &r.ingestion;
     let failing = r.latest.as_ref().is_some_and(|l| l.status == "FAILED");
     let overdue = i.schedule_enabled
-        && i
-            .next_run_time
+        && i.next_run_time
             .is_some_and(|t| (now - t).num_seconds() > LATE_AFTER_SECS);
     let stuck = r.latest.as_ref().is_some_and(|l| {
         l.status == "QUEUED" && (now - l.queued_at).num_seconds() > QUEUED_LATE_AFTER_SECS

@@ -142,7 +142,11 @@ impl LiveHub {
                     });
                 }
             }
-            let gone: Vec<Uuid> = known.keys().filter(|id| !now.contains_key(id)).copied().collect();
+            let gone: Vec<Uuid> = known
+                .keys()
+                .filter(|id| !now.contains_key(id))
+                .copied()
+                .collect();
             if !gone.is_empty() {
                 let finished = autoloader::runs::dashboard::runs_status(&pool, &gone)
                     .await
@@ -183,7 +187,8 @@ fn render(event: &LiveEvent, tenant: Option<Uuid>) -> Option<Event> {
             if tenant.is_some_and(|mine| mine != *t) {
                 return None;
             }
-            let data = serde_json::json!({"ingestion_id": ingestion, "run_id": run, "status": status});
+            let data =
+                serde_json::json!({"ingestion_id": ingestion, "run_id": run, "status": status});
             Some(Event::default().event("run").data(data.to_string()))
         }
         LiveEvent::Queue(depth) => {

@@ -76,7 +76,8 @@ pub async fn sign_out(
     if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
         return refused;
     }
-    if let Err(e) = autoloader::ui_sessions::ui_session_delete(&state.pool, &session.id_sha256).await
+    if let Err(e) =
+        autoloader::ui_sessions::ui_session_delete(&state.pool, &session.id_sha256).await
     {
         return crate::error::ApiError::from(e).into_response();
     }

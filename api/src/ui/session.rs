@@ -76,11 +76,7 @@ impl UiSession {
     /// Refuses (403) a POST whose CSRF token, from the form or the `X-CSRF-Token` header, is not
     /// this session's.
     pub fn check_csrf(&self, headers: &HeaderMap, form: Option<&str>) -> Result<(), Response> {
-        let sent = form.or_else(|| {
-            headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-        });
+        let sent = form.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
         match sent {
             Some(sent) if constant_time_eq(sent.as_bytes(), self.csrf.as_bytes()) => Ok(()),
             _ => Err(crate::error::ApiError::Forbidden(
@@ -133,7 +129,10 @@ impl FromRequestParts<AppState> for UiSession {
             .await
             .map_err(|e| crate::error::ApiError::from(e).into_response())?;
         let Some(session) = session else {
-            return Err(signed_out(SignInFirst.into_response(), secure(&parts.headers)));
+            return Err(signed_out(
+                SignInFirst.into_response(),
+                secure(&parts.headers),
+            ));
         };
         let scope = match session.holder {
             Holder::Tenant {
@@ -159,7 +158,10 @@ impl FromRequestParts<AppState> for UiSession {
                 let current = state.admin_token_sha256.map(|d| digest_bytes(&d));
                 if current.as_ref().map(|c| &c[..]) != Some(&admin_digest[..]) {
                     let _ = ui_sessions::ui_session_delete(&state.pool, &id_sha256).await;
-                    return Err(signed_out(SignInFirst.into_response(), secure(&parts.headers)));
+                    return Err(signed_out(
+                        SignInFirst.into_response(),
+                        secure(&parts.headers),
+                    ));
                 }
                 Scope::Admin
             }
@@ -218,7 +220,10 @@ pub enum Refused {
 pub async fn sign_in(state: &AppState, token: &str, secure: bool) -> Result<HeaderValue, Refused> {
     let token = token.trim();
     if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
-        return Err(Refused::Token(StatusCode::UNAUTHORIZED, "unknown or revoked token"));
+        return Err(Refused::Token(
+            StatusCode::UNAUTHORIZED,
+            "unknown or revoked token",
+        ));
     }
     let hash = digest(token);
     let is_admin = state
@@ -239,12 +244,10 @@ pub async fn sign_in(state: &AppState, token: &str, secure: bool) -> Result<Head
             Ok(Some(TokenHolder::Tenant {
                 tenant, token_id, ..
             })) => (Some((tenant, token_id)), None),
-            Ok(Some(TokenHolder::Suspended(_))) => {
-                return Err(Refused::Token(
-                    StatusCode::FORBIDDEN,
-                    "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
-                ))
-            }
+            Ok(Some(TokenHolder::Suspended(_))) => return Err(Refused::Token(
+                StatusCode::FORBIDDEN,
+                "this tenant is suspended: its requests are refused until an admin makes it ACTIVE",
+            )),
             Ok(Some(TokenHolder::Expired)) => {
                 return Err(Refused::Token(StatusCode::UNAUTHORIZED, "token expired"))
             }
@@ -283,7 +286,10 @@ mod tests {
             HeaderValue::from_static("a=1; autoloader_session=abc; b=2"),
         );
         assert_eq!(cookie_value(&h), Some("abc"));
-        h.insert(header::COOKIE, HeaderValue::from_static("autoloader_sessionx=abc"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("autoloader_sessionx=abc"),
+        );
         assert_eq!(cookie_value(&h), None);
     }
 

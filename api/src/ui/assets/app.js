@@ -3,10 +3,12 @@
 "use strict";
 
 (function () {
-  // After an action answered with a page, show the page's own URL (a reload reads, never posts).
-  var canonical = document.body.getAttribute("data-url");
-  if (canonical && window.history && window.history.replaceState) {
-    window.history.replaceState(null, "", canonical);
+  // After an action answered with the ingestion's page, show that page's own URL (a reload
+  // then reads, never posts again).
+  var region = document.getElementById("runs-region");
+  if (region && window.history && window.history.replaceState) {
+    var own = "/ui/ingestions/" + region.getAttribute("data-ingestion-id");
+    if (location.pathname !== own) window.history.replaceState(null, "", own);
   }
 
   // ---- Confirmation dialog -------------------------------------------------------------
@@ -152,6 +154,7 @@
         })
         .catch(function () {});
     };
+    update();
     fields.forEach(function (f) {
       var el = document.getElementById(f);
       if (el) {
