@@ -201,6 +201,7 @@ impl Browser {
             context,
             base: base.trim_end_matches('/').to_owned(),
             problems: Arc::default(),
+            in_flight: Arc::default(),
             watcher: None,
         };
         for domain in [
@@ -226,6 +227,8 @@ pub struct Page {
     pub base: String,
     /// What went wrong in the page's scripts: uncaught exceptions, console errors, CSP refusals.
     problems: Arc<Mutex<Vec<String>>>,
+    /// Requests sent and not yet answered (id → type and URL), for failure messages.
+    in_flight: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
     watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -251,10 +254,27 @@ impl Page {
         let mut rx = self.conn.subscribe();
         let session = self.session.clone();
         let problems = Arc::clone(&self.problems);
+        let in_flight = Arc::clone(&self.in_flight);
         self.watcher = Some(tokio::spawn(async move {
             while let Ok(ev) = rx.recv().await {
                 if ev.session.as_deref() != Some(&session) {
                     continue;
+                }
+                let id = ev.params["requestId"].as_str().unwrap_or("").to_owned();
+                match ev.method.as_str() {
+                    "Network.requestWillBeSent" => {
+                        let what = format!(
+                            "{} {} {}",
+                            ev.params["type"].as_str().unwrap_or("?"),
+                            ev.params["request"]["method"].as_str().unwrap_or("?"),
+                            ev.params["request"]["url"].as_str().unwrap_or("?")
+                        );
+                        in_flight.lock().expect("in-flight lock").insert(id, what);
+                    }
+                    "Network.loadingFinished" | "Network.loadingFailed" => {
+                        in_flight.lock().expect("in-flight lock").remove(&id);
+                    }
+                    _ => {}
                 }
                 let problem = match ev.method.as_str() {
                     "Runtime.exceptionThrown" => Some(format!(
@@ -331,6 +351,39 @@ impl Page {
         status
     }
 
+    /// Runs `action`; when it starts a navigation within a second (a form posted), waits for the
+    /// new page to load. For actions a page may answer either with a new page or in place.
+    pub async fn settle<F: std::future::Future<Output = ()>>(&self, what: &str, action: F) {
+        let mut rx = self.conn.subscribe();
+        action.await;
+        let session = self.session.clone();
+        let mine = |ev: &Event| ev.session.as_deref() == Some(session.as_str());
+        let started = wait_event(&mut rx, Duration::from_secs(1), |ev: &Event| {
+            (mine(ev)
+                && matches!(
+                    ev.method.as_str(),
+                    "Page.frameStartedNavigating"
+                        | "Page.frameRequestedNavigation"
+                        | "Page.frameStartedLoading"
+                ))
+            .then_some(())
+        })
+        .await;
+        if started.is_none() {
+            return;
+        }
+        let loaded = wait_event(&mut rx, WAIT, |ev: &Event| {
+            (mine(ev) && ev.method == "Page.loadEventFired").then_some(())
+        })
+        .await;
+        if loaded.is_none() {
+            panic!(
+                "timed out after {WAIT:?} waiting for the page to load after {what}\n{}",
+                self.snapshot().await
+            );
+        }
+    }
+
     /// Opens `path` (under the base URL); returns the final document's HTTP status.
     pub async fn goto(&self, path: &str) -> u16 {
         let url = self.url(path);
@@ -367,22 +420,31 @@ impl Page {
     pub async fn snapshot(&self) -> String {
         let res = self
             .conn
-            .call(
+            .call_within(
                 Some(&self.session),
                 "Runtime.evaluate",
                 json!({
                     "expression": "location.href + '\\n' + (document.body ? document.body.outerHTML : document.documentElement.outerHTML)",
                     "returnByValue": true
                 }),
+                Duration::from_secs(5),
             )
             .await;
-        match res {
+        let page = match res {
             Ok(v) => format!(
                 "page now: {}",
                 truncate(v["result"]["value"].as_str().unwrap_or(""), 4000)
             ),
             Err(e) => format!("page now: unreadable ({e})"),
-        }
+        };
+        let pending: Vec<String> = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .values()
+            .cloned()
+            .collect();
+        format!("{page}\nrequests in flight: {pending:#?}")
     }
 
     /// Waits until `js` (an expression) is truthy; returns its value. Panics after [`WAIT`] with
@@ -396,19 +458,25 @@ impl Page {
         let deadline = Instant::now() + timeout;
         let probe =
             format!("(() => {{ try {{ return ({js}); }} catch (e) {{ return null; }} }})()");
+        let mut last_error = None;
         loop {
             // Between two documents (a form's POST and its redirect) the page may have no context
             // to evaluate in: that is "not yet", not a failure.
+            // An evaluation sent while a navigation commits may never be answered: ask again.
             let v = self
                 .conn
-                .call(
+                .call_within(
                     Some(&self.session),
                     "Runtime.evaluate",
                     json!({ "expression": probe, "returnByValue": true }),
+                    Duration::from_secs(2),
                 )
                 .await
                 .map(|res| res["result"]["value"].clone())
-                .unwrap_or(Value::Null);
+                .unwrap_or_else(|e| {
+                    last_error = Some(e);
+                    Value::Null
+                });
             let truthy = match &v {
                 Value::Null => false,
                 Value::Bool(b) => *b,
@@ -420,8 +488,11 @@ impl Page {
                 return v;
             }
             if Instant::now() > deadline {
+                let error = last_error
+                    .map(|e| format!(" (last evaluation: {e})"))
+                    .unwrap_or_default();
                 panic!(
-                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    "timed out after {timeout:?} waiting for {what}{error}\n{}",
                     self.snapshot().await
                 );
             }

@@ -99,6 +99,18 @@ impl Connection {
         method: &str,
         params: Value,
     ) -> Result<Value, String> {
+        self.call_within(session, method, params, COMMAND_TIMEOUT)
+            .await
+    }
+
+    /// [`Connection::call`] with its own bound.
+    pub async fn call_within(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("pending lock").insert(id, tx);
@@ -109,12 +121,12 @@ impl Connection {
         self.out
             .send(Message::text(msg.to_string()))
             .map_err(|_| format!("{method}: the connection to the browser is closed"))?;
-        match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => answer.map_err(|e| format!("{method}: {e}")),
             Ok(Err(_)) => Err(format!("{method}: the browser closed the connection")),
             Err(_) => {
                 self.pending.lock().expect("pending lock").remove(&id);
-                Err(format!("{method}: no answer within {COMMAND_TIMEOUT:?}"))
+                Err(format!("{method}: no answer within {timeout:?}"))
             }
         }
     }

@@ -84,7 +84,8 @@ async fn confirm(page: &Page, button: &str, reason: Option<&str>) {
     if let Some(r) = reason {
         page.fill("textarea#confirm-reason", r).await;
     }
-    page.click("#confirm-ok").await;
+    page.settle(&format!("confirming {button}"), page.click("#confirm-ok"))
+        .await;
 }
 
 /// The status text of run `run` in the page's run table, when it is there.
@@ -228,6 +229,12 @@ async fn a_tenant_signs_in_manages_ingestions_and_watches_a_run_live(pool: PgPoo
         page.fill(&format!("form#ingestion-form #{field}"), value)
             .await;
     }
+    page.click("#schedule_enabled").await;
+    assert_eq!(
+        page.eval("document.querySelector('#schedule_enabled').checked")
+            .await,
+        true
+    );
     let status = page
         .expect_load("saving a refused ingestion", page.click("button#save"))
         .await;
@@ -266,6 +273,11 @@ async fn a_tenant_signs_in_manages_ingestions_and_watches_a_run_live(pool: PgPoo
     assert_eq!(
         page.value("#schedule_timezone").await.as_deref(),
         Some("Mars/Olympus")
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#schedule_enabled').checked")
+            .await,
+        true
     );
     page.eval("window.__autoloaderSamePage = true").await;
     page.fill("#schedule_timezone", "Europe/London").await;
@@ -421,7 +433,7 @@ async fn a_tenant_signs_in_manages_ingestions_and_watches_a_run_live(pool: PgPoo
         other.problems()
     );
 
-    // A POST without the CSRF token is refused, and the session still works after it.
+    // A POST without the session's CSRF token is refused, and the session still works after it.
     let cookie = format!(
         "autoloader_session={}",
         session["value"].as_str().expect("cookie value")
@@ -429,6 +441,7 @@ async fn a_tenant_signs_in_manages_ingestions_and_watches_a_run_live(pool: PgPoo
     let res = no_redirects()
         .post(format!("{base}/ui/logout"))
         .header("cookie", &cookie)
+        .form(&[("csrf", "not-the-token")])
         .send()
         .await
         .expect("logout without csrf");
