@@ -405,8 +405,15 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_secret_keys(secret_keys)
         .with_metrics_token(cli.metrics_token.as_deref());
     state.listen();
+    let live = state.ui.live.clone();
     let app = autoloader_api::app(state);
     let shutdown = autoloader::signals::shutdown_on_signals();
+    // Open dashboard pages' event streams end at once, so they do not hold up the shutdown.
+    let closing = shutdown.clone();
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        live.close();
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

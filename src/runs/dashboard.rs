@@ -157,3 +157,32 @@ pub async fn runs_status(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(Uuid, Strin
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
 }
+
+/// A run's state as the live updates compare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub ingestion_id: Uuid,
+    pub status: String,
+}
+
+/// Most recent runs one read returns.
+pub const MAX_RECENT: i64 = 5000;
+
+/// The runs made in the last `secs` seconds, whatever their state, through the primary key
+/// (run ids are UUIDv7, time-ordered): a run queued and finished between two reads of the
+/// active runs is seen here.
+pub async fn runs_recent(pool: &PgPool, secs: f64) -> Result<Vec<RunState>, sqlx::Error> {
+    sqlx::query_as!(
+        RunState,
+        "select id, tenant_id, ingestion_id, status from runs
+         where id >= uuid_v7_floor(now() - make_interval(secs => $1))
+         order by id
+         limit $2",
+        secs,
+        MAX_RECENT,
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -519,6 +519,27 @@ async fn the_form_shows_the_apis_message_beside_the_refused_field(pool: PgPool) 
         .unwrap_or("");
     assert_eq!(next_runs.matches("<li").count(), 5, "{next_runs}");
 
+    // The edit form holds the stored values and saves through the API's PUT.
+    let edit = b.get(&format!("/ui/ingestions/{id}/edit")).await;
+    assert_eq!(edit.status, 200);
+    assert!(
+        edit.body
+            .contains(r#"id="schedule_time" name="schedule_time" value="09:30""#),
+        "{}",
+        edit.body
+    );
+    fields.retain(|(k, _)| *k != "schedule_time");
+    fields.push(("schedule_time", "10:15"));
+    let saved = b.post(&format!("/ui/ingestions/{id}"), &fields).await;
+    assert_eq!(
+        (saved.status, saved.location()),
+        (303, format!("/ui/ingestions/{id}"))
+    );
+    let (_, _, row) = api
+        .call("GET", &format!("/api/v1/ingestions/{id}"), &token, None)
+        .await;
+    assert_eq!(row["schedule_time"], "10:15");
+
     // The preview the form asks for while typing.
     let preview = b
         .get("/ui/schedule-preview?schedule_frequency=daily&schedule_time=01:30&schedule_timezone=Europe%2FLondon")
@@ -732,4 +753,83 @@ async fn sign_out_and_a_revoked_token_end_the_session(pool: PgPool) {
         .expect("count");
     assert_eq!(left, 0);
     assert_eq!(b.sign_in(&token).await.status, 401);
+}
+
+/// Reads the event stream until `done` holds of what it carried, or `wait` passes.
+async fn listen_until(b: &Browser<'_>, wait: Duration, done: impl Fn(&str) -> bool) -> String {
+    let req = b.client.get(b.api.url("/ui/events")).header(
+        "cookie",
+        format!("autoloader_session={}", b.cookie.as_deref().unwrap_or("")),
+    );
+    let mut res = req.send().await.expect("events");
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while !done(&seen) {
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) => {
+                seen.push_str("[the stream ended]");
+                break;
+            }
+            Ok(Err(e)) => {
+                seen.push_str(&format!("[the stream failed: {e}]"));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    seen
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_event_stream_follows_a_run_from_queued_to_success(pool: PgPool) {
+    let world = autoloader_tests::loader::Loader::new(pool, "ui-live").await;
+    world.write("a.json", b"{\"id\": 1}\n{\"id\": 2}\n");
+    let id = world.ingestion("json", "raw.live", json!({})).await;
+    let mut worker = world.worker("ui-live-worker", &[]);
+    let mut b = Browser::new(&world.api);
+    b.sign_in(&world.token).await;
+    let csrf = b.csrf().await;
+    let (heard, page) = tokio::join!(
+        listen_until(&b, Duration::from_secs(60), |s| s.contains("\"SUCCESS\"")),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            b.post(&format!("/ui/ingestions/{id}/run"), &[("csrf", &csrf)])
+                .await
+        }
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let run_id = page
+        .body
+        .split("data-run-id=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the run's row")
+        .to_owned();
+    // A run quicker than the stream's reads may be heard of first as RUNNING or SUCCESS; its
+    // end is always heard, after any earlier state.
+    let at = |status: &str| heard.find(&format!(r#""run_id":"{run_id}","status":"{status}""#));
+    let success = at("SUCCESS").unwrap_or_else(|| panic!("SUCCESS heard: {heard}"));
+    for earlier in ["QUEUED", "RUNNING"] {
+        assert!(
+            at(earlier).is_none_or(|i| i < success),
+            "{earlier} before SUCCESS: {heard}"
+        );
+    }
+    assert!(heard.contains(&format!(r#""ingestion_id":"{id}""#)));
+    // The fragment the page then fetches shows the run's end.
+    let runs = b.get(&format!("/ui/ingestions/{id}/runs")).await;
+    assert!(
+        runs.body
+            .contains(r#"class="status status-success">SUCCESS<"#),
+        "{}",
+        runs.body
+    );
+    assert!(
+        runs.body.contains(r#"<td data-col="rows">2</td>"#),
+        "{}",
+        runs.body
+    );
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(30)).await;
 }

@@ -57,7 +57,7 @@ pub async fn run_now(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     let result = match session.caller() {
@@ -74,7 +74,7 @@ pub async fn enable(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     let result = match session.caller() {
@@ -94,7 +94,7 @@ pub async fn disable(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     // The API's own body, so its checks of the reason (length, NUL) apply as they are.
@@ -121,7 +121,7 @@ pub async fn retry(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     let result = match session.caller() {
@@ -151,7 +151,7 @@ pub async fn cancel(
     ApiPath(run_id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     let caller = match session.caller() {

@@ -1,4 +1,4 @@
-//! The dashboard's script and style sheet, compiled into the binary and served under a URL that
+//! The dashboard's script, style sheet and icon, compiled into the binary and served under a URL that
 //! carries a hash of their content, so browsers may keep them for a year and still never run a
 //! stale copy after an upgrade.
 
@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 const JS: &str = include_str!("assets/app.js");
 const CSS: &str = include_str!("assets/app.css");
+const ICON: &str = include_str!("assets/icon.svg");
 
 fn hashed(name: &str, ext: &str, body: &str) -> String {
     let digest = Sha256::digest(body.as_bytes());
@@ -20,6 +21,7 @@ fn hashed(name: &str, ext: &str, body: &str) -> String {
 
 static JS_NAME: LazyLock<String> = LazyLock::new(|| hashed("app", "js", JS));
 static CSS_NAME: LazyLock<String> = LazyLock::new(|| hashed("app", "css", CSS));
+static ICON_NAME: LazyLock<String> = LazyLock::new(|| hashed("icon", "svg", ICON));
 
 pub fn js_url() -> String {
     format!("/ui/assets/{}", *JS_NAME)
@@ -29,12 +31,18 @@ pub fn css_url() -> String {
     format!("/ui/assets/{}", *CSS_NAME)
 }
 
+pub fn icon_url() -> String {
+    format!("/ui/assets/{}", *ICON_NAME)
+}
+
 /// `GET /ui/assets/{file}`: the current script or style sheet; any other name is 404.
 pub async fn serve(Path(file): Path<String>) -> Response {
     let (body, ctype) = if file == *JS_NAME {
         (JS, "text/javascript; charset=utf-8")
     } else if file == *CSS_NAME {
         (CSS, "text/css; charset=utf-8")
+    } else if file == *ICON_NAME {
+        (ICON, "image/svg+xml")
     } else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };

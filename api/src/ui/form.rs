@@ -335,7 +335,7 @@ pub async fn create(
     headers: HeaderMap,
     Form(form): Form<IngestionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     let caller = match session.caller() {
@@ -384,7 +384,7 @@ pub async fn update(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<IngestionForm>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     let caller = match session.caller() {

@@ -28,6 +28,7 @@ pub fn page(title: &str, session: Option<&UiSession>, nav: Nav, main: Markup) ->
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Autoloader" }
                 link rel="stylesheet" href=(assets::css_url());
+                link rel="icon" type="image/svg+xml" href=(assets::icon_url());
                 @if let Some(s) = session {
                     meta name="csrf-token" content=(s.csrf);
                 }

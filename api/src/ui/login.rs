@@ -73,7 +73,7 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<SignOut>,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&headers, form.csrf.as_deref()) {
+    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
         return refused;
     }
     if let Err(e) =

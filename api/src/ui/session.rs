@@ -73,13 +73,13 @@ impl UiSession {
         }
     }
 
-    /// Refuses (403) a POST whose CSRF token, from the form or the `X-CSRF-Token` header, is not
-    /// this session's.
-    pub fn check_csrf(&self, headers: &HeaderMap, form: Option<&str>) -> Result<(), Response> {
+    /// The refusal (403) of a POST whose CSRF token, from the form or the `X-CSRF-Token` header,
+    /// is not this session's; `None` when it is.
+    pub fn csrf_refusal(&self, headers: &HeaderMap, form: Option<&str>) -> Option<Response> {
         let sent = form.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
         match sent {
-            Some(sent) if constant_time_eq(sent.as_bytes(), self.csrf.as_bytes()) => Ok(()),
-            _ => Err(crate::error::ApiError::Forbidden(
+            Some(sent) if constant_time_eq(sent.as_bytes(), self.csrf.as_bytes()) => None,
+            _ => Some(crate::error::ApiError::Forbidden(
                 "this request did not carry the page's CSRF token; reload the page and try again",
             )
             .into_response()),
