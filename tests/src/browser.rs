@@ -385,13 +385,27 @@ impl Page {
     }
 
     /// Opens `path` (under the base URL); returns the final document's HTTP status.
+    ///
+    /// Chromium fails requests in flight when the machine's network interfaces change
+    /// (`ERR_NETWORK_CHANGED`, e.g. while network namespaces come and go): a GET is opened again,
+    /// at most twice.
     pub async fn goto(&self, path: &str) -> u16 {
         let url = self.url(path);
-        self.expect_load(&format!("opening {url}"), async {
-            let res = self.cmd("Page.navigate", json!({ "url": url })).await;
-            assert!(res.get("errorText").is_none(), "open {url}: {res}");
-        })
-        .await
+        let mut tries = 0;
+        loop {
+            let mut error = None;
+            let status = self
+                .expect_load(&format!("opening {url}"), async {
+                    let res = self.cmd("Page.navigate", json!({ "url": url })).await;
+                    error = res["errorText"].as_str().map(str::to_owned);
+                })
+                .await;
+            match error {
+                None => return status,
+                Some(e) if e.contains("ERR_NETWORK_CHANGED") && tries < 2 => tries += 1,
+                Some(e) => panic!("open {url}: {e}"),
+            }
+        }
     }
 
     /// Evaluates `js` in the page (awaiting a promise), returning its value as JSON. A thrown

@@ -376,11 +376,11 @@ async fn a_tenant_signs_in_manages_ingestions_and_watches_a_run_live(pool: PgPoo
     // commit waits 3 s), SUCCESS.
     page.eval(&format!(
         "(() => {{ window.__autoloaderSamePage = true; window.__statuses = [];
-           const read = {read};
+           const read = () => {read};
            const note = () => {{ const s = read(); if (s && window.__statuses[window.__statuses.length - 1] !== s) window.__statuses.push(s); }};
            note();
            new MutationObserver(note).observe(document.body, {{ subtree: true, childList: true, characterData: true }}); }})()",
-        read = format!("() => {}", run_status_js(&run))
+        read = run_status_js(&run)
     ))
     .await;
     let worker = w.worker(
