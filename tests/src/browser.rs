@@ -458,7 +458,17 @@ impl Page {
             .values()
             .cloned()
             .collect();
-        format!("{page}\nrequests in flight: {pending:#?}")
+        let streams = pending
+            .iter()
+            .filter(|r| r.starts_with("EventSource"))
+            .count();
+        let hint = if streams >= 6 {
+            "\n(six or more event streams are open, pages left behind included: Chromium's six \
+             HTTP/1.1 connections per host are used up, so a new request waits for ever)"
+        } else {
+            ""
+        };
+        format!("{page}\nrequests in flight: {pending:#?}{hint}")
     }
 
     /// Waits until `js` (an expression) is truthy; returns its value. Panics after [`WAIT`] with
