@@ -626,11 +626,13 @@ impl ListOrder {
 }
 
 /// One page of the ingestions of `tenant_id` (`None`: of every tenant, for the admin's
-/// dashboard) in `order`, and how many match in all.
+/// dashboard) in `order`, and how many match in all; `failing_only`: those whose latest load
+/// (SKIPPED and MISSED ticks are not loads) FAILED.
 pub async fn ingestion_list_ordered(
     pool: &PgPool,
     tenant_id: Option<Uuid>,
     filter: &ListFilter,
+    failing_only: bool,
     order: ListOrder,
     page: PageRequest,
 ) -> Result<(Vec<IngestionRow>, i64), sqlx::Error> {
@@ -638,11 +640,16 @@ pub async fn ingestion_list_ordered(
         r#"select count(*) as "n!" from ingestions
            where ($1::uuid is null or tenant_id = $1) and ($2::text is null or status = $2)
              and ($3::bool is null or schedule_enabled = $3)
-             and ($4::text is null or strpos(lower(name), lower($4)) > 0)"#,
+             and ($4::text is null or strpos(lower(name), lower($4)) > 0)
+             and (not $5 or (select r.status from runs r
+                             where r.ingestion_id = ingestions.id and r.kind = 'load'
+                               and r.status not in ('SKIPPED', 'MISSED')
+                             order by r.queued_at desc limit 1) = 'FAILED')"#,
         tenant_id,
         filter.status,
         filter.schedule_enabled,
         filter.name,
+        failing_only,
     )
     .fetch_one(pool)
     .await?;
@@ -661,6 +668,10 @@ pub async fn ingestion_list_ordered(
              and ($2::text is null or i.status = $2)
              and ($3::bool is null or i.schedule_enabled = $3)
              and ($4::text is null or strpos(lower(i.name), lower($4)) > 0)
+             and (not $8 or (select r.status from runs r
+                             where r.ingestion_id = i.id and r.kind = 'load'
+                               and r.status not in ('SKIPPED', 'MISSED')
+                             order by r.queued_at desc limit 1) = 'FAILED')
            order by case when $7 = 'name' then lower(i.name) end,
                     case when $7 = 'next_run' then
                         case when i.schedule_enabled then t.next_fire_at end end nulls last,
@@ -673,6 +684,7 @@ pub async fn ingestion_list_ordered(
         page.size,
         page.offset(),
         order.as_str(),
+        failing_only,
     )
     .fetch_all(pool)
     .await?;

@@ -284,6 +284,34 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_pages_carry_the_policy(pool:
     assert_eq!(list.header("x-frame-options"), "DENY");
     assert!(!list.header("referrer-policy").is_empty());
 
+    // A failing ingestion stands out, and the status filter finds it.
+    let other = create(&api, &token, "clicks").await;
+    sqlx::query(
+        "insert into runs (id, ingestion_id, tenant_id, triggered_by, status, worker_id,
+                           started_at, finished_at, error)
+         select $1, id, tenant_id, 'manual', 'FAILED', 'w1', now(), now(), 'boom'
+         from ingestions where id = $2",
+    )
+    .bind(autoloader_tests::uuid_v7_at(chrono::Utc::now()))
+    .bind(other)
+    .execute(&pool)
+    .await
+    .expect("a failed run");
+    let failing = b.get("/ui/ingestions?status=failing").await;
+    assert!(
+        failing.body.contains(&format!(
+            r#"<tr data-ingestion-id="{other}" class="failing">"#
+        )),
+        "{}",
+        failing.body
+    );
+    assert!(!failing
+        .body
+        .contains(&format!(r#"data-ingestion-id="{id}""#)));
+    assert!(failing
+        .body
+        .contains(r#"<option value="failing" selected>"#));
+
     // Every page names only this origin's assets, and the assets are served, cacheable forever.
     for path in [
         "/ui/ingestions",
@@ -495,6 +523,20 @@ async fn the_form_shows_the_apis_message_beside_the_refused_field(pool: PgPool) 
         refused.body
     );
     assert!(refused.body.contains(r#"value="clicks""#));
+
+    // Options the form cannot read as JSON are refused beside their field, before the API.
+    let mut bad_options = fields.clone();
+    bad_options.retain(|(k, _)| *k != "options" && *k != "schedule_time");
+    bad_options.extend([("options", "{\"delimiter\": "), ("schedule_time", "09:30")]);
+    let refused_options = b.post("/ui/ingestions", &bad_options).await;
+    assert_eq!(refused_options.status, 422);
+    assert!(
+        refused_options
+            .text_of("options-error")
+            .starts_with("options is not valid JSON"),
+        "{}",
+        refused_options.body
+    );
 
     let (_, _, list) = api.call("GET", "/api/v1/ingestions", &token, None).await;
     assert_eq!(list["total"], 0, "nothing was created");

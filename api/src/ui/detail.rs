@@ -148,7 +148,7 @@ fn runs_table(id: Uuid, runs: &[RunRow], total: i64, can_act: bool, csrf: &str) 
             @if runs.is_empty() {
                 p #no-runs { "No runs yet." }
             }
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-label="Runs, scrollable" {
                 table #runs {
                     caption { "Latest " (runs.len()) " of " (total) " runs, newest first" }
                     thead { tr {
@@ -331,7 +331,7 @@ async fn render(
             h2 #h-files { "Files" }
             h3 { "Rejected" }
             @if rejected.is_empty() { p { "No rejected files." } } @else {
-                div.scroll { table #rejected-files {
+                div.scroll tabindex="0" role="region" aria-label="Rejected files, scrollable" { table #rejected-files {
                     thead { tr { th scope="col" { "Path" } th scope="col" { "Size" } th scope="col" { "Error" } th scope="col" { "When" } } }
                     tbody { @for f in &rejected { tr { td { code { (f.path) } } td { (layout::bytes(f.size_bytes)) } td { (f.error.as_deref().unwrap_or("")) } td { (layout::age(f.loaded_at, now)) } } } }
                 } }
@@ -339,7 +339,7 @@ async fn render(
             }
             h3 { "Loaded" }
             @if loaded.is_empty() { p { "No files loaded yet." } } @else {
-                div.scroll { table #loaded-files {
+                div.scroll tabindex="0" role="region" aria-label="Loaded files, scrollable" { table #loaded-files {
                     thead { tr { th scope="col" { "Path" } th scope="col" { "Size" } th scope="col" { "Rows" } th scope="col" { "Snapshot" } th scope="col" { "When" } } }
                     tbody { @for f in &loaded { tr { td { code { (f.path) } } td { (layout::bytes(f.size_bytes)) } td { (f.rows_loaded) } td { (f.snapshot_id.map(|s| s.to_string()).unwrap_or_default()) } td { (layout::age(f.loaded_at, now)) } } } }
                 } }
@@ -365,7 +365,7 @@ async fn render(
         section #audit aria-labelledby="h-audit" {
             h2 #h-audit { "Audit trail" }
             @if events.is_empty() { p { "No changes recorded." } } @else {
-                div.scroll { table {
+                div.scroll tabindex="0" role="region" aria-label="Audit trail, scrollable" { table {
                     caption { "Latest " (events.len()) " of " (events_total) " changes, newest first" }
                     thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
                     tbody { @for e in &events { tr data-event-id=(e.id) {

@@ -55,6 +55,7 @@ async fn render(state: &AppState, session: &UiSession) -> Result<Markup, ApiErro
         &state.pool,
         session.tenant(),
         &ListFilter::default(),
+        false,
         ListOrder::Created,
         PageRequest { page: 1, size: 200 },
     )
@@ -87,7 +88,7 @@ async fn render(state: &AppState, session: &UiSession) -> Result<Markup, ApiErro
             }
             section aria-labelledby="h-running" {
                 h2 #h-running { "Running now" }
-                div.scroll {
+                div.scroll tabindex="0" role="region" aria-label="Runs running now, scrollable" {
                     table #running {
                         thead { tr { th scope="col" { "Ingestion" } th scope="col" { "Run" } th scope="col" { "Worker" } th scope="col" { "Started" } th scope="col" { "Lease left" } } }
                         tbody {

@@ -99,9 +99,15 @@ async fn render(
         schedule_enabled,
         name: name.clone(),
     };
-    let (rows, total) =
-        store::ingestion_list_ordered(&state.pool, session.tenant(), &filter, order, request)
-            .await?;
+    let (rows, total) = store::ingestion_list_ordered(
+        &state.pool,
+        session.tenant(),
+        &filter,
+        status == "failing",
+        order,
+        request,
+    )
+    .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut latest: HashMap<Uuid, LatestLoad> = runs_latest_load(&state.pool, &ids)
         .await?
@@ -126,6 +132,8 @@ async fn render(
             Window::default(),
         )
         .await
+        // The row is still worth showing without its statistics.
+        .inspect_err(|e| tracing::warn!(ingestion_id = %ingestion.id, error = %e, "dashboard: cannot read statistics"))
         .ok();
         table.push(Row {
             tenant_name: tenant_names.get(&ingestion.tenant_id).cloned(),
@@ -157,11 +165,12 @@ async fn render(
                     input #filter-name type="search" name="name" value=[name.as_deref()] maxlength=(MAX_NAME_FILTER);
                 }
                 div.field {
-                    label for="filter-status" { "Schedule" }
+                    label for="filter-status" { "Status" }
                     select #filter-status name="status" {
                         option value="" selected[status.is_empty()] { "All" }
                         option value="enabled" selected[status == "enabled"] { "Enabled" }
                         option value="disabled" selected[status == "disabled"] { "Disabled (paused)" }
+                        option value="failing" selected[status == "failing"] { "Failing (last load failed)" }
                     }
                 }
                 div.field {
@@ -182,7 +191,7 @@ async fn render(
             @if table.is_empty() {
                 p #no-ingestions { "No ingestions" @if name.is_some() || !status.is_empty() { " match these filters" } "." }
             } @else {
-                div.scroll {
+                div.scroll tabindex="0" role="region" aria-label="Ingestions, scrollable" {
                     table #ingestions {
                         caption { (total) " ingestion" @if total != 1 { "s" } ", page " (page_no) " of " (pages) }
                         thead { tr {

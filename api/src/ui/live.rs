@@ -178,7 +178,10 @@ impl LiveHub {
                     .copied()
                     .collect();
                 if !gone.is_empty() {
-                    let finished = runs_status(&pool, &gone).await.unwrap_or_default();
+                    let finished = runs_status(&pool, &gone)
+                        .await
+                        .inspect_err(|e| tracing::warn!(error = %e, "live updates: cannot read finished runs"))
+                        .unwrap_or_default();
                     for (id, status) in finished {
                         if let Some(run) = known.get(&id).filter(|k| k.status != status) {
                             self.send_run(&RunState {

@@ -90,8 +90,12 @@
     if (document.getElementById("fleet-region")) later("fleet", function () { refresh(location.href, "fleet-region"); });
   }
 
-  if (liveState && window.EventSource) {
-    var source = new EventSource("/ui/events");
+  // One stream per visible page: a page kept in the back/forward cache closes its stream (the
+  // browser allows few connections per host), and opens it again when it is shown.
+  var source = null;
+  function connect() {
+    if (source || !liveState || !window.EventSource) return;
+    source = new EventSource("/ui/events");
     source.addEventListener("open", function () { setLive("live"); });
     source.addEventListener("hello", function () { setLive("live"); });
     source.addEventListener("error", function () { setLive("reconnecting"); });
@@ -116,6 +120,20 @@
       try { el.textContent = String(JSON.parse(ev.data).depth); } catch (e) { /* ignore */ }
     });
   }
+  function disconnect() {
+    if (!source) return;
+    source.close();
+    source = null;
+    setLive("reconnecting");
+  }
+  connect();
+  window.addEventListener("pagehide", disconnect);
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) {
+      connect();
+      refreshAll();
+    }
+  });
 
   // ---- Schedule preview ----------------------------------------------------------------
   var form = document.getElementById("ingestion-form");
