@@ -30,9 +30,18 @@ run: ## Run Autoloader locally (starts PostgreSQL when DATABASE_URL is unset)
 test: ## Run every test against a real PostgreSQL and a local S3 server
 	$(CARGO) build --workspace --all-targets
 	@mkdir -p .local
+	@scripts/chromium.sh
 	@$(WITH_DB); export DATABASE_URL; $(WITH_S3); export AUTOLOADER_TEST_S3_ENDPOINT; \
 	  $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .local/test.log; \
 	  scripts/test-summary.sh .local/test.log
+
+.PHONY: screenshots
+screenshots: ## Take the README's screenshots of the dashboard (docs/screenshots/) in headless Chromium
+	$(CARGO) build -p autoloader-api -p autoloader-worker
+	@scripts/chromium.sh
+	@$(WITH_DB); export DATABASE_URL; \
+	  AUTOLOADER_SCREENSHOTS_DIR="$(CURDIR)/docs/screenshots" \
+	  $(CARGO) test -p autoloader-tests --test browser -- every_page_passes_axe
 
 .PHONY: migrate
 migrate: ## Apply pending database migrations

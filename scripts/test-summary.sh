@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Adds up cargo test's per-binary "test result:" lines into one closing line, and fails when any
-# test failed or none ran at all.
+# test failed or none ran at all. Tests that could not run here (no Chromium for the browser
+# tests) print a line starting "SKIPPED: " past the test harness's capture; they are counted and
+# repeated at the end, so a skip is never mistaken for a pass.
 set -euo pipefail
 awk '
   /^test result:/ {
@@ -11,9 +13,14 @@ awk '
     }
     binaries++
   }
+  /^SKIPPED: / { skipped++; reasons[skipped] = $0 }
   END {
     printf "\nall test binaries (%d): %d passed, %d failed, %d ignored\n", binaries, passed, failed, ignored
-    printf "tests: %d passed, %d failed\n", passed, failed
+    printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped, failed, skipped
+    if (skipped > 0) {
+      printf "\n!! %d test(s) SKIPPED, not passed:\n", skipped
+      for (i = 1; i <= skipped; i++) printf "!!   %s\n", reasons[i]
+    }
     exit (failed > 0 || passed == 0) ? 1 : 0
   }
 ' "$1"

@@ -2,6 +2,8 @@
 //! each against a test's own database (`#[sqlx::test]` makes a fresh one per test).
 #![forbid(unsafe_code)]
 
+pub mod browser;
+pub mod cdp;
 pub mod loader;
 pub mod s3;
 pub mod table;
