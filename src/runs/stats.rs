@@ -277,6 +277,16 @@ pub async fn run_stats_read(
                                                 / 3600) * 3600)
                         else now() - make_interval(secs => $3::bigint) end as from_at
             from fw
+        ), days as (
+            -- The window's folded buckets: the hours from its start to the first UTC midnight in
+            -- it (d1), the whole days from d1 to the last midnight (d2) from run_stats_days, and
+            -- the hours from d2 on. When no midnight falls in the window, d1 > now and the hours
+            -- from its start are all of it.
+            select win.from_at,
+                   case when win.from_at = date_trunc('day', win.from_at, 'UTC') then win.from_at
+                        else date_trunc('day', win.from_at, 'UTC') + interval '1 day' end as d1,
+                   date_trunc('day', now(), 'UTC') as d2
+            from win
         ), live as (
             select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
                    r.bytes_read, r.started_at, r.scheduled_for
@@ -379,10 +389,29 @@ pub async fn run_stats_read(
                s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
                s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
                s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
-        from run_stats s
+        from run_stats s, days
         where s.ingestion_id = $2 and s.tenant_id = $1
-          and s.hour_start >= (select win.from_at from win)
-          and s.hour_start <= now()
+          and s.hour_start >= days.from_at and s.hour_start < days.d1 and s.hour_start <= now()
+        union all
+        select (select win.from_at from win), now(), 0,
+               s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
+               s.files_loaded, s.rows_loaded, s.bytes_loaded,
+               s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
+               s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
+               s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
+        from run_stats_days s, days
+        where s.ingestion_id = $2 and s.tenant_id = $1
+          and s.day_start >= days.d1 and s.day_start < days.d2
+        union all
+        select (select win.from_at from win), now(), 0,
+               s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
+               s.files_loaded, s.rows_loaded, s.bytes_loaded,
+               s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
+               s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
+               s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
+        from run_stats s, days
+        where s.ingestion_id = $2 and s.tenant_id = $1
+          and s.hour_start >= greatest(days.d1, days.d2) and s.hour_start <= now()
         "#,
         tenant_id,
         ingestion_id,

@@ -1005,3 +1005,123 @@ async fn two_folds_at_once_count_nothing_twice(pool: PgPool) {
     }
     assert_eq!(bucketed_all, below);
 }
+
+/// Each day row against the hour rows of its day, summed here: the counts, sums and both
+/// histograms. Empty when every day agrees.
+async fn days_disagreeing(pool: &PgPool, id: Uuid) -> Vec<String> {
+    sqlx::query_scalar(
+        "with h as (
+             select date_trunc('day', hour_start, 'UTC') as day_start,
+                    succeeded + failed + cancelled + skipped + missed as runs,
+                    rows_loaded, duration_count, duration_hist
+             from run_stats where ingestion_id = $1
+         ), per_bucket as (
+             select h.day_start, u.i, sum(u.v) as x
+             from h, unnest(h.duration_hist) with ordinality u(v, i)
+             group by 1, 2
+         ), hours as (
+             select h.day_start, sum(h.runs) as runs, sum(h.rows_loaded) as rows_loaded,
+                    sum(h.duration_count) as durations,
+                    (select array_agg(b.x order by b.i) from per_bucket b
+                     where b.day_start = h.day_start) as hist
+             from h group by h.day_start
+         )
+         select coalesce(h.day_start, d.day_start)::text
+         from hours h full join (select * from run_stats_days where ingestion_id = $1) d
+           on d.day_start = h.day_start
+         where d.day_start is null or h.day_start is null
+            or (h.runs, h.rows_loaded, h.durations)
+               is distinct from ((d.succeeded + d.failed + d.cancelled + d.skipped + d.missed)::numeric,
+                                 d.rows_loaded::numeric, d.duration_count::numeric)
+            or h.hist::bigint[] is distinct from d.duration_hist::bigint[]",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("compare days with hours")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn day_rows_are_the_sum_of_their_hours_whoever_writes_the_hours(pool: PgPool) {
+    let api = TestApi::spawn(pool.clone()).await;
+    let (_, token) = api.tenant("acme").await;
+    let id = ingestion(&api, &token, "events").await;
+    let now = db_now(&pool).await;
+    let ago = |h: i64| now - Duration::hours(h);
+    // Several loads in some of the hours of a few days, some days with one hour. Durations whose
+    // seconds are exact binary fractions, so a mean summed in another order is the same number.
+    for (h, ms) in [
+        (30, 500),
+        (31, 1_000),
+        (31, 250),
+        (50, 125),
+        (75, 3_000),
+        (76, 2_000),
+        (200, 4_000),
+    ] {
+        Load::new("SUCCESS", ago(h))
+            .ran(ms, Some(10))
+            .loaded(1, 5, 50)
+            .insert(&pool, id)
+            .await;
+    }
+    Load::new("FAILED", ago(52))
+        .ran(5, Some(1))
+        .insert(&pool, id)
+        .await;
+    let before = every_window(&api, &token, id).await;
+    retention::fold_stats(&pool, &CancellationToken::new())
+        .await
+        .expect("fold");
+    let days: i64 =
+        sqlx::query_scalar("select count(*) from run_stats_days where ingestion_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(days >= 3, "the fold wrote day rows: {days}");
+    assert_eq!(
+        days_disagreeing(&pool, id).await,
+        Vec::<String>::new(),
+        "after the fold"
+    );
+    assert_eq!(
+        every_window(&api, &token, id).await,
+        before,
+        "the windows read days now"
+    );
+
+    // Hour rows changed and deleted at psql: the days follow in the same statement.
+    sqlx::query(
+        "update run_stats set succeeded = succeeded + 2, rows_loaded = rows_loaded + 7
+         where ingestion_id = $1 and hour_start = (select max(hour_start) from run_stats where ingestion_id = $1)",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "delete from run_stats
+         where ingestion_id = $1 and hour_start = (select min(hour_start) from run_stats where ingestion_id = $1)",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        days_disagreeing(&pool, id).await,
+        Vec::<String>::new(),
+        "after psql"
+    );
+    let left: i64 =
+        sqlx::query_scalar("select count(*) from run_stats_days where ingestion_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        days - 1,
+        "the day whose only hour was deleted is gone"
+    );
+}
