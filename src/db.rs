@@ -166,10 +166,10 @@ where
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     let mut conn = pool.acquire().await.map_err(Error::Connect)?;
     conn.close_on_drop();
-    sqlx::query("set statement_timeout = 0; set lock_timeout = 0")
+    sqlx::raw_sql("set statement_timeout = 0; set lock_timeout = 0")
         .execute(&mut *conn)
         .await
-        .map_err(Error::Connect)?;
+        .map_err(|e| Error::Migrate(sqlx::migrate::MigrateError::Execute(e)))?;
     MIGRATOR.run(&mut *conn).await?;
     Ok(())
 }

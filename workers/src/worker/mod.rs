@@ -511,24 +511,32 @@ async fn execute(
                     biased;
                     joined = &mut work => break work_ended(joined),
                     () = tokio::time::sleep_until(held_until.into()) => {
-                        // Not one heartbeat answered for a whole TTL: the lease may have expired
-                        // and the run be another worker's. Whatever the executor would still
-                        // write is no longer this worker's to write (and its commit would be
-                        // refused by the fence): stop it, record nothing.
+                        // Not one heartbeat answered for a whole TTL (the database was out of
+                        // reach, or this process stalled): the lease may have expired and the run
+                        // be another worker's. Whatever the executor would still write is no
+                        // longer this worker's to write (and its commit would be refused by the
+                        // fence): stop it, record nothing. Then offer the run back, briefly, so
+                        // that another worker need not wait for the lease to expire.
                         cancel.cancel();
                         work.abort();
                         metrics::counter!("autoloader_runs_stopped_unreachable_total").increment(1);
                         tracing::error!(lease_ttl_s = cfg.lease_ttl.as_secs_f64(),
                             "the database has not answered a heartbeat for a whole lease TTL; \
-                             stopping the run and recording nothing (its lease expires and \
-                             another worker takes the run)");
+                             stopping the run and recording nothing");
+                        let reason = format!("requeued: worker {worker} could not renew its lease for a whole TTL");
+                        match requeue(&pool, &cfg, cfg.heartbeat_interval, lease, Duration::ZERO, reason, None).await {
+                            Ok(true) => tracing::warn!("run given back"),
+                            Ok(false) => lease_lost("giving the run back"),
+                            Err(e) => tracing::warn!(error = %e,
+                                "cannot give the run back; another worker takes it when its lease expires"),
+                        }
                         return Ended::Released;
                     }
                     () = give_back.cancelled() => {
                         cancel.cancel();
                         work.abort();
                         let reason = format!("requeued: worker {worker} shut down before the run finished");
-                        let given = requeue(&pool, &cfg, lease, Duration::ZERO, reason, None).await;
+                        let given = requeue(&pool, &cfg, cfg.answer_bound, lease, Duration::ZERO, reason, None).await;
                         match given {
                             Ok(true) => tracing::warn!("run given back at shutdown"),
                             Ok(false) => lease_lost("giving the run back"),
@@ -599,6 +607,7 @@ async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str, se
     match requeue(
         pool,
         cfg,
+        cfg.answer_bound,
         run.lease(),
         delay,
         reason,
@@ -644,17 +653,18 @@ async fn heartbeat(
     }
 }
 
-/// [`lease::run_requeue`] within the worker's answer bound.
+/// [`lease::run_requeue`], waiting at most `bound` for the answer.
 async fn requeue(
     pool: &PgPool,
     cfg: &WorkerConfig,
+    bound: Duration,
     lease: Lease,
     delay: Duration,
     reason: String,
     error: Option<String>,
 ) -> Result<bool, sqlx::Error> {
     let worker = cfg.worker_id.clone();
-    autoloader::db::answered(pool, cfg.answer_bound, move |db| {
+    autoloader::db::answered(pool, bound, move |db| {
         Box::pin(async move {
             lease::run_requeue(db, &worker, lease, delay, &reason, error.as_deref()).await
         })
