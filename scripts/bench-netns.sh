@@ -3,7 +3,7 @@
 # network namespaces, a link cut mid-run or while idle; root only) BENCH_NETNS_ROUNDS times
 # (default 5), collects the RECOVERY line each test prints, and prints a markdown table of the
 # medians (with min and max) of each measurement, against the tests' lease settings. The raw
-# lines go to bench/results/netns-raw.txt.
+# lines go to bench/results/raw/netns.txt.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -11,7 +11,8 @@ cd "$root"
 rounds="${BENCH_NETNS_ROUNDS:-5}"
 out="$root/bench/results"
 mkdir -p "$out"
-raw="$out/netns-raw.txt"
+mkdir -p "$out/raw"
+raw="$out/raw/netns.txt"
 : >"$raw"
 
 cargo build -q -p autoloader-worker -p autoloader-api
@@ -26,7 +27,7 @@ for i in $(seq 1 "$rounds"); do
         echo "bench-netns: the tests were skipped (root and iproute2 are needed)" >&2
         exit 1
     fi
-    echo "$log" | grep '^RECOVERY ' >>"$raw"
+    echo "$log" | grep -o 'RECOVERY .*' >>"$raw"
 done
 
 echo "Recovery of worker hosts cut off from PostgreSQL ($rounds rounds of \`tests/tests/netns.rs\`,"

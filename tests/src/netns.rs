@@ -412,6 +412,12 @@ fn clean_stale(ip: &Path) {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or_default();
             if name.starts_with(&format!("{PREFIX}-")) {
+                // Worker processes a killed test left running inside go with it.
+                if let Ok(pids) = quiet(ip, &["netns", "pids", name]) {
+                    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                        let _ = Command::new("kill").args(["-KILL", pid]).output();
+                    }
+                }
                 let _ = quiet(ip, &["netns", "del", name]);
             }
         }
