@@ -396,10 +396,12 @@ fn usable() -> Result<PathBuf, String> {
 
 fn skipped(test: &str, why: &str) {
     let rule = "!".repeat(78);
-    eprintln!(
+    let banner = format!(
         "\n{rule}\n!! SKIPPED: {test}\n!! The network-namespace tests cannot run here: {why}.\n\
          !! Run them as root on Linux with iproute2 (CI does).\n{rule}\n"
     );
+    // Straight to the process's stderr: the test harness captures `eprintln!` of a passing test.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), banner.as_bytes());
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test} cannot make network namespaces on CI: {why}");
     }
