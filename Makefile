@@ -121,6 +121,10 @@ bench-record-cap: ## One 1 GiB record in JSON lines, a JSON array and CSV agains
 bench-maintenance: ## pyiceberg's read time of a day of one-minute files, before and after one compaction (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-maintenance.sh
 
+.PHONY: bench-netns
+bench-netns: ## Recovery times of worker hosts cut off from PostgreSQL, medians of 5 rounds of tests/tests/netns.rs (root; see BENCHMARKS.md)
+	@$(WITH_DB); export DATABASE_URL; scripts/bench-netns.sh | tee bench/results/netns.md
+
 .PHONY: bench-ingest
 bench-ingest: ## Ingestion throughput vs pyiceberg, 1 GB of JSON (plain and gzipped) and Parquet (see BENCHMARKS.md)
 	@$(WITH_DB); export DATABASE_URL; scripts/bench-ingest.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Adds up cargo test's per-binary "test result:" lines into one closing line, and fails when any
 # test failed or none ran at all. Tests that could not run here (no Chromium for the browser
-# tests) print a line starting "SKIPPED: " past the test harness's capture; they are counted and
-# repeated at the end, so a skip is never mistaken for a pass.
+# tests, no network namespaces without root) print a line starting "SKIPPED: " or "!! SKIPPED: "
+# past the test harness's capture; they are counted and repeated at the end, so a skip is never
+# mistaken for a pass.
 set -euo pipefail
 awk '
   /^test result:/ {
@@ -13,7 +14,7 @@ awk '
     }
     binaries++
   }
-  /^SKIPPED: / { skipped++; reasons[skipped] = $0 }
+  /^(!! )?SKIPPED: / { skipped++; reasons[skipped] = $0 }
   END {
     printf "\nall test binaries (%d): %d passed, %d failed, %d ignored\n", binaries, passed, failed, ignored
     printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped, failed, skipped

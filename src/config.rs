@@ -22,6 +22,61 @@ pub struct DatabaseConfig {
     #[arg(long, env = "AUTOLOADER_DB_MAX_CONNECTIONS", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
+
+    // Bounds on every wait for the database (docs/ARCHITECTURE.md, "When the network fails").
+    /// Seconds a statement waits for a pooled connection (the pool is busy, or a new connection
+    /// is being opened) before it fails.
+    #[arg(long, env = "AUTOLOADER_DB_ACQUIRE_TIMEOUT", default_value = "10",
+          value_parser = parse_seconds)]
+    pub db_acquire_timeout: Duration,
+
+    /// Seconds the process waits for its first connection when it starts. Later connections are
+    /// opened while a statement waits for one, within AUTOLOADER_DB_ACQUIRE_TIMEOUT.
+    #[arg(long, env = "AUTOLOADER_DB_CONNECT_TIMEOUT", default_value = "10",
+          value_parser = parse_seconds)]
+    pub db_connect_timeout: Duration,
+
+    /// PostgreSQL's `statement_timeout` for this process's sessions, in seconds (0: off).
+    /// Statements that may rightly take longer (migrations) lift it for themselves. The
+    /// engine's own statements wait for an answer at most this long and a sixth (35 s when off),
+    /// then drop their connection: a connection that went quiet is never waited on forever.
+    #[arg(long, env = "AUTOLOADER_DB_STATEMENT_TIMEOUT", default_value = "30",
+          value_parser = parse_seconds_or_off)]
+    pub db_statement_timeout: Duration,
+
+    /// PostgreSQL's `lock_timeout`, in seconds (0: off): a statement waiting longer for a lock
+    /// fails instead of queueing behind it.
+    #[arg(long, env = "AUTOLOADER_DB_LOCK_TIMEOUT", default_value = "10",
+          value_parser = parse_seconds_or_off)]
+    pub db_lock_timeout: Duration,
+
+    /// PostgreSQL's `idle_in_transaction_session_timeout`, in seconds (0: off): the server ends a
+    /// session that holds a transaction open and says nothing for this long, releasing its locks.
+    #[arg(long, env = "AUTOLOADER_DB_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "60",
+          value_parser = parse_seconds_or_off)]
+    pub db_idle_in_transaction_timeout: Duration,
+
+    /// TCP keepalive on every connection, in seconds of silence before the first probe (0: off).
+    /// Probes follow every third of that (at least 1 s), and 3 unanswered probes (or unanswered
+    /// data for as long) end the connection: with 10, PostgreSQL drops a vanished worker's
+    /// session, and releases its locks, within about 20 s.
+    #[arg(long, env = "AUTOLOADER_DB_TCP_KEEPALIVE", default_value = "10",
+          value_parser = parse_seconds_or_off)]
+    pub db_tcp_keepalive: Duration,
+}
+
+impl DatabaseConfig {
+    /// How long the engine waits for the answer to one of its statements before it drops the
+    /// connection: the statement timeout (30 s when off) plus a sixth of it (0.5 to 5 s) for the
+    /// server's cancel to come back.
+    pub fn answer_bound(&self) -> Duration {
+        let statement = if self.db_statement_timeout.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            self.db_statement_timeout
+        };
+        statement + (statement / 6).clamp(Duration::from_millis(500), Duration::from_secs(5))
+    }
 }
 
 /// How the scheduler fires ticks and runs them (the names of the product spec's settings).
@@ -418,6 +473,14 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a number of seconds as [`parse_seconds`] does, or `0`: off ([`Duration::ZERO`]).
+pub fn parse_seconds_or_off(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => parse_seconds(s).map_err(|e| format!("{e}, or 0 for off")),
+    }
+}
+
 /// Reads `.env` from the working directory if there is one. Variables already set win.
 pub fn load_dotenv() {
     // A missing file is the normal case; a malformed one is worth saying out loud.
@@ -554,6 +617,72 @@ mod tests {
             Cli::try_parse_from(["x", "--default-max-concurrent-runs", "4"]).expect("parse");
         assert_eq!(capped.quotas.default_max_concurrent_runs, Some(4));
         assert!(Cli::try_parse_from(["x", "--default-max-concurrent-runs", "0"]).is_err());
+    }
+
+    #[test]
+    fn database_waits_are_bounded_by_default_and_zero_turns_one_off() {
+        #[derive(Parser)]
+        struct Db {
+            #[command(flatten)]
+            database: DatabaseConfig,
+        }
+        let d = Db::try_parse_from(["x", "--database-url", "postgres://h/db"])
+            .expect("defaults parse")
+            .database;
+        let s = Duration::from_secs;
+        assert_eq!(
+            (
+                d.db_acquire_timeout,
+                d.db_connect_timeout,
+                d.db_statement_timeout
+            ),
+            (s(10), s(10), s(30))
+        );
+        assert_eq!(
+            (
+                d.db_lock_timeout,
+                d.db_idle_in_transaction_timeout,
+                d.db_tcp_keepalive
+            ),
+            (s(10), s(60), s(10))
+        );
+        assert_eq!(d.answer_bound(), s(35));
+        let short = Db::try_parse_from(["x", "--database-url", "h", "--db-statement-timeout", "2"])
+            .expect("parses")
+            .database;
+        assert_eq!(short.answer_bound(), Duration::from_millis(2500));
+        let off = Db::try_parse_from([
+            "x",
+            "--database-url",
+            "postgres://h/db",
+            "--db-statement-timeout",
+            "0",
+            "--db-tcp-keepalive",
+            "0.5",
+        ])
+        .expect("parses")
+        .database;
+        assert_eq!(off.db_statement_timeout, Duration::ZERO);
+        assert_eq!(
+            off.answer_bound(),
+            s(35),
+            "still bounded when the server's is off"
+        );
+        assert_eq!(off.db_tcp_keepalive, Duration::from_millis(500));
+        for bad in ["-1", "soon"] {
+            let err = Db::try_parse_from([
+                "x",
+                "--database-url",
+                "postgres://h/db",
+                "--db-lock-timeout",
+                bad,
+            ]);
+            assert!(err.is_err(), "{bad:?} should be rejected");
+        }
+        assert!(
+            Db::try_parse_from(["x", "--database-url", "h", "--db-acquire-timeout", "0"]).is_err(),
+            "a pool that never waits is not a setting"
+        );
     }
 
     #[test]

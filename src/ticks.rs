@@ -259,7 +259,7 @@ pub async fn tick_advance(
 
 /// How long until the earliest tick row wants attention, by the database's clock; `None` when
 /// no schedule is live.
-pub async fn tick_wait(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
+pub async fn tick_wait(db: impl sqlx::PgExecutor<'_>) -> Result<Option<Duration>, sqlx::Error> {
     let secs = sqlx::query_scalar!(
         r#"
         select extract(epoch from least(
@@ -269,7 +269,7 @@ pub async fn tick_wait(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
                     where backlog_check_at is not null)) - now())::float8
         "#
     )
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(secs.map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9))))
 }

@@ -208,7 +208,7 @@ pub struct Exchanged {
 /// tenant's second. The cost: each claim looks at every ACTIVE tenant once (an index probe) and
 /// locks up to `claim` runs of each tenant with due runs, keeping only `claim` of them.
 pub async fn run_exchange(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     worker_id: &str,
     outcomes: &[(Lease, Outcome)],
     claim: i64,
@@ -344,7 +344,7 @@ pub async fn run_exchange(
         interval(ttl) as PgInterval,
         default_max_concurrent_runs,
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let mut done = Exchanged::default();
     for r in result {
@@ -428,7 +428,7 @@ pub async fn run_exchange(
 
 /// Extends the lease. `false`: the lease is gone (rescued and maybe claimed by another worker).
 pub async fn run_heartbeat(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     worker_id: &str,
     lease: Lease,
     ttl: Duration,
@@ -443,7 +443,7 @@ pub async fn run_heartbeat(
         worker_id,
         interval(ttl) as PgInterval,
     )
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -451,7 +451,7 @@ pub async fn run_heartbeat(
 /// RUNNING → QUEUED: puts the run back in the queue, claimable after `delay` (a retry back-off,
 /// or zero when a worker gives its runs back at shutdown).
 pub async fn run_requeue(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     worker_id: &str,
     lease: Lease,
     delay: Duration,
@@ -472,7 +472,7 @@ pub async fn run_requeue(
         storable(reason),
         error.map(storable),
     )
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -494,7 +494,7 @@ pub struct Rescued {
 /// claims have been spent. Any process may call this; `skip locked` keeps two callers from
 /// rescuing the same run.
 pub async fn run_rescue_expired(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     max_attempts: i32,
     limit: i64,
 ) -> Result<Vec<Rescued>, sqlx::Error> {
@@ -528,7 +528,7 @@ pub async fn run_rescue_expired(
         max_attempts,
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod cdp;
 pub mod loader;
+pub mod netns;
 pub mod s3;
 pub mod table;
 
@@ -335,9 +336,28 @@ impl WorkerProcess {
     /// Starts `bin` (e.g. `env!("CARGO_BIN_EXE_test-worker")`) against `database_url` with the
     /// worker id `name`, fast leases, and the extra `env`.
     pub fn spawn(bin: &str, database_url: &str, name: &str, env: &[(&str, &str)]) -> WorkerProcess {
+        WorkerProcess::spawn_in(&[], bin, database_url, name, env)
+    }
+
+    /// [`WorkerProcess::spawn`], run through `prefix` (e.g. `ip netns exec NAME`: inside a
+    /// network namespace, [`netns::Host::prefix`]).
+    pub fn spawn_in(
+        prefix: &[String],
+        bin: &str,
+        database_url: &str,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let log = std::env::temp_dir().join(format!("autoloader-{name}-{}.log", Uuid::now_v7()));
         let file = File::create(&log).expect("create log file");
-        let mut cmd = Command::new(bin);
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.env_clear()
             .env("DATABASE_URL", database_url)
             .env("AUTOLOADER_WORKER_ID", name)

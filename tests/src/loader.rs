@@ -84,6 +84,17 @@ impl Loader {
 
     /// The shipped worker binary, allowed to read under the root, writing to the warehouse.
     pub fn worker(&self, name: &str, extra: &[(&str, &str)]) -> WorkerProcess {
+        self.worker_in(&[], name, extra)
+    }
+
+    /// [`Loader::worker`], run through `prefix` (inside a network namespace:
+    /// [`crate::netns::Host::prefix`]).
+    pub fn worker_in(
+        &self,
+        prefix: &[String],
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> WorkerProcess {
         let roots = self.root.display().to_string();
         let mut env: Vec<(&str, &str)> = vec![
             ("AUTOLOADER_FILE_ROOTS", roots.as_str()),
@@ -95,7 +106,8 @@ impl Loader {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         env.extend_from_slice(extra);
-        WorkerProcess::spawn(
+        WorkerProcess::spawn_in(
+            prefix,
             worker_bin().to_str().expect("utf-8 path"),
             &self.url,
             name,

@@ -57,6 +57,7 @@ async fn an_outcome_postgres_refuses_does_not_hold_back_the_others_written_with_
         retry_backoff: Duration::from_secs(1),
         poll_interval: Duration::from_secs(60),
         default_max_concurrent_runs: None,
+        answer_bound: Duration::from_secs(35),
     };
     let executor = Arc::new(TogetherExecutor {
         all_started: Barrier::new(3),

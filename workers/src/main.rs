@@ -41,7 +41,8 @@ struct LoaderFlags {
 
     /// Test hook: `after-commit` stops the worker dead right after a snapshot commits, before the
     /// run's outcome is recorded, to exercise crash recovery; `pause-before-commit` waits 3 s
-    /// before each commit, so another writer commits first. Never set it in production.
+    /// before each commit, so another writer commits first; `pause-after-commit` waits 1 s after
+    /// each commit, before the outcome. Never set it in production.
     #[arg(long, env = "AUTOLOADER_FAILPOINT", hide = true)]
     failpoint: Option<String>,
 }
@@ -62,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
     let executor = Arc::new(IngestExecutor::new(
         process.pool.clone(),
         IngestConfig {
-            database_url: process.flags.database.database_url.clone(),
+            // The catalog's own pool: the same session settings as every other connection.
+            database_url: autoloader::db::url_with_session_settings(&process.flags.database),
             warehouse: warehouse.clone(),
             file_roots,
             allow_worker_credentials: flags.allow_worker_credentials,

@@ -106,10 +106,7 @@ impl<X: Args + FromArgMatches> Process<X> {
         }
         run(
             self.pool,
-            &self.flags.scheduler,
-            &self.flags.role,
-            &self.flags.quotas,
-            &self.flags.maintenance,
+            &self.flags,
             Work { executor, dry_runs },
             shutdown,
         )
@@ -123,16 +120,17 @@ pub struct Work {
     pub dry_runs: Option<Arc<dyn DryRunner>>,
 }
 
-/// Runs the loops `role` asks for until `shutdown` fires and they have drained.
-pub async fn run(
-    pool: PgPool,
-    scheduler: &SchedulerConfig,
-    role: &RoleConfig,
-    quotas: &QuotaConfig,
-    maintenance: &MaintenanceConfig,
-    work: Work,
-    shutdown: CancellationToken,
-) {
+/// Runs the loops `flags.role` asks for until `shutdown` fires and they have drained.
+pub async fn run<X: Args>(pool: PgPool, flags: &Flags<X>, work: Work, shutdown: CancellationToken) {
+    let Flags {
+        scheduler,
+        role,
+        quotas,
+        maintenance,
+        database,
+        ..
+    } = flags;
+    let answer_bound = database.answer_bound();
     let Work { executor, dry_runs } = work;
     let worker_id = role.worker_id.clone().unwrap_or_else(default_worker_id);
     tracing::info!(%worker_id, ticker = !role.no_ticker, workers = !role.ticker_only, "scheduler starting");
@@ -141,12 +139,14 @@ pub async fn run(
         tasks.spawn(crate::ticker::run(
             pool.clone(),
             TickerConfig::from_settings(scheduler),
+            answer_bound,
             shutdown.clone(),
         ));
     }
     if !role.ticker_only {
         let mut config = WorkerConfig::from_settings(scheduler, worker_id.clone());
         config.default_max_concurrent_runs = quotas.default_max_concurrent_runs;
+        config.answer_bound = answer_bound;
         let worker = Worker::new(pool.clone(), config, executor);
         tasks.spawn(worker.run(shutdown.clone()));
         if let Some(runner) = dry_runs {

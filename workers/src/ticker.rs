@@ -101,9 +101,12 @@ struct Plan {
 }
 
 /// Materialises the runs of up to one batch of due ticks, in one transaction.
-pub async fn tick_once(pool: &PgPool, config: &TickerConfig) -> Result<TickReport> {
+pub async fn tick_once<'a>(
+    db: impl sqlx::Acquire<'a, Database = Postgres>,
+    config: &TickerConfig,
+) -> Result<TickReport> {
     let started = std::time::Instant::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let now = ticks::tick_begin(&mut tx).await?;
     let mut rows = ticks::tick_lock_due(&mut tx, config.batch_size).await?;
     let edited = ticks::tick_lock_edited(&mut tx, config.batch_size).await?;
@@ -393,7 +396,14 @@ fn record_metrics(report: &TickReport) {
 
 /// Ticks until `shutdown` fires: drains every due batch, then sleeps until the earliest next
 /// tick, a notification that tick rows changed, or the safety poll, whichever comes first.
-pub async fn run(pool: PgPool, config: TickerConfig, shutdown: CancellationToken) {
+/// Ticks until `shutdown`. Each of its transactions waits at most `answer_bound` for the
+/// database (then its connection is dropped and the batch rolls back on the server).
+pub async fn run(
+    pool: PgPool,
+    config: TickerConfig,
+    answer_bound: Duration,
+    shutdown: CancellationToken,
+) {
     tracing::info!(
         batch_size = config.batch_size,
         coalesce = config.coalesce,
@@ -403,8 +413,12 @@ pub async fn run(pool: PgPool, config: TickerConfig, shutdown: CancellationToken
     let mut waker = Waker::new(pool.clone(), crate::wake::TICKS_CHANNEL);
     while !shutdown.is_cancelled() {
         waker.listen().await;
-        let sleep = match drain(&pool, &config, &shutdown).await {
-            Ok(locked) => match ticks::tick_wait(&pool).await {
+        let sleep = match drain(&pool, &config, answer_bound, &shutdown).await {
+            Ok(locked) => match autoloader::db::answered(&pool, answer_bound, |db| {
+                Box::pin(ticks::tick_wait(db))
+            })
+            .await
+            {
                 // Due right now after a drain that did work: new ticks came due, go again.
                 Ok(Some(d)) if d.is_zero() && locked > 0 => continue,
                 // Due but nothing could be locked: another ticker holds those rows. Its commit
@@ -414,11 +428,17 @@ pub async fn run(pool: PgPool, config: TickerConfig, shutdown: CancellationToken
                 Ok(None) => config.safety_poll,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the next tick; retrying in 1s");
+                    if autoloader::db::is_unanswered(&e) {
+                        waker.reset();
+                    }
                     Duration::from_secs(1)
                 }
             },
-            Err(e) => {
+            Err(Error::Db(e)) => {
                 tracing::warn!(error = %e, "tick failed; retrying in 1s");
+                if autoloader::db::is_unanswered(&e) {
+                    waker.reset();
+                }
                 Duration::from_secs(1)
             }
         };
@@ -435,11 +455,16 @@ pub async fn run(pool: PgPool, config: TickerConfig, shutdown: CancellationToken
 async fn drain(
     pool: &PgPool,
     config: &TickerConfig,
+    answer_bound: Duration,
     shutdown: &CancellationToken,
 ) -> Result<usize> {
     let mut total = 0;
     loop {
-        let report = tick_once(pool, config).await?;
+        let batch = config.clone();
+        let report = autoloader::db::answered(pool, answer_bound, move |db| {
+            Box::pin(async move { tick_once(db, &batch).await.map_err(|Error::Db(e)| e) })
+        })
+        .await?;
         total += report.rows;
         if report.rows > 0 {
             tracing::debug!(?report, "tick batch committed");

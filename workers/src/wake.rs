@@ -14,6 +14,9 @@ pub const TICKS_CHANNEL: &str = "autoloader_ticks";
 /// A run became QUEUED.
 pub const RUNS_CHANNEL: &str = "autoloader_runs";
 
+/// Longest wait for a `LISTEN` connection before the loop goes on polling.
+const LISTEN_CONNECT_BOUND: Duration = Duration::from_secs(5);
+
 pub struct Waker {
     pool: PgPool,
     channel: &'static str,
@@ -37,7 +40,12 @@ impl Waker {
         if self.listener.is_some() {
             return;
         }
-        match self.connect().await {
+        // Bounded: a LISTEN that cannot connect must not hold up the loop that waits on it.
+        let connect = tokio::time::timeout(LISTEN_CONNECT_BOUND, self.connect());
+        match connect
+            .await
+            .unwrap_or_else(|_| Err(autoloader::db::unanswered(LISTEN_CONNECT_BOUND)))
+        {
             Ok(l) => self.listener = Some(l),
             Err(e) => {
                 tracing::warn!(channel = self.channel, error = %e, "cannot LISTEN; polling until it can")
@@ -60,6 +68,18 @@ impl Waker {
                 self.listener = None;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+
+    /// Drops the `LISTEN` connection, to be made anew by the next [`Waker::listen`]: after a
+    /// statement got no answer, this connection may be as quiet, and a half-open one would never
+    /// deliver a notification again nor fail.
+    pub fn reset(&mut self) {
+        if self.listener.take().is_some() {
+            tracing::warn!(
+                channel = self.channel,
+                "the database went quiet; LISTENing again on a fresh connection"
+            );
         }
     }
 

@@ -229,6 +229,9 @@ pub enum Failpoint {
     /// `pause-before-commit`: wait 3 s between writing a run's data files and committing them,
     /// so that another writer can commit first (schema races).
     PauseBeforeCommit,
+    /// `pause-after-commit`: wait 1 s after a snapshot commits before the run's outcome goes to
+    /// the worker's loop, so that a test can cut the network between the two.
+    PauseAfterCommit,
 }
 
 impl Failpoint {
@@ -237,6 +240,7 @@ impl Failpoint {
             None | Some("") => Ok(Failpoint::None),
             Some("after-commit") => Ok(Failpoint::AfterCommit),
             Some("pause-before-commit") => Ok(Failpoint::PauseBeforeCommit),
+            Some("pause-after-commit") => Ok(Failpoint::PauseAfterCommit),
             Some(other) => Err(format!("AUTOLOADER_FAILPOINT: unknown failpoint '{other}'")),
         }
     }
@@ -568,6 +572,10 @@ impl IngestExecutor {
                 "failpoint after-commit: the snapshot is committed; stopping before the run's outcome is recorded"
             );
             std::future::pending::<()>().await;
+        }
+        if self.cfg.failpoint == Failpoint::PauseAfterCommit {
+            tracing::warn!("failpoint pause-after-commit: the snapshot is committed; waiting 1 s");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         Ok(RunOutput {
             files_processed: taken.len() as i64,

@@ -12,6 +12,13 @@
 //!   in the table until the loop's next statement writes its outcome;
 //! * every write about a run after its claim is fenced by the lease (see [`lease`]); a worker
 //!   that finds its lease gone cancels the run's executor and records nothing;
+//! * a run whose lease this worker could not renew for a whole lease TTL (the database did not
+//!   answer: a partition, a dead connection) is stopped the same way: its lease may be another
+//!   worker's by now, and the work it would finish is no longer this worker's to write. Every
+//!   statement the loop and the heartbeats send waits for its answer a bounded time
+//!   ([`autoloader::db::answered`]), so no run, slot or outcome waits on a quiet connection;
+//! * an outcome the database did not answer for is kept and sent again with the next statement:
+//!   written if the lease still holds, refused by the fence if the run was rescued meanwhile;
 //! * at shutdown it stops claiming, waits up to `shutdown_timeout` for in-flight runs, then gives
 //!   the leases of the rest back (QUEUED again, for another worker) before it returns.
 
@@ -54,6 +61,10 @@ pub struct WorkerConfig {
     /// The cap on a tenant's RUNNING runs across the fleet when its own is not set
     /// (`AUTOLOADER_DEFAULT_MAX_CONCURRENT_RUNS`); `None`: no cap.
     pub default_max_concurrent_runs: Option<i32>,
+    /// Longest wait for the answer to one of the loop's statements (claims, outcomes, rescue,
+    /// give-backs) before its connection is dropped
+    /// ([`autoloader::config::DatabaseConfig::answer_bound`]).
+    pub answer_bound: Duration,
 }
 
 impl WorkerConfig {
@@ -70,6 +81,7 @@ impl WorkerConfig {
             retry_backoff: s.retry_backoff,
             poll_interval: s.poll_interval,
             default_max_concurrent_runs: None,
+            answer_bound: Duration::from_secs(35),
         }
     }
 }
@@ -153,19 +165,32 @@ impl Worker {
                 0
             };
             if claim > 0 || !finished.is_empty() {
+                // A claimed lease lasts a TTL from the statement's start at the latest.
+                let asked = Instant::now();
                 let runs = self.exchange(&mut finished, claim).await;
                 match &runs {
-                    Some(r) if claim > 0 => maybe_queued = r.len() == claim,
-                    Some(_) => {}
-                    None => {
-                        // Look again soon, not only at the next notification or poll.
+                    Ok(r) if claim > 0 => maybe_queued = r.len() == claim,
+                    Ok(_) => {}
+                    Err(unanswered) => {
+                        // Look again soon, not only at the next notification or poll; and
+                        // after a failed or quiet connection, LISTEN on a fresh one.
+                        if *unanswered {
+                            waker.reset();
+                        }
                         maybe_queued = false;
                         retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER_ERROR);
                     }
                 }
                 for run in runs.unwrap_or_default() {
                     executing += 1;
-                    self.spawn_run(&mut in_flight, run, &finished_tx, give_back.child_token());
+                    let held_until = asked + cfg.lease_ttl;
+                    self.spawn_run(
+                        &mut in_flight,
+                        run,
+                        held_until,
+                        &finished_tx,
+                        give_back.child_token(),
+                    );
                 }
             }
             let wait =
@@ -228,8 +253,16 @@ impl Worker {
     ) -> bool {
         loop {
             outcomes::take_ready(finished_rx, finished);
-            if !finished.is_empty() {
-                self.exchange(finished, 0).await;
+            if !finished.is_empty()
+                && matches!(self.exchange(finished, 0).await, Err(true))
+                && in_flight.is_empty()
+            {
+                for f in finished.drain(..) {
+                    outcomes::report(
+                        &f,
+                        Err("the database did not answer before the worker stopped"),
+                    );
+                }
             }
             if in_flight.is_empty() {
                 // Every task has ended, so every outcome was sent and taken above.
@@ -248,26 +281,35 @@ impl Worker {
 
     /// Writes the waiting outcomes and claims up to `claim` runs in one statement
     /// ([`lease::run_exchange`]), reports each outcome and empties `finished`. Returns the runs
-    /// claimed; `None`: the statement failed (logged). Outcomes the database never answered
-    /// for (it is unavailable) stay in `finished` for the next statement; those it refused are
-    /// dropped, and their runs' leases run out and the runs are retried elsewhere.
-    async fn exchange(&self, finished: &mut Vec<Finished>, claim: usize) -> Option<Vec<Claimed>> {
+    /// claimed, or that the statement failed (logged): `Err(true)` when the database did not
+    /// answer (the connection failed, or said nothing in time) or is away (shutting down, a
+    /// standby not yet promoted), whose outcomes stay in `finished` to be sent again (the fence
+    /// decides then), `Err(false)` when it refused the statement, whose outcomes are dropped
+    /// (their runs' leases run out and the runs are retried elsewhere).
+    async fn exchange(
+        &self,
+        finished: &mut Vec<Finished>,
+        claim: usize,
+    ) -> Result<Vec<Claimed>, bool> {
         let cfg = &self.config;
         let outcomes: Vec<(Lease, Outcome)> = finished
             .iter()
             .map(|f| (f.lease, f.outcome.clone()))
             .collect();
-        let result = lease::run_exchange(
-            &self.pool,
-            &cfg.worker_id,
-            &outcomes,
-            claim as i64,
+        let batch = outcomes.len();
+        let (worker, ttl, cap) = (
+            cfg.worker_id.clone(),
             cfg.lease_ttl,
             cfg.default_max_concurrent_runs,
-        )
+        );
+        let result = autoloader::db::answered(&self.pool, cfg.answer_bound, move |db| {
+            Box::pin(async move {
+                lease::run_exchange(db, &worker, &outcomes, claim as i64, ttl, cap).await
+            })
+        })
         .await;
-        if !outcomes.is_empty() {
-            metrics::histogram!("autoloader_outcome_batch_size").record(outcomes.len() as f64);
+        if batch > 0 {
+            metrics::histogram!("autoloader_outcome_batch_size").record(batch as f64);
         }
         match result {
             Ok(done) => {
@@ -277,7 +319,7 @@ impl Worker {
                 }
                 metrics::counter!("autoloader_runs_claimed_total")
                     .increment(done.claimed.len() as u64);
-                Some(done.claimed)
+                Ok(done.claimed)
             }
             Err(sqlx::Error::Database(e))
                 if finished.len() > 1 && !autoloader::db::unavailable_code(e.code().as_deref()) =>
@@ -287,15 +329,13 @@ impl Worker {
                 tracing::warn!(error = %e, outcomes = finished.len(),
                                "writing a batch of outcomes failed; writing them one by one");
                 for f in finished.drain(..) {
-                    let one = [(f.lease, f.outcome.clone())];
-                    let alone = lease::run_exchange(
-                        &self.pool,
-                        &cfg.worker_id,
-                        &one,
-                        0,
-                        cfg.lease_ttl,
-                        None,
-                    )
+                    let one = vec![(f.lease, f.outcome.clone())];
+                    let (worker, ttl) = (cfg.worker_id.clone(), cfg.lease_ttl);
+                    let alone = autoloader::db::answered(&self.pool, cfg.answer_bound, move |db| {
+                        Box::pin(async move {
+                            lease::run_exchange(db, &worker, &one, 0, ttl, None).await
+                        })
+                    })
                     .await
                     .map(|d| d.recorded.contains(&f.lease));
                     match alone {
@@ -303,36 +343,38 @@ impl Worker {
                         Err(e) => outcomes::report(&f, Err(&e.to_string())),
                     }
                 }
-                None
+                Err(false)
             }
             Err(e) => {
                 let msg = e.to_string();
                 metrics::counter!("autoloader_database_errors_total", "statement" => "run_exchange")
                     .increment(1);
-                if claim > 0 {
-                    tracing::warn!(error = %msg, "claiming runs failed; trying again shortly");
+                if claim > 0 || !finished.is_empty() {
+                    tracing::warn!(error = %msg, outcomes = finished.len(),
+                                   "the database did not take the claim or outcomes; trying again shortly");
                 }
-                if autoloader::db::unavailable(&e) {
-                    // The database is away (a failover, a restart, a network cut): the outcomes
-                    // are kept and go with the next statement, a second from now, instead of
-                    // waiting for their leases to run out and their runs to execute again.
-                    // Fenced by their leases, they change nothing if a run was rescued meanwhile.
-                    if !finished.is_empty() {
-                        tracing::warn!(error = %msg, outcomes = finished.len(),
-                                       "cannot record outcomes yet; trying again shortly");
-                    }
-                } else {
-                    for f in finished.drain(..) {
-                        outcomes::report(&f, Err(&msg));
-                    }
+                if !matches!(e, sqlx::Error::Database(_)) || autoloader::db::unavailable(&e) {
+                    // No answer (the connection failed or went quiet: perhaps written, perhaps
+                    // not), or the database is away (a failover, a restart): the outcomes are
+                    // sent again with the next statement, a second from now, instead of waiting
+                    // for their leases to run out and their runs to execute again. Fenced by
+                    // their leases, they change nothing if a run was rescued meanwhile.
+                    return Err(true);
                 }
-                None
+                for f in finished.drain(..) {
+                    outcomes::report(&f, Err(&msg));
+                }
+                Err(false)
             }
         }
     }
 
     async fn rescue(&self) {
-        match lease::run_rescue_expired(&self.pool, self.config.max_attempts, 100).await {
+        let max_attempts = self.config.max_attempts;
+        let rescued = autoloader::db::answered(&self.pool, self.config.answer_bound, move |db| {
+            Box::pin(lease::run_rescue_expired(db, max_attempts, 100))
+        });
+        match rescued.await {
             Ok(rescued) => {
                 for r in rescued {
                     metrics::counter!("autoloader_runs_rescued_total", "outcome" => r.status.to_lowercase())
@@ -350,6 +392,7 @@ impl Worker {
         &self,
         set: &mut JoinSet<Ended>,
         run: Claimed,
+        held_until: Instant,
         finished: &mpsc::UnboundedSender<Finished>,
         give_back: CancellationToken,
     ) {
@@ -359,7 +402,11 @@ impl Worker {
         let config = self.config.clone();
         let executor = Arc::clone(&self.executor);
         let finished = finished.clone();
-        set.spawn(execute(pool, config, executor, finished, run, give_back).instrument(span));
+        let lease = Held {
+            run,
+            until: held_until,
+        };
+        set.spawn(execute(pool, config, executor, finished, lease, give_back).instrument(span));
     }
 }
 
@@ -386,16 +433,28 @@ fn reap(in_flight: &mut JoinSet<Ended>) -> usize {
     released
 }
 
+/// A claimed run, and until when (by this process's clock) its lease certainly holds: a TTL from
+/// the start of the last statement that set it.
+struct Held {
+    run: Claimed,
+    until: Instant,
+}
+
 /// Runs one claimed run to an outcome, heartbeating its lease meanwhile, and hands the outcome to
-/// the worker's loop (or requeues the run itself: a retry, a give-back).
+/// the worker's loop (or requeues the run itself: a retry, a give-back). A run whose lease could
+/// not be renewed for a whole TTL is stopped without an outcome.
 async fn execute(
     pool: PgPool,
     cfg: WorkerConfig,
     executor: Arc<dyn Executor>,
     finished: mpsc::UnboundedSender<Finished>,
-    run: Claimed,
+    held: Held,
     give_back: CancellationToken,
 ) -> Ended {
+    let Held {
+        run,
+        until: mut held_until,
+    } = held;
     let lease = run.lease();
     let worker = cfg.worker_id.as_str();
     if let Some(tick) = run.scheduled_for {
@@ -450,31 +509,59 @@ async fn execute(
                     })
                 };
             let mut beat = tokio::time::interval(cfg.heartbeat_interval);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             beat.tick().await; // the claim itself was the first heartbeat
             loop {
                 tokio::select! {
+                    biased;
                     joined = &mut work => break work_ended(joined),
+                    () = tokio::time::sleep_until(held_until.into()) => {
+                        // Not one heartbeat answered for a whole TTL (the database was out of
+                        // reach, or this process stalled): the lease may have expired and the run
+                        // be another worker's. Whatever the executor would still write is no
+                        // longer this worker's to write (and its commit would be refused by the
+                        // fence): stop it, record nothing. Then offer the run back, briefly, so
+                        // that another worker need not wait for the lease to expire.
+                        cancel.cancel();
+                        work.abort();
+                        metrics::counter!("autoloader_runs_stopped_unreachable_total").increment(1);
+                        tracing::error!(lease_ttl_s = cfg.lease_ttl.as_secs_f64(),
+                            "the database has not answered a heartbeat for a whole lease TTL; \
+                             stopping the run and recording nothing");
+                        let reason = format!("requeued: worker {worker} could not renew its lease for a whole TTL");
+                        match requeue(&pool, &cfg, cfg.heartbeat_interval, lease, Duration::ZERO, reason, None).await {
+                            Ok(true) => tracing::warn!("run given back"),
+                            Ok(false) => lease_lost("giving the run back"),
+                            Err(e) => tracing::warn!(error = %e,
+                                "cannot give the run back; another worker takes it when its lease expires"),
+                        }
+                        return Ended::Released;
+                    }
                     () = give_back.cancelled() => {
                         cancel.cancel();
                         work.abort();
                         let reason = format!("requeued: worker {worker} shut down before the run finished");
-                        match lease::run_requeue(&pool, worker, lease, Duration::ZERO, &reason, None).await {
+                        let given = requeue(&pool, &cfg, cfg.answer_bound, lease, Duration::ZERO, reason, None).await;
+                        match given {
                             Ok(true) => tracing::warn!("run given back at shutdown"),
                             Ok(false) => lease_lost("giving the run back"),
                             Err(e) => tracing::error!(error = %e, "cannot give the run back; it is requeued when its lease expires"),
                         }
                         return Ended::Released;
                     }
-                    _ = beat.tick() => match lease::run_heartbeat(&pool, worker, lease, cfg.lease_ttl).await {
-                        Ok(true) => metrics::counter!("autoloader_heartbeats_total").increment(1),
-                        Ok(false) => {
+                    _ = beat.tick() => match heartbeat(&pool, &cfg, lease, held_until).await {
+                        Ok(sent) => {
+                            held_until = sent + cfg.lease_ttl;
+                            metrics::counter!("autoloader_heartbeats_total").increment(1);
+                        }
+                        Err(None) => {
                             cancel.cancel();
                             work.abort();
                             lease_lost("heartbeat");
                             return Ended::Released;
                         }
                         // The lease may still be ours; the next beat (or the outcome) will tell.
-                        Err(e) => {
+                        Err(Some(e)) => {
                             metrics::counter!("autoloader_database_errors_total", "statement" => "run_heartbeat")
                                 .increment(1);
                             tracing::warn!(error = %e, "heartbeat failed")
@@ -527,13 +614,14 @@ async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str, se
     );
     let give_up = Instant::now() + cfg.lease_ttl;
     loop {
-        let written = lease::run_requeue(
+        let written = requeue(
             pool,
-            &cfg.worker_id,
+            cfg,
+            cfg.answer_bound,
             run.lease(),
             delay,
-            &reason,
-            Some(error),
+            reason.clone(),
+            Some(error.to_owned()),
         )
         .await;
         match written {
@@ -559,6 +647,51 @@ async fn retry(pool: &PgPool, cfg: &WorkerConfig, run: &Claimed, error: &str, se
 
 /// How often a retry's requeue is tried again while the database does not answer.
 const RETRY_WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// Renews `lease`, waiting for the answer no longer than a heartbeat interval nor past
+/// `held_until` (a later beat tries again, on a fresh connection). `Ok`: renewed, for a TTL from
+/// the returned instant; `Err(None)`: the lease is gone; `Err(Some)`: no answer, or an error.
+async fn heartbeat(
+    pool: &PgPool,
+    cfg: &WorkerConfig,
+    lease: Lease,
+    held_until: Instant,
+) -> Result<Instant, Option<sqlx::Error>> {
+    let sent = Instant::now();
+    let bound = cfg
+        .heartbeat_interval
+        .min(held_until.saturating_duration_since(sent))
+        .max(Duration::from_millis(1));
+    let (worker, ttl) = (cfg.worker_id.clone(), cfg.lease_ttl);
+    let renewed = autoloader::db::answered(pool, bound, move |db| {
+        Box::pin(async move { lease::run_heartbeat(db, &worker, lease, ttl).await })
+    })
+    .await;
+    match renewed {
+        Ok(true) => Ok(sent),
+        Ok(false) => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+/// [`lease::run_requeue`], waiting at most `bound` for the answer.
+async fn requeue(
+    pool: &PgPool,
+    cfg: &WorkerConfig,
+    bound: Duration,
+    lease: Lease,
+    delay: Duration,
+    reason: String,
+    error: Option<String>,
+) -> Result<bool, sqlx::Error> {
+    let worker = cfg.worker_id.clone();
+    autoloader::db::answered(pool, bound, move |db| {
+        Box::pin(async move {
+            lease::run_requeue(db, &worker, lease, delay, &reason, error.as_deref()).await
+        })
+    })
+    .await
+}
 
 fn lease_lost(during: &str) {
     metrics::counter!("autoloader_leases_lost_total").increment(1);
