@@ -1078,7 +1078,7 @@ async fn day_rows_are_the_sum_of_their_hours_whoever_writes_the_hours(pool: PgPo
             .bind(id)
             .fetch_one(&pool)
             .await
-            .unwrap();
+            .expect("statement");
     assert!(days >= 3, "the fold wrote day rows: {days}");
     assert_eq!(
         days_disagreeing(&pool, id).await,
@@ -1099,7 +1099,7 @@ async fn day_rows_are_the_sum_of_their_hours_whoever_writes_the_hours(pool: PgPo
     .bind(id)
     .execute(&pool)
     .await
-    .unwrap();
+    .expect("statement");
     sqlx::query(
         "delete from run_stats
          where ingestion_id = $1 and hour_start = (select min(hour_start) from run_stats where ingestion_id = $1)",
@@ -1107,7 +1107,7 @@ async fn day_rows_are_the_sum_of_their_hours_whoever_writes_the_hours(pool: PgPo
     .bind(id)
     .execute(&pool)
     .await
-    .unwrap();
+    .expect("statement");
     assert_eq!(
         days_disagreeing(&pool, id).await,
         Vec::<String>::new(),
@@ -1118,7 +1118,7 @@ async fn day_rows_are_the_sum_of_their_hours_whoever_writes_the_hours(pool: PgPo
             .bind(id)
             .fetch_one(&pool)
             .await
-            .unwrap();
+            .expect("statement");
     assert_eq!(
         left,
         days - 1,
