@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 
 use super::assets;
 use super::session::UiSession;
@@ -197,11 +197,6 @@ pub fn crosses_dst(now: DateTime<Utc>, at: DateTime<Utc>, zone: &str) -> bool {
         return false;
     };
     now.with_timezone(&tz).offset().fix() != at.with_timezone(&tz).offset().fix()
-}
-
-/// A `<meta>`-free raw string for inline SVG numbers and the like.
-pub fn raw(s: String) -> PreEscaped<String> {
-    PreEscaped(s)
 }
 
 #[cfg(test)]
