@@ -764,7 +764,11 @@ async fn a_run_that_finishes_during_the_outage_is_recorded_once_the_database_is_
         || async {
             worker
                 .log()
-                .contains("cannot record outcomes yet")
+                .lines()
+                .any(|l| {
+                    l.contains("the database did not take the claim or outcomes")
+                        && l.contains("\"outcomes\":1")
+                })
                 .then_some(())
         },
     )
