@@ -32,8 +32,8 @@ test: ## Run every test against a real PostgreSQL and a local S3 server
 	@mkdir -p .local
 	@scripts/chromium.sh
 	@$(WITH_DB); export DATABASE_URL; $(WITH_S3); export AUTOLOADER_TEST_S3_ENDPOINT; \
-	  $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .local/test.log; \
-	  scripts/test-summary.sh .local/test.log
+	  rc=0; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .local/test.log || rc=$$?; \
+	  scripts/test-summary.sh .local/test.log; exit $$rc
 
 .PHONY: screenshots
 screenshots: ## Take the README's screenshots of the dashboard (docs/screenshots/) in headless Chromium
