@@ -37,11 +37,9 @@ comment on table run_stats_folds is
     'Per ingestion, the fold watermark: its loads for ticks (or manual triggers) before folded_before, '
     'except those written over a day after their tick, are in run_stats.';
 
--- The loads written over a day after their tick: what the statistics read live below the fold
--- watermark. The predicate is false for every run the ticker or a claim writes on time, so the
--- engine's inserts and updates evaluate it and add nothing (BENCHMARKS.md, "Run statistics").
-create index runs_late_ticks on runs (ingestion_id, scheduled_for)
-    where queued_at - scheduled_for > interval '1 day';
+-- The loads written over a day after their tick, which the statistics read live below the fold
+-- watermark, are found through the partial index runs_late_ticks, built without blocking the
+-- engine's writes by migration 20261130000025.
 
 -- What decides whether and where a finished run is counted is history: refused a change, as its
 -- status is (migration 0011). A column-list trigger: an UPDATE that sets none of these columns
