@@ -287,6 +287,19 @@ pub async fn run_stats_read(
                         else date_trunc('day', win.from_at, 'UTC') + interval '1 day' end as d1,
                    date_trunc('day', now(), 'UTC') as d2
             from win
+        ), buckets as (
+            -- run_stats_days is `like run_stats`: the same columns in the same order.
+            select s.* from run_stats s, days
+            where s.ingestion_id = $2 and s.tenant_id = $1
+              and s.hour_start >= days.from_at and s.hour_start < days.d1 and s.hour_start <= now()
+            union all
+            select s.* from run_stats_days s, days
+            where s.ingestion_id = $2 and s.tenant_id = $1
+              and s.day_start >= days.d1 and s.day_start < days.d2
+            union all
+            select s.* from run_stats s, days
+            where s.ingestion_id = $2 and s.tenant_id = $1
+              and s.hour_start >= greatest(days.d1, days.d2) and s.hour_start <= now()
         ), live as (
             select r.id, r.status, r.finished_at, r.files_processed, r.rows_ingested,
                    r.bytes_read, r.started_at, r.scheduled_for
@@ -389,29 +402,7 @@ pub async fn run_stats_read(
                s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
                s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
                s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
-        from run_stats s, days
-        where s.ingestion_id = $2 and s.tenant_id = $1
-          and s.hour_start >= days.from_at and s.hour_start < days.d1 and s.hour_start <= now()
-        union all
-        select (select win.from_at from win), now(), 0,
-               s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
-               s.files_loaded, s.rows_loaded, s.bytes_loaded,
-               s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
-               s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
-               s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
-        from run_stats_days s, days
-        where s.ingestion_id = $2 and s.tenant_id = $1
-          and s.day_start >= days.d1 and s.day_start < days.d2
-        union all
-        select (select win.from_at from win), now(), 0,
-               s.succeeded, s.failed, s.cancelled, s.skipped, s.missed,
-               s.files_loaded, s.rows_loaded, s.bytes_loaded,
-               s.duration_count, s.duration_sum_ms, s.duration_max_ms, s.duration_hist,
-               s.lateness_count, s.lateness_sum_ms, s.lateness_max_ms, s.lateness_hist,
-               s.last_success_at, s.last_success_run, s.last_failure_at, s.last_failure_run
-        from run_stats s, days
-        where s.ingestion_id = $2 and s.tenant_id = $1
-          and s.hour_start >= greatest(days.d1, days.d2) and s.hour_start <= now()
+        from buckets s
         "#,
         tenant_id,
         ingestion_id,
