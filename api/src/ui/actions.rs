@@ -4,6 +4,8 @@
 //! a run already active, the 404 of another tenant's ingestion) are the API's. The answer is the
 //! ingestion's page with the outcome in `#action-message`, under the refusal's status.
 
+use std::future::Future;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -15,6 +17,7 @@ use super::detail::{self, Outcome};
 use super::layout;
 use super::session::UiSession;
 use super::Refusal;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::model::RetryRequest;
@@ -50,6 +53,30 @@ async fn answer<T>(
     }
 }
 
+/// One action on ingestion `id`: the CSRF check, then `call` with the session's caller (an admin
+/// session gets the API's refusal), then the ingestion's page with the outcome.
+async fn act<T, Fut>(
+    state: &AppState,
+    session: &UiSession,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    id: Uuid,
+    call: impl FnOnce(AppState, Caller) -> Fut,
+    ok: impl FnOnce(T) -> String,
+) -> Response
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    if let Some(refused) = session.csrf_refusal(headers, csrf) {
+        return refused;
+    }
+    let result = match session.caller() {
+        Ok(caller) => call(state.clone(), caller).await,
+        Err(e) => Err(e),
+    };
+    answer(state, session, id, result, ok).await
+}
+
 pub async fn run_now(
     State(state): State<AppState>,
     session: UiSession,
@@ -57,14 +84,17 @@ pub async fn run_now(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
-        return refused;
-    }
-    let result = match session.caller() {
-        Ok(caller) => crate::runs::trigger(State(state.clone()), caller, ApiPath(id)).await,
-        Err(e) => Err(e),
-    };
-    answer(&state, &session, id, result, |_| "Run queued.".to_owned()).await
+    let call = |s, caller| crate::runs::trigger(State(s), caller, ApiPath(id));
+    act(
+        &state,
+        &session,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        call,
+        |_| "Run queued.".to_owned(),
+    )
+    .await
 }
 
 pub async fn enable(
@@ -74,16 +104,16 @@ pub async fn enable(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
-        return refused;
-    }
-    let result = match session.caller() {
-        Ok(caller) => crate::ingestions::enable(State(state.clone()), caller, ApiPath(id)).await,
-        Err(e) => Err(e),
-    };
-    answer(&state, &session, id, result, |_| {
-        "Schedule enabled.".to_owned()
-    })
+    let call = |s, caller| crate::ingestions::enable(State(s), caller, ApiPath(id));
+    act(
+        &state,
+        &session,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        call,
+        |_| "Schedule enabled.".to_owned(),
+    )
     .await
 }
 
@@ -94,23 +124,21 @@ pub async fn disable(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
-        return refused;
-    }
     // The API's own body, so its checks of the reason (length, NUL) apply as they are.
     let body = serde_json::json!({ "reason": form.reason.unwrap_or_default() }).to_string();
-    let result = match session.caller() {
-        Ok(caller) => {
-            crate::ingestions::disable(State(state.clone()), caller, ApiPath(id), body.into()).await
-        }
-        Err(e) => Err(e),
-    };
-    answer(&state, &session, id, result, |row| {
-        match &row.0.paused_reason {
+    let call = |s, caller| crate::ingestions::disable(State(s), caller, ApiPath(id), body.into());
+    act(
+        &state,
+        &session,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        call,
+        |row| match &row.0.paused_reason {
             Some(reason) => format!("Schedule disabled: {reason}"),
             None => "Schedule disabled.".to_owned(),
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -121,26 +149,27 @@ pub async fn retry(
     ApiPath(id): ApiPath<Uuid>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Some(refused) = session.csrf_refusal(&headers, form.csrf.as_deref()) {
-        return refused;
-    }
-    let result = match session.caller() {
-        Ok(caller) => {
-            crate::files::retry(
-                State(state.clone()),
-                caller,
-                ApiPath(id),
-                ApiJson(RetryRequest { paths: None }),
-            )
-            .await
-        }
-        Err(e) => Err(e),
+    let call = |s, caller| {
+        crate::files::retry(
+            State(s),
+            caller,
+            ApiPath(id),
+            ApiJson(RetryRequest { paths: None }),
+        )
     };
-    answer(&state, &session, id, result, |r| match r.0.count {
-        0 => "There were no rejected files to retry.".to_owned(),
-        1 => "1 rejected file will be read again at the next run.".to_owned(),
-        n => format!("{n} rejected files will be read again at the next run."),
-    })
+    act(
+        &state,
+        &session,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        call,
+        |r| match r.0.count {
+            0 => "There were no rejected files to retry.".to_owned(),
+            1 => "1 rejected file will be read again at the next run.".to_owned(),
+            n => format!("{n} rejected files will be read again at the next run."),
+        },
+    )
     .await
 }
 
