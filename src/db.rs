@@ -160,6 +160,7 @@ where
 
 /// Applies every pending migration. Safe to run from several processes at once: sqlx holds an
 /// advisory lock while it migrates.
+///
 /// Migrations may rightly run longer than `AUTOLOADER_DB_STATEMENT_TIMEOUT` (an index built on a
 /// big table) and wait longer than `AUTOLOADER_DB_LOCK_TIMEOUT` (for another process migrating):
 /// they run on a connection of their own with both lifted, closed afterwards.
